@@ -1,0 +1,46 @@
+# xrelay — `make demo` and `make test` work on a fresh clone with Python >= 3.11 and Node.js >= 18.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NPM_STAMP := bridge_contracts/node_modules/.installed
+DEMO_DIR := .xrelay/demo
+
+.PHONY: setup demo test lint typecheck unit contracts clean
+
+setup: $(PY_STAMP) $(NPM_STAMP)
+
+$(PY_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NPM_STAMP): bridge_contracts/package.json bridge_contracts/package-lock.json
+	cd bridge_contracts && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The main job at this stage: bring the devnet up, deploy, show it, bring it down (also on failure).
+demo: setup
+	@trap '$(BIN)/xrelay devnet down --state-dir $(DEMO_DIR) >/dev/null 2>&1 || true' EXIT; \
+	$(BIN)/xrelay devnet up --state-dir $(DEMO_DIR) && \
+	$(BIN)/xrelay devnet status --state-dir $(DEMO_DIR) && \
+	$(BIN)/xrelay devnet down --state-dir $(DEMO_DIR)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+contracts: setup
+	$(BIN)/xrelay contracts build
+
+clean:
+	rm -rf $(VENV) bridge_contracts/node_modules .xrelay .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,142 @@
+"""One EVM chain over JSON-RPC, and the account that signs for xrelay on it.
+
+Transactions are signed locally (never by the node) and a revert is raised as `Reverted` with
+the contract's custom error decoded by name and arguments.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import ContractLogicError
+from web3.types import TxParams, TxReceipt
+
+from bridge_contracts import artifacts
+
+_PANIC_REASONS = {
+    0x01: "assertion failed",
+    0x11: "arithmetic overflow or underflow",
+    0x12: "division by zero",
+    0x21: "invalid enum value",
+    0x31: "pop on empty array",
+    0x32: "array index out of bounds",
+    0x41: "out of memory",
+    0x51: "call to an uninitialised function",
+}
+
+
+class Reverted(RuntimeError):
+    """A call or transaction reverted. `error` is the decoded reason, e.g. 'ZeroAmount()'."""
+
+    def __init__(self, what: str, error: str) -> None:
+        super().__init__(f"{what} reverted: {error}")
+        self.error = error
+
+
+@cache
+def _errors_by_selector() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    known: dict[bytes, tuple[str, list[str], list[str]]] = {}
+    for name in artifacts.names():
+        for entry in artifacts.load(name).abi:
+            if entry["type"] == "error":
+                types = [i["type"] for i in entry["inputs"]]
+                signature = f"{entry['name']}({','.join(types)})"
+                known[function_signature_to_4byte_selector(signature)] = (
+                    entry["name"],
+                    [i["name"] for i in entry["inputs"]],
+                    types,
+                )
+    known[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["reason"], ["string"])
+    known[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["code"], ["uint256"])
+    return known
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def decode_revert(data: str | bytes | None) -> str:
+    """Name a revert's return data: `InsufficientLocked(assetId=0x…, locked=5, requested=6)`."""
+    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+    if not raw:
+        return "no reason given"
+    found = _errors_by_selector().get(raw[:4])
+    if found is None:
+        return f"unknown error 0x{raw.hex()}"
+    name, names, types = found
+    values = abi_decode(types, raw[4:])
+    if name == "Panic":
+        return f"Panic({_PANIC_REASONS.get(values[0], hex(values[0]))})"
+    return f"{name}({', '.join(f'{n}={_show(v)}' if n else _show(v) for n, v in zip(names, values))})"
+
+
+def _reverted(what: str, exc: ContractLogicError) -> Reverted:
+    data = exc.data if isinstance(exc.data, str | bytes) else None
+    return Reverted(what, decode_revert(data) if data else str(exc.message or exc))
+
+
+class Chain:
+    def __init__(self, rpc_url: str, signer: LocalAccount, *, request_timeout: float = 30.0) -> None:
+        self.rpc_url = rpc_url
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
+        self.signer = signer
+
+    def with_signer(self, signer: LocalAccount) -> Chain:
+        """The same chain, with transactions signed by another account."""
+        return Chain(self.rpc_url, signer)
+
+    @property
+    def chain_id(self) -> int:
+        return self.w3.eth.chain_id
+
+    def contract(self, name: str, address: str) -> Contract:
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load(name).abi)
+
+    def deploy(self, name: str, *args: Any) -> Contract:
+        artifact = artifacts.load(name)
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        receipt = self.send(factory.constructor(*args), what=f"deploy {name}")
+        address = receipt["contractAddress"]
+        assert address is not None
+        return self.contract(name, address)
+
+    def call(self, fn: ContractFunction) -> Any:
+        try:
+            return fn.call({"from": self.signer.address})
+        except ContractLogicError as exc:
+            raise _reverted(fn.fn_name, exc) from exc
+
+    def send(
+        self,
+        fn: ContractFunction | ContractConstructor,
+        *,
+        value: int = 0,
+        what: str | None = None,
+    ) -> TxReceipt:
+        """Sign and send a contract call; wait for its receipt; raise Reverted if it failed."""
+        what = what or getattr(fn, "fn_name", "transaction")
+        params: TxParams = {
+            "from": self.signer.address,
+            "value": value,
+            "nonce": self.w3.eth.get_transaction_count(self.signer.address, "pending"),
+            "chainId": self.chain_id,
+        }
+        try:
+            tx = fn.build_transaction(params)  # estimates gas: a revert surfaces here, decoded
+        except ContractLogicError as exc:
+            raise _reverted(what, exc) from exc
+        signed = self.signer.sign_transaction(tx)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            raise Reverted(what, f"transaction 0x{tx_hash.hex()} failed in block {receipt['blockNumber']}")
+        return receipt
