@@ -36,15 +36,14 @@ class BuildResult:
     warnings: list[str]
 
 
-def source_files() -> list[Path]:
-    return sorted(SOURCES_DIR.rglob("*.sol"))
-
-
-def compile_sources() -> BuildResult:
-    root = toolchain.PACKAGE_DIR
-    sources = {str(p.relative_to(root)): {"content": p.read_text()} for p in source_files()}
+def compile_sources(sources_dir: Path = SOURCES_DIR) -> BuildResult:
+    """Compile every .sol file under sources_dir; source units are named relative to its parent
+    ("src/AssetRouter.sol"), so a copy elsewhere compiles to identical artifacts."""
+    root = sources_dir.parent
+    files = sorted(sources_dir.rglob("*.sol"))
+    sources = {p.relative_to(root).as_posix(): {"content": p.read_text()} for p in files}
     if not sources:
-        raise CompileError(f"no Solidity sources in {SOURCES_DIR}")
+        raise CompileError(f"no Solidity sources in {sources_dir}")
     request = {"language": "Solidity", "sources": sources, "settings": SETTINGS}
     cmd = [
         toolchain.node(),
@@ -105,11 +104,13 @@ def build(out_dir: Path = ARTIFACTS_DIR) -> BuildResult:
     return result
 
 
-def check(artifacts_dir: Path = ARTIFACTS_DIR) -> list[str]:
+def check(sources_dir: Path = SOURCES_DIR, artifacts_dir: Path = ARTIFACTS_DIR) -> list[str]:
     """Rebuild in memory; describe every difference from the artifacts on disk (empty: all match)."""
-    fresh = compile_sources().artifacts
+    fresh = compile_sources(sources_dir).artifacts
     on_disk = {p.name: p.read_text() for p in artifacts_dir.glob("*.json")}
-    problems = [f"{name}: missing; run `xrelay contracts build`" for name in sorted(set(fresh) - set(on_disk))]
+    problems = [
+        f"{name}: missing; run `xrelay contracts build`" for name in sorted(set(fresh) - set(on_disk))
+    ]
     problems += [f"{name}: no longer built from src/" for name in sorted(set(on_disk) - set(fresh))]
     problems += [
         f"{name}: differs from a fresh build of its sources; run `xrelay contracts build`"

@@ -7,16 +7,15 @@ the contract's custom error decoded by name and arguments.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError
-from web3.types import TxParams, TxReceipt
+from web3.types import TxParams, TxReceipt, Wei
 
 from bridge_contracts import artifacts
 
@@ -40,6 +39,10 @@ class Reverted(RuntimeError):
         self.error = error
 
 
+def _selector(signature: str) -> bytes:
+    return bytes(Web3.keccak(text=signature)[:4])
+
+
 @cache
 def _errors_by_selector() -> dict[bytes, tuple[str, list[str], list[str]]]:
     known: dict[bytes, tuple[str, list[str], list[str]]] = {}
@@ -48,17 +51,19 @@ def _errors_by_selector() -> dict[bytes, tuple[str, list[str], list[str]]]:
             if entry["type"] == "error":
                 types = [i["type"] for i in entry["inputs"]]
                 signature = f"{entry['name']}({','.join(types)})"
-                known[function_signature_to_4byte_selector(signature)] = (
+                known[_selector(signature)] = (
                     entry["name"],
                     [i["name"] for i in entry["inputs"]],
                     types,
                 )
-    known[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["reason"], ["string"])
-    known[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["code"], ["uint256"])
+    known[_selector("Error(string)")] = ("Error", ["reason"], ["string"])
+    known[_selector("Panic(uint256)")] = ("Panic", ["code"], ["uint256"])
     return known
 
 
-def _show(value: Any) -> str:
+def _show(abi_type: str, value: Any) -> str:
+    if abi_type == "address":
+        return Web3.to_checksum_address(value)
     if isinstance(value, bytes):
         return "0x" + value.hex()
     return repr(value) if isinstance(value, str) else str(value)
@@ -76,7 +81,8 @@ def decode_revert(data: str | bytes | None) -> str:
     values = abi_decode(types, raw[4:])
     if name == "Panic":
         return f"Panic({_PANIC_REASONS.get(values[0], hex(values[0]))})"
-    return f"{name}({', '.join(f'{n}={_show(v)}' if n else _show(v) for n, v in zip(names, values))})"
+    shown = (f"{n}={_show(t, v)}" if n else _show(t, v) for n, t, v in zip(names, types, values, strict=True))
+    return f"{name}({', '.join(shown)})"
 
 
 def _reverted(what: str, exc: ContractLogicError) -> Reverted:
@@ -123,20 +129,20 @@ class Chain:
         what: str | None = None,
     ) -> TxReceipt:
         """Sign and send a contract call; wait for its receipt; raise Reverted if it failed."""
-        what = what or getattr(fn, "fn_name", "transaction")
+        label = what if what is not None else str(getattr(fn, "fn_name", "transaction"))
         params: TxParams = {
             "from": self.signer.address,
-            "value": value,
+            "value": Wei(value),
             "nonce": self.w3.eth.get_transaction_count(self.signer.address, "pending"),
             "chainId": self.chain_id,
         }
         try:
             tx = fn.build_transaction(params)  # estimates gas: a revert surfaces here, decoded
         except ContractLogicError as exc:
-            raise _reverted(what, exc) from exc
-        signed = self.signer.sign_transaction(tx)
+            raise _reverted(label, exc) from exc
+        signed = self.signer.sign_transaction(cast(dict[str, Any], tx))
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
-            raise Reverted(what, f"transaction 0x{tx_hash.hex()} failed in block {receipt['blockNumber']}")
+            raise Reverted(label, f"transaction 0x{tx_hash.hex()} failed in block {receipt['blockNumber']}")
         return receipt

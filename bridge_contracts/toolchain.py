@@ -40,7 +40,9 @@ def _missing(what: str, path: Path) -> ToolchainMissing:
 def node() -> str:
     found = shutil.which("node")
     if found is None:
-        raise ToolchainMissing("node (Node.js) is not on PATH: install Node.js 18 or newer, then `make setup`")
+        raise ToolchainMissing(
+            "node (Node.js) is not on PATH: install Node.js 18 or newer, then `make setup`"
+        )
     return found
 
 

@@ -75,14 +75,23 @@ def devnet() -> None:
 
 @devnet.command("up")
 @click.option("--l2", type=int, default=2, show_default=True, help="How many institution chains.")
-@click.option("--block-time", type=float, default=None, help="Seconds per block (default: a block per transaction).")
+@click.option(
+    "--block-time", type=float, default=None, help="Seconds per block (default: a block per transaction)."
+)
 @state_dir_option
 def devnet_up(l2: int, block_time: float | None, state_dir: Path) -> None:
     """Start the L1 and N institution chains, deploy the contracts, write manifest and configs."""
     with console.status(f"starting L1 and {l2} institution chains, deploying contracts"):
         manifest = devnet_ops.up(state_dir, l2=l2, block_time=block_time)
-    console.print(f"devnet up; manifest: {Path(manifest['state_dir']) / devnet_ops.MANIFEST}")
-    _print_devnet(manifest)
+    table = _table("devnet up", "chain", "chain id", "rpc url", "pid")
+    for node in [manifest["l1"], *manifest["chains"]]:
+        table.add_row(node["name"], str(node["chain_id"]), node["rpc_url"], str(node["pid"]))
+    console.print(table)
+    for node in manifest["chains"]:
+        console.print(f"config for {node['name']}: {node['config']}")
+    console.print(
+        f"manifest: {Path(manifest['state_dir']) / devnet_ops.MANIFEST}; `xrelay devnet status` shows it"
+    )
 
 
 @devnet.command("status")
@@ -94,42 +103,32 @@ def devnet_status(state_dir: Path) -> None:
         console.print(f"no devnet in {state_dir.resolve()}")
         return
     manifest, nodes = found
-    table = Table(title=f"devnet in {manifest['state_dir']}")
-    for column in ("chain", "chain id", "rpc url", "pid", "state", "block"):
-        table.add_column(column)
+    table = _table(
+        f"devnet in {manifest['state_dir']}", "chain", "chain id", "rpc url", "pid", "state", "block"
+    )
     for node in nodes:
         state = "[green]running[/green]" if node.running else "[red]stopped[/red]"
         block = "-" if node.block is None else str(node.block)
         table.add_row(node.name, str(node.chain_id), node.rpc_url, str(node.pid), state, block)
     console.print(table)
-    _print_devnet(manifest, nodes_table=False)
-
-
-def _print_devnet(manifest: dict[str, Any], *, nodes_table: bool = True) -> None:
-    if nodes_table:
-        table = Table(title="chains")
-        for column in ("chain", "chain id", "rpc url", "pid", "operator"):
-            table.add_column(column)
-        for node in [manifest["l1"], *manifest["chains"]]:
-            row = (node["name"], str(node["chain_id"]), node["rpc_url"], str(node["pid"]), node.get("operator", "-"))
-            table.add_row(*row)
-        console.print(table)
-    contracts_table = Table(title="contracts")
-    for column in ("chain", "contract", "address"):
-        contracts_table.add_column(column)
+    contracts_table = _table("contracts", "chain", "contract", "address")
     for node in [manifest["l1"], *manifest["chains"]]:
         for name, address in node["contracts"].items():
             contracts_table.add_row(node["name"], name, address)
     console.print(contracts_table)
-    accounts = Table(title=manifest["accounts_note"])
-    for column in ("#", "address", "private key", "role"):
-        accounts.add_column(column)
+    accounts = _table(manifest["accounts_note"], "#", "address", "private key", "role")
     for account in manifest["accounts"]:
         accounts.add_row(str(account["index"]), account["address"], account["private_key"], account["role"])
     console.print(accounts)
     for node in manifest["chains"]:
-        if "config" in node:
-            console.print(f"config for {node['name']}: {node['config']}")
+        console.print(f"config for {node['name']}: {node['config']}")
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")  # wrap, never cut: addresses and keys get copied
+    return table
 
 
 @devnet.command("down")
@@ -151,9 +150,8 @@ def config() -> None:
 def config_check(file: Path) -> None:
     """Validate an institution config and print a summary of it."""
     loaded = institution_config.load(file)
-    table = Table(title=f"{file}: valid", show_header=False)
-    table.add_column("key", style="bold")
-    table.add_column("value")
+    table = _table(f"{file}: valid", "key", "value")
+    table.show_header = False
     for label, value in institution_config.summary(loaded):
         table.add_row(label, value)
     console.print(table)

@@ -121,9 +121,7 @@ def up(state_dir: Path, *, l2: int = 2, block_time: float | None = None) -> dict
     try:
         specs = [("l1", L1_CHAIN_ID)] + [(institution_name(i), FIRST_L2_CHAIN_ID + i) for i in range(l2)]
         for name, chain_id in specs:
-            started.append(
-                anvil.start(chain_id, logs / f"{name}.log", block_time=block_time, detach=True)
-            )
+            started.append(anvil.start(chain_id, logs / f"{name}.log", block_time=block_time, detach=True))
         manifest = _new_manifest(state_dir, specs, started, block_time)
         _write_manifest(state_dir, manifest)  # pids on disk before anything else can fail
         for entry, node in zip(manifest["chains"], started[1:], strict=True):
@@ -164,7 +162,12 @@ def _new_manifest(
         if 1 <= index < len(entries):
             role = f"{entries[index]['name']} operator"
         accounts.append(
-            {"index": index, "address": account.address, "private_key": "0x" + account.key.hex(), "role": role}
+            {
+                "index": index,
+                "address": account.address,
+                "private_key": "0x" + account.key.hex(),
+                "role": role,
+            }
         )
     return {
         "status": "starting",
@@ -221,7 +224,10 @@ def _write_institution_config(state_dir: Path, manifest: dict[str, Any], entry: 
         "peers": peers,
         "batch": {"capacity": 16, "max_wait_seconds": 2.0},
         "store": {"path": f"{name}.sqlite"},
-        "admin": {"listen": f"127.0.0.1:{anvil.free_port()}", "token_env": f"XRELAY_{env_prefix}_ADMIN_TOKEN"},
+        "admin": {
+            "listen": f"127.0.0.1:{anvil.free_port()}",
+            "token_env": f"XRELAY_{env_prefix}_ADMIN_TOKEN",
+        },
     }
     path = state_dir / f"{name}.toml"
     header = (

@@ -101,7 +101,8 @@ def test_register_token_records_id_and_metadata(layer_a: Layer) -> None:
     assert layer_a.router.functions.assetIdOfToken(token.address).call() == aid
     data = layer_a.router.functions.assetDataOf(aid).call()
     assert data == encode(
-        ["uint256", "address", "string", "string", "uint8"], [layer_a.chain_id, token.address, "Deposit", "DEP", 6]
+        ["uint256", "address", "string", "string", "uint8"],
+        [layer_a.chain_id, token.address, "Deposit", "DEP", 6],
     )
 
 
@@ -131,7 +132,7 @@ def test_only_outbox_locks_and_only_inbox_releases(layer_a: Layer) -> None:
     aid = asset_id(layer_a.chain_id, NATIVE)
     layer_a.lock_or_burn(aid, USER.address, 5, value=5)
     user = layer_a.chain.with_signer(USER)
-    with pytest.raises(Reverted, match=r"OnlyOutbox\(caller='0x[0-9a-fA-F]{40}'\)"):
+    with pytest.raises(Reverted, match=rf"OnlyOutbox\(caller={USER.address}\)"):
         user.send(layer_a.router.functions.lockOrBurn(aid, USER.address, 1), value=1)
     with pytest.raises(Reverted, match=r"OnlyInbox"):
         user.send(layer_a.router.functions.releaseOrMint(aid, USER.address, 5, b""))
@@ -174,7 +175,7 @@ def test_native_value_must_equal_amount(layer_a: Layer) -> None:
         layer_a.lock_or_burn(aid, USER.address, 5, value=4)
     with pytest.raises(Reverted, match=r"ZeroAmount"):
         layer_a.lock_or_burn(aid, USER.address, 0, value=0)
-    token, token_id = dev_token(layer_a)
+    _, token_id = dev_token(layer_a)
     with pytest.raises(Reverted, match=r"NativeValueMismatch\(expected=0, received=1\)"):
         layer_a.lock_or_burn(token_id, USER.address, 5, value=1)
 
@@ -184,7 +185,9 @@ def test_release_never_exceeds_what_was_locked(layer_a: Layer) -> None:
     layer_a.lock_or_burn(aid, USER.address, 7, value=7)
     # Value that reaches the router outside lockOrBurn is not releasable: it was never sent.
     layer_a.chain.w3.provider.make_request("anvil_setBalance", [layer_a.router.address, hex(10**20)])  # type: ignore[arg-type]
-    with pytest.raises(Reverted, match=r"InsufficientLocked\(assetId=0x[0-9a-f]{64}, locked=7, requested=8\)"):
+    with pytest.raises(
+        Reverted, match=r"InsufficientLocked\(assetId=0x[0-9a-f]{64}, locked=7, requested=8\)"
+    ):
         layer_a.release_or_mint(aid, OTHER.address, 8, b"")
     layer_a.release_or_mint(aid, OTHER.address, 7, b"")
     with pytest.raises(Reverted, match=r"InsufficientLocked"):
@@ -220,7 +223,9 @@ def test_unknown_assets_are_refused(layer_a: Layer) -> None:
     with pytest.raises(Reverted, match=r"UnknownAsset"):
         layer_a.lock_or_burn(unknown, USER.address, 1)
     # An unregistered asset of this chain was never locked, whatever the message claims.
-    data = encode(["uint256", "address", "string", "string", "uint8"], [layer_a.chain_id, OTHER.address, "", "", 18])
+    data = encode(
+        ["uint256", "address", "string", "string", "uint8"], [layer_a.chain_id, OTHER.address, "", "", 18]
+    )
     with pytest.raises(Reverted, match=r"UnknownAsset"):
         layer_a.release_or_mint(unknown, USER.address, 1, data)
 
@@ -242,10 +247,14 @@ def test_first_arrival_deploys_bridged_token_at_create2_address(layer_a: Layer, 
     assert bridged.functions.originChainId().call() == layer_a.chain_id
     assert bridged.functions.originToken().call() == token.address
     assert bridged.functions.balanceOf(OTHER.address).call() == 500
-    init_code = layer_b.chain.w3.eth.contract(
-        abi=bridged.abi, bytecode=artifacts.load("BridgedToken").bytecode
-    ).constructor("Deposit", "DEP", 6, aid, layer_a.chain_id, token.address).data_in_transaction
-    expected = keccak(b"\xff" + bytes.fromhex(layer_b.router.address[2:]) + aid + keccak(hexstr=init_code))[12:]
+    init_code = (
+        layer_b.chain.w3.eth.contract(abi=bridged.abi, bytecode=artifacts.load("BridgedToken").bytecode)
+        .constructor("Deposit", "DEP", 6, aid, layer_a.chain_id, token.address)
+        .data_in_transaction
+    )
+    expected = keccak(b"\xff" + bytes.fromhex(layer_b.router.address[2:]) + aid + keccak(hexstr=init_code))[
+        12:
+    ]
     assert bridged.address == to_checksum_address(expected)
     # A bridged token of ours cannot be registered again as if this chain were its origin.
     with pytest.raises(Reverted, match=r"BridgedTokenNotOrigin"):
@@ -254,7 +263,9 @@ def test_first_arrival_deploys_bridged_token_at_create2_address(layer_a: Layer, 
 
 def test_asset_data_must_match_the_asset_id(layer_a: Layer, layer_b: Layer) -> None:
     _, aid = dev_token(layer_a)
-    forged = encode(["uint256", "address", "string", "string", "uint8"], [layer_a.chain_id, OTHER.address, "X", "X", 18])
+    forged = encode(
+        ["uint256", "address", "string", "string", "uint8"], [layer_a.chain_id, OTHER.address, "X", "X", 18]
+    )
     with pytest.raises(Reverted, match=r"AssetDataMismatch"):
         layer_b.release_or_mint(aid, USER.address, 1, forged)
 

@@ -1,0 +1,190 @@
+"""`xrelay devnet up|status|down` through the real command: nodes, deployment, manifest, configs,
+and that down stops exactly the processes up started."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from web3 import Web3
+
+from relayer import config
+
+XRELAY = [sys.executable, "-m", "relayer"]
+
+
+def xrelay(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*XRELAY, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def manifest_of(state_dir: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((state_dir / "manifest.json").read_text())
+    return manifest
+
+
+def node_pids(manifest: dict[str, Any]) -> list[int]:
+    return [manifest["l1"]["pid"], *(c["pid"] for c in manifest["chains"])]
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture
+def devnet(tmp_path: Path) -> Iterator[Path]:
+    """A devnet with two institution chains, brought down at the end whatever the test did."""
+    state_dir = tmp_path / "devnet"
+    result = xrelay("devnet", "up", "--state-dir", str(state_dir))
+    assert result.returncode == 0, result.stderr
+    pids = node_pids(manifest_of(state_dir))
+    try:
+        yield state_dir
+    finally:
+        if (state_dir / "manifest.json").exists():
+            xrelay("devnet", "down", "--state-dir", str(state_dir))
+        for pid in pids:  # a failing test must not leave nodes behind either
+            if not gone(pid):
+                psutil.Process(pid).kill()
+
+
+def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
+    manifest = manifest_of(devnet)
+    assert manifest["status"] == "up"
+    nodes = [manifest["l1"], *manifest["chains"]]
+    assert [n["name"] for n in nodes] == ["l1", "bank-a", "bank-b"]
+    assert len({n["chain_id"] for n in nodes}) == 3
+    assert len({n["rpc_url"] for n in nodes}) == 3
+    for node in nodes:
+        w3 = Web3(Web3.HTTPProvider(node["rpc_url"]))
+        assert w3.eth.chain_id == node["chain_id"]
+        assert Path(node["log"]).is_file()
+        assert Path(psutil.Process(node["pid"]).cmdline()[0]).name == "anvil"
+        for address in node["contracts"].values():
+            assert len(w3.eth.get_code(address)) > 0
+    for chain in manifest["chains"]:
+        assert set(chain["contracts"]) == {"asset_router", "deposit_token"}
+        loaded = config.load(chain["config"])
+        assert loaded.institution == chain["name"]
+        assert loaded.chain.chain_id == chain["chain_id"]
+        assert loaded.chain.rpc_urls == (chain["rpc_url"],)
+        assert loaded.chain.contracts.asset_router == chain["contracts"]["asset_router"]
+        assert loaded.chain.signer.resolve().address == chain["operator"]
+        assert [p.chain_id for p in loaded.peers] == [
+            c["chain_id"] for c in manifest["chains"] if c is not chain
+        ]
+        assert loaded.l1.chain_id == manifest["l1"]["chain_id"]
+    assert len(manifest["accounts"]) == 10
+    assert "DEVNET ONLY" in manifest["accounts_note"]
+
+
+def test_status_shows_running_nodes(devnet: Path) -> None:
+    result = xrelay("devnet", "status", "--state-dir", str(devnet))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("│ running │") == 3
+    for node in [manifest_of(devnet)["l1"], *manifest_of(devnet)["chains"]]:
+        assert str(node["pid"]) in result.stdout
+
+
+def test_second_up_is_refused(devnet: Path) -> None:
+    before = manifest_of(devnet)
+    result = xrelay("devnet", "up", "--state-dir", str(devnet))
+    assert result.returncode != 0
+    assert "already running" in result.stderr
+    assert "xrelay devnet down" in result.stderr
+    assert manifest_of(devnet) == before  # the running devnet is untouched
+
+
+def test_down_stops_every_node_and_leaves_logs(devnet: Path) -> None:
+    manifest = manifest_of(devnet)
+    result = xrelay("devnet", "down", "--state-dir", str(devnet))
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 10
+    while not all(gone(pid) for pid in node_pids(manifest)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(gone(pid) for pid in node_pids(manifest))
+    assert not (devnet / "manifest.json").exists()
+    assert all(Path(n["log"]).is_file() for n in manifest["chains"])
+    status = xrelay("devnet", "status", "--state-dir", str(devnet))
+    assert "no devnet" in status.stdout
+    again = xrelay("devnet", "down", "--state-dir", str(devnet))
+    assert again.returncode != 0 and "no devnet was started" in again.stderr
+
+
+def test_down_never_stops_a_process_it_did_not_start(tmp_path: Path) -> None:
+    """A stale manifest whose pid now belongs to another program: down leaves that program alone."""
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        entry = {
+            "name": "l1",
+            "chain_id": 900,
+            "rpc_url": "http://127.0.0.1:1",
+            "port": 1,
+            "pid": bystander.pid,
+        }
+        (tmp_path / "manifest.json").write_text(json.dumps({"l1": entry, "chains": []}))
+        result = xrelay("devnet", "down", "--state-dir", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert "none were still running" in result.stdout
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_block_time_and_single_chain(tmp_path: Path) -> None:
+    state_dir = tmp_path / "timed"
+    result = xrelay("devnet", "up", "--l2", "1", "--block-time", "0.5", "--state-dir", str(state_dir))
+    assert result.returncode == 0, result.stderr
+    manifest = manifest_of(state_dir)
+    try:
+        assert [c["name"] for c in manifest["chains"]] == ["bank-a"]
+        w3 = Web3(Web3.HTTPProvider(manifest["l1"]["rpc_url"]))
+        first = w3.eth.block_number
+        time.sleep(1.5)
+        assert w3.eth.block_number > first  # blocks come on time, not per transaction
+    finally:
+        assert xrelay("devnet", "down", "--state-dir", str(state_dir)).returncode == 0
+    assert all(gone(pid) for pid in node_pids(manifest))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--l2", "0"], "--l2 must be between 1 and 8, not 0"),
+        (["--l2", "9"], "--l2 must be between 1 and 8, not 9"),
+        (["--block-time", "-1"], "--block-time must be positive"),
+    ],
+)
+def test_bad_arguments_are_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    result = xrelay("devnet", "up", *args, "--state-dir", str(tmp_path))
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_missing_toolchain_says_run_make_setup(tmp_path: Path) -> None:
+    result = xrelay("devnet", "up", "--state-dir", str(tmp_path), env={"XRELAY_NODE_MODULES": str(tmp_path)})
+    assert result.returncode != 0
+    assert "anvil not found" in result.stderr
+    assert "make setup" in result.stderr
+    assert "Traceback" not in result.stderr
+    build = xrelay("contracts", "build", env={"XRELAY_NODE_MODULES": str(tmp_path)})
+    assert "solc not found" in build.stderr and "make setup" in build.stderr
