@@ -70,7 +70,7 @@ state_dir_option = click.option(
 
 @cli.group()
 def devnet() -> None:
-    """Run a local network (L1 and institution chains on anvil) for development. DEVNET ONLY."""
+    """Local L1 and institution chains on anvil, for development only."""
 
 
 @devnet.command("up")
@@ -142,7 +142,7 @@ def devnet_down(state_dir: Path) -> None:
 
 @cli.group()
 def config() -> None:
-    """Institution configuration files."""
+    """Validate institution config files."""
 
 
 @config.command("check")

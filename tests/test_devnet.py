@@ -188,3 +188,19 @@ def test_missing_toolchain_says_run_make_setup(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     build = xrelay("contracts", "build", env={"XRELAY_NODE_MODULES": str(tmp_path)})
     assert "solc not found" in build.stderr and "make setup" in build.stderr
+
+
+def test_up_over_a_stale_manifest(tmp_path: Path) -> None:
+    """A manifest left by a devnet whose nodes are gone (a reboot, a kill) does not block a new one."""
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # its pid is now free: the stale manifest points at nothing
+    entry = {"name": "l1", "chain_id": 900, "rpc_url": "http://127.0.0.1:1", "port": 1, "pid": finished.pid}
+    (tmp_path / "manifest.json").write_text(json.dumps({"l1": entry, "chains": []}))
+    result = xrelay("devnet", "up", "--l2", "1", "--state-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    manifest = manifest_of(tmp_path)
+    try:
+        assert manifest["status"] == "up"
+        assert manifest["l1"]["pid"] != finished.pid
+    finally:
+        assert xrelay("devnet", "down", "--state-dir", str(tmp_path)).returncode == 0

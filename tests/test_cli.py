@@ -1,0 +1,67 @@
+"""The `xrelay` command itself: what it lists, and how it reports an operator's mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from relayer.cli import cli
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_help_lists_each_command_with_its_purpose() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    assert "contracts  Build and check the Solidity contracts." in out
+    assert "devnet     Local L1 and institution chains on anvil, for development only." in out
+    assert "config     Validate institution config files." in out
+    for group, commands in {
+        "contracts": ["build"],
+        "devnet": ["up", "status", "down"],
+        "config": ["check"],
+    }.items():
+        code, out, _ = run(group, "--help")
+        assert code == 0
+        assert all(f"  {command} " in out for command in commands)
+
+
+def test_contracts_check_passes_on_the_committed_artifacts() -> None:
+    code, out, _ = run("contracts", "build", "--check")
+    assert code == 0
+    assert "artifacts match the sources" in out
+
+
+def test_config_check_summarises_a_valid_file() -> None:
+    code, out, _ = run("config", "check", str(CONFIGS / "bank-b.toml"))
+    assert code == 0
+    assert "valid" in out
+    assert "bank-b" in out
+    assert "902" in out
+    assert "embedded broker" in out
+
+
+def test_config_check_lists_every_problem_without_a_traceback(tmp_path: Path) -> None:
+    text = (CONFIGS / "bank-a.toml").read_text()
+    text = text.replace("capacity = 16", "capacity = 12").replace(
+        'listen = "127.0.0.1:8701"', 'listen = "nowhere"'
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    code, out, err = run("config", "check", str(bad))
+    assert code == 1
+    assert f"{bad}: batch.capacity: must be a power of two from 8 to 1024" in err
+    assert f"{bad}: admin.listen: " in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_config_check_of_a_missing_file(tmp_path: Path) -> None:
+    code, _, err = run("config", "check", str(tmp_path / "absent.toml"))
+    assert code == 1
+    assert f"{tmp_path / 'absent.toml'}: no such file" in err
