@@ -6,7 +6,7 @@ the contract's custom error decoded by name and arguments.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, cast
 
 from eth_abi.abi import decode as abi_decode
@@ -93,14 +93,15 @@ def _reverted(what: str, exc: ContractLogicError) -> Reverted:
 class Chain:
     def __init__(self, rpc_url: str, signer: LocalAccount, *, request_timeout: float = 30.0) -> None:
         self.rpc_url = rpc_url
+        self.request_timeout = request_timeout
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
         self.signer = signer
 
     def with_signer(self, signer: LocalAccount) -> Chain:
         """The same chain, with transactions signed by another account."""
-        return Chain(self.rpc_url, signer)
+        return Chain(self.rpc_url, signer, request_timeout=self.request_timeout)
 
-    @property
+    @cached_property
     def chain_id(self) -> int:
         return self.w3.eth.chain_id
 
@@ -114,12 +115,6 @@ class Chain:
         address = receipt["contractAddress"]
         assert address is not None
         return self.contract(name, address)
-
-    def call(self, fn: ContractFunction) -> Any:
-        try:
-            return fn.call({"from": self.signer.address})
-        except ContractLogicError as exc:
-            raise _reverted(fn.fn_name, exc) from exc
 
     def send(
         self,

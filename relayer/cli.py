@@ -11,7 +11,9 @@ from rich.table import Table
 
 from bridge_contracts import build as contract_build
 from bridge_contracts.anvil import AnvilError
+from bridge_contracts.artifacts import ArtifactMissing
 from bridge_contracts.build import CompileError
+from bridge_contracts.chain import Reverted
 from bridge_contracts.toolchain import ToolchainMissing
 from relayer import config as institution_config
 from relayer import devnet as devnet_ops
@@ -21,7 +23,15 @@ from relayer.devnet import DevnetError
 console = Console(highlight=False)
 
 # Errors that are the operator's to fix: shown as one clear message, never as a traceback.
-OPERATOR_ERRORS = (ConfigError, DevnetError, ToolchainMissing, CompileError, AnvilError)
+OPERATOR_ERRORS = (
+    ConfigError,
+    DevnetError,
+    ToolchainMissing,
+    CompileError,
+    AnvilError,
+    ArtifactMissing,
+    Reverted,
+)
 
 
 class XrelayGroup(click.Group):

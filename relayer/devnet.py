@@ -90,8 +90,9 @@ def _our_process(node: dict[str, Any]) -> psutil.Process | None:
             return None
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
-    ours = bool(cmdline) and Path(cmdline[0]).name == "anvil" and str(node["port"]) in cmdline
-    return process if ours else None
+    is_anvil = bool(cmdline) and Path(cmdline[0]).name == "anvil"
+    port = cmdline[cmdline.index("--port") + 1] if "--port" in cmdline[:-1] else None
+    return process if is_anvil and port == str(node["port"]) else None
 
 
 def _running(manifest: dict[str, Any]) -> list[dict[str, Any]]:
