@@ -6,15 +6,24 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := bridge_contracts/node_modules/.installed
 DEMO_DIR := .xrelay/demo
 
-.PHONY: setup demo test lint typecheck unit contracts clean
+.PHONY: setup demo test lint typecheck unit contracts constraints clean
 
 setup: $(PY_STAMP) $(NPM_STAMP)
 
-$(PY_STAMP): pyproject.toml
+$(PY_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# Re-resolve the Python dependencies and record the versions (run the tests, then commit both files).
+constraints:
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	{ head -n 2 constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.tmp
+	mv constraints.tmp constraints.txt
+	touch $(PY_STAMP)
 
 $(NPM_STAMP): bridge_contracts/package.json bridge_contracts/package-lock.json
 	cd bridge_contracts && npm ci --no-audit --no-fund --loglevel=error
