@@ -94,11 +94,10 @@ def devnet_up(l2: int, block_time: float | None, state_dir: Path) -> None:
     with console.status(f"starting L1 and {l2} institution chains, deploying contracts"):
         manifest = devnet_ops.up(state_dir, l2=l2, block_time=block_time)
     table = _table("devnet up", "chain", "chain id", "rpc url", "pid")
-    for node in [manifest["l1"], *manifest["chains"]]:
+    for node in devnet_ops.nodes(manifest):
         table.add_row(node["name"], str(node["chain_id"]), node["rpc_url"], str(node["pid"]))
     console.print(table)
-    for node in manifest["chains"]:
-        console.print(f"config for {node['name']}: {node['config']}")
+    _print_configs(manifest)
     console.print(
         f"manifest: {Path(manifest['state_dir']) / devnet_ops.MANIFEST}; `xrelay devnet status` shows it"
     )
@@ -122,14 +121,18 @@ def devnet_status(state_dir: Path) -> None:
         table.add_row(node.name, str(node.chain_id), node.rpc_url, str(node.pid), state, block)
     console.print(table)
     contracts_table = _table("contracts", "chain", "contract", "address")
-    for node in [manifest["l1"], *manifest["chains"]]:
-        for name, address in node["contracts"].items():
-            contracts_table.add_row(node["name"], name, address)
+    for entry in devnet_ops.nodes(manifest):
+        for name, address in entry["contracts"].items():
+            contracts_table.add_row(entry["name"], name, address)
     console.print(contracts_table)
     accounts = _table(manifest["accounts_note"], "#", "address", "private key", "role")
     for account in manifest["accounts"]:
         accounts.add_row(str(account["index"]), account["address"], account["private_key"], account["role"])
     console.print(accounts)
+    _print_configs(manifest)
+
+
+def _print_configs(manifest: dict[str, Any]) -> None:
     for node in manifest["chains"]:
         console.print(f"config for {node['name']}: {node['config']}")
 

@@ -77,7 +77,8 @@ def _write_manifest(state_dir: Path, manifest: dict[str, Any]) -> None:
     tmp.replace(path)  # atomic: a reader never sees half a manifest
 
 
-def _nodes(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def nodes(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of a manifest: the L1 first, then the institution chains."""
     return [manifest["l1"], *manifest["chains"]]
 
 
@@ -96,7 +97,7 @@ def _our_process(node: dict[str, Any]) -> psutil.Process | None:
 
 
 def _running(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    return [node for node in _nodes(manifest) if _our_process(node) is not None]
+    return [node for node in nodes(manifest) if _our_process(node) is not None]
 
 
 def up(state_dir: Path, *, l2: int = 2, block_time: float | None = None) -> dict[str, Any]:
@@ -154,20 +155,20 @@ def _new_manifest(
         }
         for (name, chain_id), node in zip(specs, nodes, strict=True)
     ]
-    for index, entry in enumerate(entries[1:], start=1):
+    roles = {DEPLOYER_ACCOUNT: "deployer", USER_ACCOUNT: "user"}
+    for index, entry in enumerate(entries[1:], start=1):  # institution k is operated by dev account k
+        entry["operator_account"] = index
         entry["operator"] = anvil.dev_account(index).address
+        roles[index] = f"{entry['name']} operator"
     accounts = []
     for index in range(anvil.DEV_ACCOUNT_COUNT):
         account = anvil.dev_account(index)
-        role = "deployer" if index == DEPLOYER_ACCOUNT else "user" if index == USER_ACCOUNT else ""
-        if 1 <= index < len(entries):
-            role = f"{entries[index]['name']} operator"
         accounts.append(
             {
                 "index": index,
                 "address": account.address,
                 "private_key": "0x" + account.key.hex(),
-                "role": role,
+                "role": roles.get(index, ""),
             }
         )
     return {
@@ -215,7 +216,7 @@ def _write_institution_config(state_dir: Path, manifest: dict[str, Any], entry: 
             "confirmations": 0,
             "contracts": {"asset_router": entry["contracts"]["asset_router"]},
             # anvil's well-known dev account: DEVNET ONLY, its key is public
-            "signer": {"devnet_account": manifest["chains"].index(entry) + 1},
+            "signer": {"devnet_account": entry["operator_account"]},
         },
         "l1": {
             "chain_id": manifest["l1"]["chain_id"],
@@ -246,7 +247,7 @@ def status(state_dir: Path) -> tuple[dict[str, Any], list[NodeStatus]] | None:
     if manifest is None:
         return None
     rows = []
-    for node in _nodes(manifest):
+    for node in nodes(manifest):
         running = _our_process(node) is not None
         block = None
         if running:
@@ -254,7 +255,7 @@ def status(state_dir: Path) -> tuple[dict[str, Any], list[NodeStatus]] | None:
                 w3 = Web3(Web3.HTTPProvider(node["rpc_url"], request_kwargs={"timeout": 2}))
                 block = w3.eth.block_number
             except Exception:  # running but not answering: shown as no block
-                block = None
+                pass
         rows.append(NodeStatus(node["name"], node["chain_id"], node["rpc_url"], node["pid"], running, block))
     return manifest, rows
 
@@ -265,7 +266,7 @@ def down(state_dir: Path, *, timeout: float = 10.0) -> list[int]:
     manifest = read_manifest(state_dir)
     if manifest is None:
         raise DevnetError(f"no devnet was started from {state_dir} (no {MANIFEST} there)")
-    processes = [p for p in (_our_process(node) for node in _nodes(manifest)) if p is not None]
+    processes = [p for p in (_our_process(node) for node in nodes(manifest)) if p is not None]
     for process in processes:
         process.send_signal(signal.SIGTERM)
     _, alive = psutil.wait_procs(processes, timeout=timeout)

@@ -17,6 +17,7 @@ import pytest
 from web3 import Web3
 
 from relayer import config
+from relayer.devnet import nodes
 
 XRELAY = [sys.executable, "-m", "relayer"]
 
@@ -38,7 +39,13 @@ def manifest_of(state_dir: Path) -> dict[str, Any]:
 
 
 def node_pids(manifest: dict[str, Any]) -> list[int]:
-    return [manifest["l1"]["pid"], *(c["pid"] for c in manifest["chains"])]
+    return [node["pid"] for node in nodes(manifest)]
+
+
+def write_stale_manifest(state_dir: Path, pid: int) -> None:
+    """A manifest as a devnet leaves it, whose only node's pid is now `pid`."""
+    entry = {"name": "l1", "chain_id": 900, "rpc_url": "http://127.0.0.1:1", "port": 1, "pid": pid}
+    (state_dir / "manifest.json").write_text(json.dumps({"l1": entry, "chains": []}))
 
 
 def gone(pid: int) -> bool:
@@ -68,11 +75,11 @@ def devnet(tmp_path: Path) -> Iterator[Path]:
 def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
     manifest = manifest_of(devnet)
     assert manifest["status"] == "up"
-    nodes = [manifest["l1"], *manifest["chains"]]
-    assert [n["name"] for n in nodes] == ["l1", "bank-a", "bank-b"]
-    assert len({n["chain_id"] for n in nodes}) == 3
-    assert len({n["rpc_url"] for n in nodes}) == 3
-    for node in nodes:
+    all_nodes = nodes(manifest)
+    assert [n["name"] for n in all_nodes] == ["l1", "bank-a", "bank-b"]
+    assert len({n["chain_id"] for n in all_nodes}) == 3
+    assert len({n["rpc_url"] for n in all_nodes}) == 3
+    for node in all_nodes:
         w3 = Web3(Web3.HTTPProvider(node["rpc_url"]))
         assert w3.eth.chain_id == node["chain_id"]
         assert Path(node["log"]).is_file()
@@ -99,7 +106,7 @@ def test_status_shows_running_nodes(devnet: Path) -> None:
     result = xrelay("devnet", "status", "--state-dir", str(devnet))
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("│ running │") == 3
-    for node in [manifest_of(devnet)["l1"], *manifest_of(devnet)["chains"]]:
+    for node in nodes(manifest_of(devnet)):
         assert str(node["pid"]) in result.stdout
 
 
@@ -132,14 +139,7 @@ def test_down_never_stops_a_process_it_did_not_start(tmp_path: Path) -> None:
     """A stale manifest whose pid now belongs to another program: down leaves that program alone."""
     bystander = subprocess.Popen(["sleep", "60"])
     try:
-        entry = {
-            "name": "l1",
-            "chain_id": 900,
-            "rpc_url": "http://127.0.0.1:1",
-            "port": 1,
-            "pid": bystander.pid,
-        }
-        (tmp_path / "manifest.json").write_text(json.dumps({"l1": entry, "chains": []}))
+        write_stale_manifest(tmp_path, bystander.pid)
         result = xrelay("devnet", "down", "--state-dir", str(tmp_path))
         assert result.returncode == 0, result.stderr
         assert "none were still running" in result.stdout
@@ -194,8 +194,7 @@ def test_up_over_a_stale_manifest(tmp_path: Path) -> None:
     """A manifest left by a devnet whose nodes are gone (a reboot, a kill) does not block a new one."""
     finished = subprocess.Popen(["true"])
     finished.wait()  # its pid is now free: the stale manifest points at nothing
-    entry = {"name": "l1", "chain_id": 900, "rpc_url": "http://127.0.0.1:1", "port": 1, "pid": finished.pid}
-    (tmp_path / "manifest.json").write_text(json.dumps({"l1": entry, "chains": []}))
+    write_stale_manifest(tmp_path, finished.pid)
     result = xrelay("devnet", "up", "--l2", "1", "--state-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     manifest = manifest_of(tmp_path)
