@@ -55,9 +55,12 @@ def compile_sources(sources_dir: Path = SOURCES_DIR) -> BuildResult:
         str(toolchain.node_modules()),
     ]
     # solcjs exits before a piped stdout drains (output cut at 64 KiB); writes to a file are synchronous.
-    with tempfile.TemporaryFile("w+") as out:
+    # Its synchronous read of a piped stdin can fail with EAGAIN on a large request: give it a file too.
+    with tempfile.TemporaryFile("w+") as request_file, tempfile.TemporaryFile("w+") as out:
+        json.dump(request, request_file)
+        request_file.seek(0)
         proc = subprocess.run(
-            cmd, input=json.dumps(request), stdout=out, stderr=subprocess.PIPE, text=True, check=False
+            cmd, stdin=request_file, stdout=out, stderr=subprocess.PIPE, text=True, check=False
         )
         out.seek(0)
         text = out.read()

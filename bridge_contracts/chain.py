@@ -6,6 +6,9 @@ the contract's custom error decoded by name and arguments.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
 from functools import cache, cached_property
 from typing import Any, cast
 
@@ -18,6 +21,7 @@ from web3.exceptions import ContractLogicError
 from web3.types import TxParams, TxReceipt, Wei
 
 from bridge_contracts import artifacts
+from bridge_contracts.build import ARTIFACTS_DIR
 
 _PANIC_REASONS = {
     0x01: "assertion failed",
@@ -85,6 +89,44 @@ def decode_revert(data: str | bytes | None) -> str:
     return f"{name}({', '.join(shown)})"
 
 
+class LinkError(RuntimeError):
+    """A contract's bytecode calls a library that was not given an address."""
+
+
+_PLACEHOLDER = re.compile(r"__\$[0-9a-f]{34}\$__")
+
+
+def library_placeholder(qualified_name: str) -> str:
+    """solc's link placeholder for a public library: `__$` + the first 34 hex digits of
+    keccak256("src/generated/PoseidonT3.sol:PoseidonT3") + `$__`."""
+    return f"__${Web3.keccak(text=qualified_name).hex().removeprefix('0x')[:34]}$__"
+
+
+def _qualified_name(library: str) -> str:
+    """ "src/x/Lib.sol:Lib" as given, or the committed artifact's source unit for a bare "Lib"."""
+    if ":" in library:
+        return library
+    artifacts.load(library)  # a clear error when there is no such artifact
+    source: str = json.loads((ARTIFACTS_DIR / f"{library}.json").read_text())["sourceName"]
+    return f"{source}:{library}"
+
+
+def link(name: str, bytecode: str, libraries: Mapping[str, str]) -> str:
+    """Fill the library placeholders of `bytecode` (contract `name`) with the given addresses, keyed
+    by library name ("PoseidonT3") or fully qualified name ("src/generated/PoseidonT3.sol:PoseidonT3")."""
+    for library, address in libraries.items():
+        if not Web3.is_address(address):
+            raise LinkError(f"{name}: library {library} has no valid address: {address!r}")
+        placeholder = library_placeholder(_qualified_name(library))
+        bytecode = bytecode.replace(placeholder, Web3.to_checksum_address(address)[2:].lower())
+    missing = sorted(set(_PLACEHOLDER.findall(bytecode)))
+    if missing:
+        known = {library_placeholder(_qualified_name(n)): n for n in artifacts.names()}
+        names = ", ".join(sorted(known.get(p, f"unknown library {p}") for p in missing))
+        raise LinkError(f"{name} calls libraries that were not linked: {names}; pass their addresses")
+    return bytecode
+
+
 def _reverted(what: str, exc: ContractLogicError) -> Reverted:
     data = exc.data if isinstance(exc.data, str | bytes) else None
     return Reverted(what, decode_revert(data) if data else str(exc.message or exc))
@@ -108,9 +150,11 @@ class Chain:
     def contract(self, name: str, address: str) -> Contract:
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load(name).abi)
 
-    def deploy(self, name: str, *args: Any) -> Contract:
+    def deploy(self, name: str, *args: Any, libraries: Mapping[str, str] | None = None) -> Contract:
+        """Deploy contract `name`, its public-library calls linked to `libraries` (name -> address)."""
         artifact = artifacts.load(name)
-        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        bytecode = link(name, artifact.bytecode, libraries or {})
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=bytecode)
         receipt = self.send(factory.constructor(*args), what=f"deploy {name}")
         address = receipt["contractAddress"]
         assert address is not None

@@ -65,6 +65,14 @@ def solcjs() -> Path:
     return path
 
 
+def snarkjs() -> Path:
+    """snarkjs's command-line script (a dev tool: the reference our proof formats are checked against)."""
+    path = node_modules() / "snarkjs" / "cli.js"
+    if not path.is_file():
+        raise _missing("snarkjs", path)
+    return path
+
+
 def solc_version() -> str:
     """The compiler version: the solc npm package's version is the compiler's own."""
     manifest = solcjs().parent / "package.json"

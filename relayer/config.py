@@ -205,6 +205,8 @@ class ContractsConfig(_Section):
 
     asset_router: _Address
     """The AssetRouter contract, which locks, mints and releases value-carrying messages."""
+    outbox: _Address
+    """The Outbox contract, where every message leaving the chain is numbered, hashed and emitted."""
 
 
 class SignerConfig(_Section):

@@ -126,8 +126,10 @@ def up(state_dir: Path, *, l2: int = 2, block_time: float | None = None) -> dict
             started.append(anvil.start(chain_id, logs / f"{name}.log", block_time=block_time, detach=True))
         manifest = _new_manifest(state_dir, specs, started, block_time)
         _write_manifest(state_dir, manifest)  # pids on disk before anything else can fail
+        chain_ids = [chain_id for _, chain_id in specs]
         for entry, node in zip(manifest["chains"], started[1:], strict=True):
-            entry["contracts"] = _deploy_institution(node, entry)
+            destinations = [c for c in chain_ids if c != entry["chain_id"]]
+            entry["contracts"] = _deploy_institution(node, entry, destinations)
         for entry in manifest["chains"]:
             entry["config"] = str(_write_institution_config(state_dir, manifest, entry))
         manifest["status"] = "up"
@@ -183,8 +185,10 @@ def _new_manifest(
     }
 
 
-def _deploy_institution(node: AnvilNode, entry: dict[str, Any]) -> dict[str, str]:
-    """The asset layer on an institution chain, plus a tokenized deposit the institution issues."""
+def _deploy_institution(node: AnvilNode, entry: dict[str, Any], destinations: list[int]) -> dict[str, str]:
+    """An institution chain's contracts: the asset layer with a tokenized deposit the institution
+    issues, and the Outbox (owned by the operator) open to L1 and every other institution. The router
+    is connected once the Inbox exists, which comes with the L1 Hub."""
     deployer = Chain(node.rpc_url, anvil.dev_account(DEPLOYER_ACCOUNT))
     router = deploy.deploy_asset_router(deployer)
     letter = entry["name"].removeprefix("bank-").upper()
@@ -192,7 +196,11 @@ def _deploy_institution(node: AnvilNode, entry: dict[str, Any]) -> dict[str, str
     for holder in (entry["operator"], anvil.dev_account(USER_ACCOUNT).address):
         deployer.send(token.functions.mint(holder, DEV_TOKEN_SUPPLY))
     deployer.send(router.functions.registerToken(token.address))
-    return {"asset_router": router.address, "deposit_token": token.address}
+    outbox = deploy.deploy_outbox(deployer, router.address, owner=entry["operator"])
+    operator = deployer.with_signer(anvil.dev_account(entry["operator_account"]))
+    for chain_id in destinations:
+        operator.send(outbox.functions.setDestination(chain_id, True))
+    return {"asset_router": router.address, "outbox": outbox.address, "deposit_token": token.address}
 
 
 def _write_institution_config(state_dir: Path, manifest: dict[str, Any], entry: dict[str, Any]) -> Path:
@@ -214,7 +222,7 @@ def _write_institution_config(state_dir: Path, manifest: dict[str, Any], entry: 
             "chain_id": entry["chain_id"],
             "rpc_urls": [entry["rpc_url"]],
             "confirmations": 0,
-            "contracts": {"asset_router": entry["contracts"]["asset_router"]},
+            "contracts": {name: entry["contracts"][name] for name in ("asset_router", "outbox")},
             # anvil's well-known dev account: DEVNET ONLY, its key is public
             "signer": {"devnet_account": entry["operator_account"]},
         },

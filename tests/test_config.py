@@ -23,6 +23,7 @@ rpc_urls = ["http://127.0.0.1:8546"]
 
 [chain.contracts]
 asset_router = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+outbox = "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853"
 
 [chain.signer]
 devnet_account = 1
@@ -146,6 +147,8 @@ BAD = [
     ("bad institution", 'institution = "bank-a"', 'institution = "Bank A"', "institution",
      "not a valid name"),
     ("missing section", ADMIN, "", "admin", "required section is missing"),
+    ("missing outbox", 'outbox = "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853"\n', "",
+     "chain.contracts.outbox", "required key is missing"),
     ("unknown key", 'rpc_urls = ["http://127.0.0.1:8546"]', 'rpc_url = ["http://127.0.0.1:8546"]',
      "chain.rpc_url", "unknown key 'rpc_url' (did you mean 'rpc_urls'?)"),
     ("unknown section", ADMIN, ADMIN + "[peer]\nname = 'x'\n", "peer", "did you mean 'peers'?"),
@@ -253,7 +256,7 @@ def test_toml_syntax_error(tmp_path: Path) -> None:
     [(key, message)] = problems_of(path)
     assert key == ""
     assert message.startswith("invalid TOML")
-    assert "line 19" in message
+    assert "line 20" in message
     assert str(config.ConfigError(path, [(key, message)])).startswith(f"{path}: invalid TOML")
 
 

@@ -17,10 +17,10 @@ def test_committed_artifacts_match_a_fresh_build() -> None:
 def test_check_notices_an_edited_source(tmp_path: Path) -> None:
     sources = tmp_path / "src"
     shutil.copytree(build.SOURCES_DIR, sources)
-    router = sources / "AssetRouter.sol"
-    router.write_text(router.read_text() + "\n// an edit the artifacts have not seen\n")
+    token = sources / "devnet" / "DevToken.sol"  # imported by no other source
+    token.write_text(token.read_text() + "\n// an edit the artifacts have not seen\n")
     assert build.check(sources) == [
-        "AssetRouter.json: differs from a fresh build of its sources; run `xrelay contracts build`"
+        "DevToken.json: differs from a fresh build of its sources; run `xrelay contracts build`"
     ]
 
 

@@ -87,7 +87,7 @@ def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
         for address in node["contracts"].values():
             assert len(w3.eth.get_code(address)) > 0
     for chain in manifest["chains"]:
-        assert set(chain["contracts"]) == {"asset_router", "deposit_token"}
+        assert set(chain["contracts"]) == {"asset_router", "outbox", "deposit_token"}
         loaded = config.load(chain["config"])
         assert loaded.institution == chain["name"]
         assert loaded.chain.chain_id == chain["chain_id"]

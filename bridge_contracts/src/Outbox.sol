@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {AssetRouter} from "./AssetRouter.sol";
+import {PoseidonT3} from "./generated/PoseidonT3.sol";
+import {PoseidonT6} from "./generated/PoseidonT6.sol";
+
+/// @title Outbox
+/// @notice Where every message leaving this chain starts. It numbers the message, takes its value
+///         through the AssetRouter (lock or burn), computes the message leaf and folds it into the
+///         rolling outbox hash that the chain's batch proofs start and end on, and emits the whole
+///         message: the chain's daemon batches what this contract emits, and the batch proof shows
+///         that the batch hashes from one outboxHash to the next.
+///
+///         leaf       = Poseidon(destChainId, assetId >> 128, assetId & (2^128 - 1), amount, body)
+///         body       = uint256(keccak256(abi.encode(sourceChainId, nonce, sender, target, data, assetData))) >> 8
+///         outboxHash = Poseidon(outboxHash, leaf), starting at 0
+///
+///         Every field element is below the BN254 scalar field: chain ids are 64-bit, the asset id is
+///         split into 128-bit halves, amounts are refused from 2^128 up, body keeps 248 bits.
+contract Outbox is Ownable2Step {
+    struct Message {
+        uint64 sourceChainId;
+        uint64 destChainId;
+        uint64 nonce;
+        address sender;
+        address target;
+        /// @dev 0 when the message carries no value.
+        bytes32 assetId;
+        uint256 amount;
+        bytes data;
+        /// @dev What the destination's AssetRouter needs to deploy the bridged token; empty without value.
+        bytes assetData;
+    }
+
+    uint256 public constant MAX_AMOUNT = type(uint128).max;
+
+    AssetRouter public immutable router;
+    uint64 public immutable chainId;
+
+    /// @notice The nonce the next message gets; also the number of messages sent so far.
+    uint64 public nonce;
+    /// @notice Poseidon rolling hash over the leaves of every message sent so far, in nonce order.
+    uint256 public outboxHash;
+    mapping(uint64 chainId => bool) public isDestination;
+
+    event DestinationSet(uint64 indexed chainId, bool allowed);
+    event MessageSent(uint64 indexed destChainId, uint64 indexed nonce, uint256 leaf, uint256 outboxHash, Message message);
+
+    error ChainIdTooLarge(uint256 chainId);
+    error SelfDestination(uint64 chainId);
+    error UnknownDestination(uint64 destChainId);
+    error ZeroTarget();
+    error ZeroAmount();
+    error AmountTooLarge(uint256 amount, uint256 max);
+
+    constructor(AssetRouter router_, address owner_) Ownable(owner_) {
+        if (block.chainid > type(uint64).max) revert ChainIdTooLarge(block.chainid);
+        router = router_;
+        chainId = uint64(block.chainid);
+    }
+
+    /// @notice Allows or forbids sending to a chain (the chain's peerings, set by its operator).
+    function setDestination(uint64 destChainId, bool allowed) external onlyOwner {
+        if (destChainId == chainId) revert SelfDestination(destChainId);
+        isDestination[destChainId] = allowed;
+        emit DestinationSet(destChainId, allowed);
+    }
+
+    /// @notice Sends a message without value: `target` is called with `data` on the destination.
+    function send(uint64 destChainId, address target, bytes calldata data)
+        external
+        returns (uint64 messageNonce, uint256 leaf)
+    {
+        _checkRoute(destChainId, target);
+        return _send(destChainId, target, data, bytes32(0), 0, "");
+    }
+
+    /// @notice Sends a message carrying `amount` of an asset, taken from the sender by the router:
+    ///         the native token comes as msg.value, an origin ERC-20 needs the router's allowance.
+    function sendWithAsset(uint64 destChainId, address target, bytes calldata data, bytes32 assetId, uint256 amount)
+        external
+        payable
+        returns (uint64 messageNonce, uint256 leaf)
+    {
+        if (amount == 0) revert ZeroAmount();
+        if (amount > MAX_AMOUNT) revert AmountTooLarge(amount, MAX_AMOUNT);
+        _checkRoute(destChainId, target);
+        bytes memory assetData = router.lockOrBurn{value: msg.value}(assetId, msg.sender, amount);
+        return _send(destChainId, target, data, assetId, amount, assetData);
+    }
+
+    function _checkRoute(uint64 destChainId, address target) private view {
+        if (!isDestination[destChainId]) revert UnknownDestination(destChainId);
+        if (target == address(0)) revert ZeroTarget();
+    }
+
+    function _send(
+        uint64 destChainId,
+        address target,
+        bytes calldata data,
+        bytes32 assetId,
+        uint256 amount,
+        bytes memory assetData
+    ) private returns (uint64 messageNonce, uint256 leaf) {
+        messageNonce = nonce++;
+        Message memory message =
+            Message(chainId, destChainId, messageNonce, msg.sender, target, assetId, amount, data, assetData);
+        leaf = leafOf(message);
+        uint256 rolled = PoseidonT3.hash([outboxHash, leaf]);
+        outboxHash = rolled;
+        emit MessageSent(destChainId, messageNonce, leaf, rolled, message);
+    }
+
+    /// @notice The message's leaf, as the batch circuit and the destination's Inbox compute it.
+    function leafOf(Message memory message) public pure returns (uint256) {
+        uint256 body = uint256(
+            keccak256(
+                abi.encode(
+                    message.sourceChainId, message.nonce, message.sender, message.target, message.data, message.assetData
+                )
+            )
+        ) >> 8;
+        uint256 assetId = uint256(message.assetId);
+        return PoseidonT6.hash([uint256(message.destChainId), assetId >> 128, assetId & MAX_AMOUNT, message.amount, body]);
+    }
+}

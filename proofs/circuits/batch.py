@@ -1,0 +1,250 @@
+"""The batch circuit: the statement every batch proof makes (DESIGN.md §2, docs/protocol.md "Batches").
+
+For capacity N (a power of two) and K value slots, given up to N message leaf preimages and `count`:
+
+- the outbox rolling hash goes from `hStart` to `hEnd` over exactly the first `count` messages;
+- `batchRoot` is the Poseidon Merkle root of their leaves, padded with PADDING_LEAF after `count`;
+- every amount is below 2^128;
+- each value-carrying message sits in exactly one slot whose (destination, asset) is its own, and
+  each slot's public amount is the sum of its messages' amounts;
+- chain id, batch number and count are public inputs, bound to the proof.
+
+Public inputs, in order: chainId, batchNumber, count, hStart, hEnd, batchRoot, slotDest[0..K-1],
+slotAssetHi[0..K-1], slotAssetLo[0..K-1], slotAmount[0..K-1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache, partial
+
+from proofs import merkle
+from proofs.field import split128
+from proofs.message import AMOUNT_BITS, LeafPreimage, roll
+from proofs.r1cs import LC, R1CS, Builder, gadgets, weighted_sum
+
+DEFAULT_SLOTS = 4
+MIN_CAPACITY, MAX_CAPACITY = 8, 1024
+
+
+class BatchError(ValueError):
+    """The batch cannot be proven as given: the message says which part and why."""
+
+
+@dataclass(frozen=True)
+class ValueSlot:
+    """Value leaving the chain in one batch for one (destination chain, asset)."""
+
+    dest_chain_id: int = 0
+    asset_id: int = 0
+    amount: int = 0
+
+    def key(self) -> tuple[int, int]:
+        return self.dest_chain_id, self.asset_id
+
+    def fields(self) -> list[int]:
+        asset_hi, asset_lo = split128(self.asset_id)
+        return [self.dest_chain_id, asset_hi, asset_lo, self.amount]
+
+
+EMPTY_SLOT = ValueSlot()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Batch `batch_number` of chain `chain_id`: its messages in nonce order, starting from the
+    outbox hash `h_start` that the previous batch ended on."""
+
+    chain_id: int
+    batch_number: int
+    h_start: int
+    messages: tuple[LeafPreimage, ...]
+
+
+@dataclass(frozen=True)
+class PublicInputs:
+    chain_id: int
+    batch_number: int
+    count: int
+    h_start: int
+    h_end: int
+    batch_root: int
+    slots: tuple[ValueSlot, ...] = field(default_factory=tuple)
+
+    def values(self) -> list[int]:
+        """In the circuit's public-input order."""
+        head = [self.chain_id, self.batch_number, self.count, self.h_start, self.h_end, self.batch_root]
+        return head + [x for column in self.slot_columns() for x in column]
+
+    def slot_columns(self) -> list[list[int]]:
+        """[slotDest, slotAssetHi, slotAssetLo, slotAmount], each one value per slot."""
+        return [list(column) for column in zip(*(slot.fields() for slot in self.slots), strict=True)]
+
+
+def value_slots(messages: Sequence[LeafPreimage], slots: int) -> tuple[ValueSlot, ...]:
+    """The value each (destination, asset) receives, in order of first appearance, padded with empty
+    slots to `slots` entries."""
+    totals: dict[tuple[int, int], int] = {}
+    for m in messages:
+        if m.amount:
+            totals[m.dest_chain_id, m.asset_id] = totals.get((m.dest_chain_id, m.asset_id), 0) + m.amount
+    if len(totals) > slots:
+        raise BatchError(
+            f"the batch sends value to {len(totals)} (destination, asset) pairs; "
+            f"the circuit has {slots} slots"
+        )
+    filled = tuple(ValueSlot(dest, asset, amount) for (dest, asset), amount in totals.items())
+    return filled + (EMPTY_SLOT,) * (slots - len(filled))
+
+
+class BatchCircuit:
+    """The batch circuit for one capacity and slot count; its R1CS is built once per process."""
+
+    def __init__(self, capacity: int, slots: int = DEFAULT_SLOTS) -> None:
+        if capacity & (capacity - 1) or not MIN_CAPACITY <= capacity <= MAX_CAPACITY:
+            raise BatchError(
+                f"capacity must be a power of two in [{MIN_CAPACITY}, {MAX_CAPACITY}], not {capacity}"
+            )
+        if slots < 1:
+            raise BatchError(f"a batch circuit needs at least one value slot, not {slots}")
+        self.capacity = capacity
+        self.slots = slots
+
+    @property
+    def r1cs(self) -> R1CS:
+        return _build(self.capacity, self.slots)
+
+    def public_inputs(self, batch: Batch) -> PublicInputs:
+        """What the proof of `batch` states, computed directly from the messages."""
+        self._check_size(batch)
+        h_end = batch.h_start
+        for m in batch.messages:
+            h_end = roll(h_end, m.leaf())
+        root = merkle.batch_root([m.leaf() for m in batch.messages], self.capacity)
+        return PublicInputs(
+            chain_id=batch.chain_id,
+            batch_number=batch.batch_number,
+            count=len(batch.messages),
+            h_start=batch.h_start,
+            h_end=h_end,
+            batch_root=root,
+            slots=value_slots(batch.messages, self.slots),
+        )
+
+    def inputs(self, batch: Batch, public: PublicInputs | None = None) -> dict[str, int | list[int]]:
+        """The circuit's named inputs for `batch`. `public` is what the proof is to state (for
+        example h_end as read from the Outbox, or slots in a given order); by default it is computed
+        from the batch. Inputs the messages contradict are refused here, with the reason."""
+        public = public if public is not None else self.public_inputs(batch)
+        self._check_size(batch)
+        self._check_public(batch, public)
+        n, k = self.capacity, self.slots
+        padding = [0] * (n - len(batch.messages))
+        fields = [m.fields() for m in batch.messages]
+        selectors = [[0] * k for _ in range(n)]
+        keys = [slot.key() for slot in public.slots]
+        for i, m in enumerate(batch.messages):
+            if m.amount:
+                selectors[i][keys.index((m.dest_chain_id, m.asset_id))] = 1
+        named: dict[str, int | list[int]] = dict(zip(PUBLIC_NAMES, public.values(), strict=False))
+        named.update(zip(SLOT_NAMES, public.slot_columns(), strict=True))
+        for index, name in enumerate(MESSAGE_FIELDS):
+            named[name] = [f[index] for f in fields] + padding
+        named["slotSelect"] = [s for row in selectors for s in row]
+        return named
+
+    def witness(self, batch: Batch, public: PublicInputs | None = None) -> list[int]:
+        return self.r1cs.witness(self.inputs(batch, public))
+
+    def _check_size(self, batch: Batch) -> None:
+        if not batch.messages:
+            raise BatchError("a batch holds at least one message")
+        if len(batch.messages) > self.capacity:
+            raise BatchError(
+                f"the batch has {len(batch.messages)} messages; the circuit's capacity is {self.capacity}"
+            )
+
+    def _check_public(self, batch: Batch, public: PublicInputs) -> None:
+        expected = self.public_inputs(batch)
+        if len(public.slots) != self.slots:
+            raise BatchError(f"the circuit has {self.slots} value slots; {len(public.slots)} were given")
+        keys = [slot.key() for slot in public.slots]
+        for i, m in enumerate(batch.messages):
+            if m.amount and (m.dest_chain_id, m.asset_id) not in keys:
+                raise BatchError(
+                    f"message {i} sends asset {m.asset_id:#066x} to chain {m.dest_chain_id}: "
+                    "no value slot has that (destination, asset)"
+                )
+        for name in ("chain_id", "batch_number", "count", "h_start", "h_end", "batch_root"):
+            given, computed = getattr(public, name), getattr(expected, name)
+            if given != computed:
+                hint = " (is h_start the previous batch's h_end?)" if name == "h_end" else ""
+                raise BatchError(f"{name}: {given:#x} was given, the messages give {computed:#x}{hint}")
+        totals = {slot.key(): slot.amount for slot in expected.slots if slot.amount}
+        for slot in public.slots:
+            if slot.amount != totals.pop(slot.key(), 0):
+                raise BatchError(
+                    f"value slot (chain {slot.dest_chain_id}, asset {slot.asset_id:#066x}) "
+                    f"states {slot.amount}; the messages send a different amount"
+                )
+
+
+PUBLIC_NAMES = ("chainId", "batchNumber", "count", "hStart", "hEnd", "batchRoot")
+SLOT_NAMES = ("slotDest", "slotAssetHi", "slotAssetLo", "slotAmount")
+MESSAGE_FIELDS = ("dest", "assetHi", "assetLo", "amount", "body")
+
+
+def _active_hint(capacity: int, values: list[int]) -> list[int]:
+    return [int(i < values[0]) for i in range(capacity)]
+
+
+@cache
+def _build(capacity: int, slots: int) -> R1CS:
+    n, k = capacity, slots
+    b = Builder(f"batch({n},{k})")
+    chain_id, batch_number, count, h_start, h_end, batch_root = (b.public(name) for name in PUBLIC_NAMES)
+    slot_dest, slot_asset_hi, slot_asset_lo, slot_amount = (b.public_array(name, k) for name in SLOT_NAMES)
+    dest, asset_hi, asset_lo, amount, body = (b.private_array(name, n) for name in MESSAGE_FIELDS)
+    select_flat = b.private_array("slotSelect", n * k)
+
+    # active[i] = (i < count): boolean (checked by rolling_hash), 1 first, never 0 then 1, summing to count.
+    with b.scope("active"):
+        active = b.hint("i < count", partial(_active_hint, n), [count], n)
+        gadgets.assert_equal(b, active[0], 1)
+        for i in range(n - 1):
+            b.enforce(active[i + 1], 1 - active[i], 0, label=f"active[{i + 1}] only after active[{i}]")
+        gadgets.assert_equal(b, weighted_sum([1] * n, active), count)
+
+    leaves: list[LC] = []
+    tree_leaves: list[LC] = []
+    contributions: list[list[LC]] = [[] for _ in range(k)]
+    for i in range(n):
+        with b.scope(f"message[{i}]"):
+            gadgets.to_bits(b, amount[i], AMOUNT_BITS, name="amount")
+            leaf = gadgets.poseidon(b, [dest[i], asset_hi[i], asset_lo[i], amount[i], body[i]])
+            leaves.append(leaf)
+            tree_leaves.append(b.mul(active[i], leaf, label="leaf, or padding after count"))
+            # A value-carrying message of the batch sits in exactly one slot, and it is its own.
+            carries_value = b.mul(active[i], 1 - gadgets.is_zero(b, amount[i]), label="carries value")
+            selects = select_flat[i * k : (i + 1) * k]
+            with b.scope("slot"):
+                for flag in selects:
+                    gadgets.assert_boolean(b, flag)
+                gadgets.assert_equal(b, weighted_sum([1] * k, selects), carries_value)
+                for j, flag in enumerate(selects):
+                    for mine, slot in ((dest[i], slot_dest[j]), (asset_hi[i], slot_asset_hi[j])):
+                        b.enforce(flag, slot - mine, 0, label=f"slot {j} matches")
+                    b.enforce(flag, slot_asset_lo[j] - asset_lo[i], 0, label=f"slot {j} matches")
+                    contributions[j].append(b.mul(flag, amount[i], label=f"amount into slot {j}"))
+
+    with b.scope("value slots"):
+        for j in range(k):
+            gadgets.assert_equal(b, weighted_sum([1] * n, contributions[j]), slot_amount[j])
+    with b.scope("h_end"):
+        gadgets.assert_equal(b, gadgets.rolling_hash(b, h_start, leaves, active), h_end)
+    with b.scope("batch_root"):
+        gadgets.assert_equal(b, gadgets.merkle_root(b, tree_leaves), batch_root)
+    b.bind(chain_id)
+    b.bind(batch_number)
+    return b.build()

@@ -1,0 +1,18 @@
+"""The BN254 scalar field, in which Poseidon, the circuits and Groth16 work.
+
+R is the order of BN254's G1 group (EIP-196/EIP-197; circom's and snarkjs's "bn128" Fr):
+21888242871839275222246405745257275088548364400416034343698204186575808495617.
+"""
+
+from __future__ import annotations
+
+R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+
+_MASK_128 = (1 << 128) - 1
+
+
+def split128(x: int) -> tuple[int, int]:
+    """(hi, lo): the high and low 128 bits of a 256-bit integer, e.g. a keccak256 hash, each below R."""
+    if not 0 <= x < 1 << 256:
+        raise ValueError(f"split128 takes a 256-bit unsigned integer, not {x}")
+    return x >> 128, x & _MASK_128
