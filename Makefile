@@ -6,7 +6,9 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := bridge_contracts/node_modules/.installed
 DEMO_DIR := .xrelay/demo
 
-.PHONY: setup demo test lint typecheck unit contracts constraints clean
+BENCH_DIR := bench-results
+
+.PHONY: setup demo test lint typecheck unit bench contracts constraints clean
 
 setup: $(PY_STAMP) $(NPM_STAMP)
 
@@ -48,8 +50,14 @@ unit: setup
 
 test: lint typecheck unit
 
+# Figures, never timed assertions: each benchmark prints a table and writes JSON to $(BENCH_DIR)/.
+bench: setup
+	$(BIN)/python -m benchmarks.poseidon_gas --out $(BENCH_DIR)/poseidon_gas.json
+	$(BIN)/python -m benchmarks.outbox_gas --out $(BENCH_DIR)/outbox_gas.json
+	$(BIN)/python -m benchmarks.batch_circuit --out $(BENCH_DIR)/batch_circuit.json
+
 contracts: setup
 	$(BIN)/xrelay contracts build
 
 clean:
-	rm -rf $(VENV) bridge_contracts/node_modules .xrelay .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) bridge_contracts/node_modules .xrelay .mypy_cache .ruff_cache .pytest_cache $(BENCH_DIR)
