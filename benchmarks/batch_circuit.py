@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from proofs.circuits.batch import Batch, BatchCircuit, _build
+from proofs.circuits.batch import Batch, BatchCircuit, build_r1cs
 from proofs.message import LeafPreimage
 
 CAPACITIES = (8, 16, 64, 256)
@@ -37,7 +37,7 @@ def measure(capacity: int) -> dict[str, float]:
         "build_seconds": round(built, 2),
         "witness_seconds": round(witnessed, 2),
     }
-    _build.cache_clear()  # one circuit in memory at a time
+    build_r1cs.cache_clear()  # one circuit in memory at a time
     return result
 
 

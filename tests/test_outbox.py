@@ -242,3 +242,18 @@ def test_batch_witness_reproduces_the_outbox_hash_and_batch_root(sender: Sender,
     )
     said = re.sub(r"\x1b\[[0-9;]*m", "", check.stdout)  # snarkjs colours its verdict
     assert "WITNESS IS CORRECT" in said, said + check.stderr
+
+
+def test_a_token_that_sends_from_transfer_from_keeps_the_order(sender: Sender) -> None:
+    chain, router, outbox = sender.chain, sender.router, sender.outbox
+    token = chain.deploy("ReentrantToken")
+    chain.send(token.functions.transfer(USER.address, 100))
+    chain.with_signer(USER).send(token.functions.approve(router.address, 100))
+    chain.send(router.functions.registerToken(token.address))
+    chain.send(token.functions.arm(outbox.address, PEER_ID))
+    token_id = bytes(router.functions.assetIdOfToken(token.address).call())
+    receipt = chain.with_signer(USER).send(outbox.functions.sendWithAsset(PEER_ID, TARGET, b"", token_id, 60))
+    inner, outer = sent_messages(outbox, [receipt])
+    assert (inner.message.nonce, inner.message.sender, inner.message.data) == (0, token.address, b"reentered")
+    assert (outer.message.nonce, outer.message.amount) == (1, 60)
+    assert outer.outbox_hash == roll(roll(0, inner.leaf), outer.leaf) == outbox.functions.outboxHash().call()

@@ -35,6 +35,7 @@ contract Outbox is Ownable2Step {
     }
 
     uint256 public constant MAX_AMOUNT = type(uint128).max;
+    uint256 private constant LOW_128 = type(uint128).max;
 
     AssetRouter public immutable router;
     uint64 public immutable chainId;
@@ -87,6 +88,9 @@ contract Outbox is Ownable2Step {
         if (amount == 0) revert ZeroAmount();
         if (amount > MAX_AMOUNT) revert AmountTooLarge(amount, MAX_AMOUNT);
         _checkRoute(destChainId, target);
+        // The value is taken before the message is numbered: a token that calls back into send() from
+        // transferFrom gets the earlier nonce, and nonce order, hash order and event order still agree
+        // (a nested sendWithAsset is refused by the router's reentrancy guard).
         bytes memory assetData = router.lockOrBurn{value: msg.value}(assetId, msg.sender, amount);
         return _send(destChainId, target, data, assetId, amount, assetData);
     }
@@ -123,6 +127,6 @@ contract Outbox is Ownable2Step {
             )
         ) >> 8;
         uint256 assetId = uint256(message.assetId);
-        return PoseidonT6.hash([uint256(message.destChainId), assetId >> 128, assetId & MAX_AMOUNT, message.amount, body]);
+        return PoseidonT6.hash([uint256(message.destChainId), assetId >> 128, assetId & LOW_128, message.amount, body]);
     }
 }

@@ -16,7 +16,7 @@ slotAssetHi[0..K-1], slotAssetLo[0..K-1], slotAmount[0..K-1].
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache, partial
 
 from proofs import merkle
@@ -25,7 +25,6 @@ from proofs.message import AMOUNT_BITS, LeafPreimage, roll
 from proofs.r1cs import LC, R1CS, Builder, gadgets, weighted_sum
 
 DEFAULT_SLOTS = 4
-MIN_CAPACITY, MAX_CAPACITY = 8, 1024
 
 
 class BatchError(ValueError):
@@ -70,7 +69,7 @@ class PublicInputs:
     h_start: int
     h_end: int
     batch_root: int
-    slots: tuple[ValueSlot, ...] = field(default_factory=tuple)
+    slots: tuple[ValueSlot, ...]
 
     def values(self) -> list[int]:
         """In the circuit's public-input order."""
@@ -102,10 +101,10 @@ class BatchCircuit:
     """The batch circuit for one capacity and slot count; its R1CS is built once per process."""
 
     def __init__(self, capacity: int, slots: int = DEFAULT_SLOTS) -> None:
-        if capacity & (capacity - 1) or not MIN_CAPACITY <= capacity <= MAX_CAPACITY:
-            raise BatchError(
-                f"capacity must be a power of two in [{MIN_CAPACITY}, {MAX_CAPACITY}], not {capacity}"
-            )
+        try:
+            merkle.batch_depth(capacity)  # the circuit's capacities are the batch tree's
+        except merkle.MerkleError as exc:
+            raise BatchError(str(exc)) from None
         if slots < 1:
             raise BatchError(f"a batch circuit needs at least one value slot, not {slots}")
         self.capacity = capacity
@@ -113,32 +112,21 @@ class BatchCircuit:
 
     @property
     def r1cs(self) -> R1CS:
-        return _build(self.capacity, self.slots)
+        return build_r1cs(self.capacity, self.slots)
 
     def public_inputs(self, batch: Batch) -> PublicInputs:
         """What the proof of `batch` states, computed directly from the messages."""
-        self._check_size(batch)
-        h_end = batch.h_start
-        for m in batch.messages:
-            h_end = roll(h_end, m.leaf())
-        root = merkle.batch_root([m.leaf() for m in batch.messages], self.capacity)
-        return PublicInputs(
-            chain_id=batch.chain_id,
-            batch_number=batch.batch_number,
-            count=len(batch.messages),
-            h_start=batch.h_start,
-            h_end=h_end,
-            batch_root=root,
-            slots=value_slots(batch.messages, self.slots),
-        )
+        return self._expected(batch, [m.leaf() for m in batch.messages])
 
     def inputs(self, batch: Batch, public: PublicInputs | None = None) -> dict[str, int | list[int]]:
         """The circuit's named inputs for `batch`. `public` is what the proof is to state (for
         example h_end as read from the Outbox, or slots in a given order); by default it is computed
         from the batch. Inputs the messages contradict are refused here, with the reason."""
-        public = public if public is not None else self.public_inputs(batch)
-        self._check_size(batch)
-        self._check_public(batch, public)
+        expected = self._expected(batch, [m.leaf() for m in batch.messages])
+        if public is None:
+            public = expected
+        else:
+            self._check_public(batch, public, expected)
         n, k = self.capacity, self.slots
         padding = [0] * (n - len(batch.messages))
         fields = [m.fields() for m in batch.messages]
@@ -147,7 +135,9 @@ class BatchCircuit:
         for i, m in enumerate(batch.messages):
             if m.amount:
                 selectors[i][keys.index((m.dest_chain_id, m.asset_id))] = 1
-        named: dict[str, int | list[int]] = dict(zip(PUBLIC_NAMES, public.values(), strict=False))
+        named: dict[str, int | list[int]] = dict(
+            zip(PUBLIC_NAMES, public.values()[: len(PUBLIC_NAMES)], strict=True)
+        )
         named.update(zip(SLOT_NAMES, public.slot_columns(), strict=True))
         for index, name in enumerate(MESSAGE_FIELDS):
             named[name] = [f[index] for f in fields] + padding
@@ -157,16 +147,27 @@ class BatchCircuit:
     def witness(self, batch: Batch, public: PublicInputs | None = None) -> list[int]:
         return self.r1cs.witness(self.inputs(batch, public))
 
-    def _check_size(self, batch: Batch) -> None:
+    def _expected(self, batch: Batch, leaves: list[int]) -> PublicInputs:
         if not batch.messages:
             raise BatchError("a batch holds at least one message")
         if len(batch.messages) > self.capacity:
             raise BatchError(
                 f"the batch has {len(batch.messages)} messages; the circuit's capacity is {self.capacity}"
             )
+        h_end = batch.h_start
+        for leaf in leaves:
+            h_end = roll(h_end, leaf)
+        return PublicInputs(
+            chain_id=batch.chain_id,
+            batch_number=batch.batch_number,
+            count=len(batch.messages),
+            h_start=batch.h_start,
+            h_end=h_end,
+            batch_root=merkle.batch_root(leaves, self.capacity),
+            slots=value_slots(batch.messages, self.slots),
+        )
 
-    def _check_public(self, batch: Batch, public: PublicInputs) -> None:
-        expected = self.public_inputs(batch)
+    def _check_public(self, batch: Batch, public: PublicInputs, expected: PublicInputs) -> None:
         if len(public.slots) != self.slots:
             raise BatchError(f"the circuit has {self.slots} value slots; {len(public.slots)} were given")
         keys = [slot.key() for slot in public.slots]
@@ -176,17 +177,23 @@ class BatchCircuit:
                     f"message {i} sends asset {m.asset_id:#066x} to chain {m.dest_chain_id}: "
                     "no value slot has that (destination, asset)"
                 )
-        for name in ("chain_id", "batch_number", "count", "h_start", "h_end", "batch_root"):
+        for name in ("chain_id", "batch_number", "count"):
+            given, computed = getattr(public, name), getattr(expected, name)
+            if given != computed:
+                raise BatchError(f"{name}: {given} was given, the batch has {computed}")
+        for name in ("h_start", "h_end", "batch_root"):
             given, computed = getattr(public, name), getattr(expected, name)
             if given != computed:
                 hint = " (is h_start the previous batch's h_end?)" if name == "h_end" else ""
                 raise BatchError(f"{name}: {given:#x} was given, the messages give {computed:#x}{hint}")
+        # Python fills one slot per (destination, asset): the first one with that key.
         totals = {slot.key(): slot.amount for slot in expected.slots if slot.amount}
         for slot in public.slots:
-            if slot.amount != totals.pop(slot.key(), 0):
+            computed = totals.pop(slot.key(), 0)
+            if slot.amount != computed:
                 raise BatchError(
                     f"value slot (chain {slot.dest_chain_id}, asset {slot.asset_id:#066x}) "
-                    f"states {slot.amount}; the messages send a different amount"
+                    f"states {slot.amount}; the messages send {computed} (in the first slot with that key)"
                 )
 
 
@@ -200,7 +207,8 @@ def _active_hint(capacity: int, values: list[int]) -> list[int]:
 
 
 @cache
-def _build(capacity: int, slots: int) -> R1CS:
+def build_r1cs(capacity: int, slots: int) -> R1CS:
+    """The R1CS, built once per process and (capacity, slots); `build_r1cs.cache_clear()` frees them."""
     n, k = capacity, slots
     b = Builder(f"batch({n},{k})")
     chain_id, batch_number, count, h_start, h_end, batch_root = (b.public(name) for name in PUBLIC_NAMES)
@@ -208,9 +216,11 @@ def _build(capacity: int, slots: int) -> R1CS:
     dest, asset_hi, asset_lo, amount, body = (b.private_array(name, n) for name in MESSAGE_FIELDS)
     select_flat = b.private_array("slotSelect", n * k)
 
-    # active[i] = (i < count): boolean (checked by rolling_hash), 1 first, never 0 then 1, summing to count.
+    # active[i] = (i < count): boolean, 1 first, never 1 after a 0, summing to count.
     with b.scope("active"):
         active = b.hint("i < count", partial(_active_hint, n), [count], n)
+        for flag in active:
+            gadgets.assert_boolean(b, flag)
         gadgets.assert_equal(b, active[0], 1)
         for i in range(n - 1):
             b.enforce(active[i + 1], 1 - active[i], 0, label=f"active[{i + 1}] only after active[{i}]")
@@ -233,9 +243,13 @@ def _build(capacity: int, slots: int) -> R1CS:
                     gadgets.assert_boolean(b, flag)
                 gadgets.assert_equal(b, weighted_sum([1] * k, selects), carries_value)
                 for j, flag in enumerate(selects):
-                    for mine, slot in ((dest[i], slot_dest[j]), (asset_hi[i], slot_asset_hi[j])):
+                    key = (
+                        (dest[i], slot_dest[j]),
+                        (asset_hi[i], slot_asset_hi[j]),
+                        (asset_lo[i], slot_asset_lo[j]),
+                    )
+                    for mine, slot in key:
                         b.enforce(flag, slot - mine, 0, label=f"slot {j} matches")
-                    b.enforce(flag, slot_asset_lo[j] - asset_lo[i], 0, label=f"slot {j} matches")
                     contributions[j].append(b.mul(flag, amount[i], label=f"amount into slot {j}"))
 
     with b.scope("value slots"):
