@@ -17,8 +17,13 @@ class ArtifactMissing(RuntimeError):
 @dataclass(frozen=True)
 class Artifact:
     name: str
+    source_name: str  # "src/generated/PoseidonT3.sol": with the name, what solc links libraries by
     abi: list[dict[str, Any]]
     bytecode: str
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.source_name}:{self.name}"
 
 
 @cache
@@ -27,7 +32,9 @@ def load(name: str) -> Artifact:
     if not path.is_file():
         raise ArtifactMissing(f"no artifact for contract {name} at {path}: run `xrelay contracts build`")
     data = json.loads(path.read_text())
-    return Artifact(name=data["contractName"], abi=data["abi"], bytecode=data["bytecode"])
+    return Artifact(
+        name=data["contractName"], source_name=data["sourceName"], abi=data["abi"], bytecode=data["bytecode"]
+    )
 
 
 def names() -> list[str]:

@@ -6,7 +6,6 @@ the contract's custom error decoded by name and arguments.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from functools import cache, cached_property
@@ -21,7 +20,6 @@ from web3.exceptions import ContractLogicError
 from web3.types import TxParams, TxReceipt, Wei
 
 from bridge_contracts import artifacts
-from bridge_contracts.build import ARTIFACTS_DIR
 
 _PANIC_REASONS = {
     0x01: "assertion failed",
@@ -103,12 +101,8 @@ def library_placeholder(qualified_name: str) -> str:
 
 
 def _qualified_name(library: str) -> str:
-    """ "src/x/Lib.sol:Lib" as given, or the committed artifact's source unit for a bare "Lib"."""
-    if ":" in library:
-        return library
-    artifacts.load(library)  # a clear error when there is no such artifact
-    source: str = json.loads((ARTIFACTS_DIR / f"{library}.json").read_text())["sourceName"]
-    return f"{source}:{library}"
+    """ "src/x/Lib.sol:Lib" as given, or the committed artifact's for a bare "Lib"."""
+    return library if ":" in library else artifacts.load(library).qualified_name
 
 
 def link(name: str, bytecode: str, libraries: Mapping[str, str]) -> str:
