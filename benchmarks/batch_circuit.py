@@ -8,12 +8,10 @@ and to compute a witness for a full batch of value-carrying messages.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
+from benchmarks import arguments, report
 from proofs.circuits.batch import Batch, BatchCircuit, build_r1cs
 from proofs.message import LeafPreimage
 
@@ -52,20 +50,13 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.batch_circuit", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
+    parser = arguments("batch_circuit", __doc__ or "")
     parser.add_argument(
         "--capacity", type=int, action="append", help="capacities to measure (default 8 16 64 256)"
     )
     args = parser.parse_args(argv)
     results = {str(n): measure(n) for n in args.capacity or CAPACITIES}
-    print(table(results))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {args.out}")
+    report(table(results), results, args.out)
     return 0
 
 

@@ -10,74 +10,61 @@ includes the 21,000 base and calldata.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 from web3.contract.contract import ContractFunction
 
+from benchmarks import arguments, local_chain, report
 from bridge_contracts import anvil, deploy
-from bridge_contracts.chain import Chain
 
 CHAIN_ID, DEST = 901, 902
 TARGET = anvil.dev_account(7).address
 
 
 def measure() -> dict[str, int]:
-    with tempfile.TemporaryDirectory() as logs:
-        node = anvil.start(CHAIN_ID, Path(logs) / "anvil.log")
-        try:
-            chain = Chain(node.rpc_url, anvil.dev_account(0))
-            router = deploy.deploy_asset_router(chain)
-            outbox = deploy.deploy_outbox(chain, router.address, owner=chain.signer.address)
-            chain.send(router.functions.connect(outbox.address, anvil.dev_account(2).address))
-            chain.send(outbox.functions.setDestination(DEST, True))
-            token = deploy.deploy_dev_token(chain, "Deposit", "DEP")
-            chain.send(token.functions.mint(chain.signer.address, 10**24))
-            chain.send(token.functions.approve(router.address, 2**256 - 1))
-            chain.send(router.functions.registerToken(token.address))
-            native = router.functions.nativeAssetId().call()
-            token_id = router.functions.assetIdOfToken(token.address).call()
-            kinds: dict[str, tuple[Callable[[], ContractFunction], int]] = {
-                "send, no data": (lambda: outbox.functions.send(DEST, TARGET, b""), 0),
-                "send, 100 bytes of data": (lambda: outbox.functions.send(DEST, TARGET, b"\x01" * 100), 0),
-                "sendWithAsset, native": (
-                    lambda: outbox.functions.sendWithAsset(DEST, TARGET, b"", native, 10**18),
-                    10**18,
-                ),
-                "sendWithAsset, ERC-20": (
-                    lambda: outbox.functions.sendWithAsset(DEST, TARGET, b"", token_id, 10**18),
-                    0,
-                ),
-            }
-            results: dict[str, int] = {}
-            for name, (call, value) in kinds.items():
-                for _ in range(3):
-                    receipt = chain.send(call(), value=value)
-                results[name] = int(receipt["gasUsed"])
-            return results
-        finally:
-            node.stop()
+    with local_chain(CHAIN_ID) as chain:
+        router = deploy.deploy_asset_router(chain)
+        outbox = deploy.deploy_outbox(chain, router.address, owner=chain.signer.address)
+        chain.send(router.functions.connect(outbox.address, anvil.dev_account(2).address))
+        chain.send(outbox.functions.setDestination(DEST, True))
+        token = deploy.deploy_dev_token(chain, "Deposit", "DEP")
+        chain.send(token.functions.mint(chain.signer.address, 10**24))
+        chain.send(token.functions.approve(router.address, 2**256 - 1))
+        chain.send(router.functions.registerToken(token.address))
+        native = router.functions.nativeAssetId().call()
+        token_id = router.functions.assetIdOfToken(token.address).call()
+        kinds: dict[str, tuple[Callable[[], ContractFunction], int]] = {
+            "send, no data": (lambda: outbox.functions.send(DEST, TARGET, b""), 0),
+            "send, 100 bytes of data": (lambda: outbox.functions.send(DEST, TARGET, b"\x01" * 100), 0),
+            "sendWithAsset, native": (
+                lambda: outbox.functions.sendWithAsset(DEST, TARGET, b"", native, 10**18),
+                10**18,
+            ),
+            "sendWithAsset, ERC-20": (
+                lambda: outbox.functions.sendWithAsset(DEST, TARGET, b"", token_id, 10**18),
+                0,
+            ),
+        }
+        results: dict[str, int] = {}
+        for name, (call, value) in kinds.items():
+            for _ in range(3):
+                receipt = chain.send(call(), value=value)
+            results[name] = int(receipt["gasUsed"])
+        return results
+
+
+def table(results: dict[str, int]) -> str:
+    width = max(map(len, results))
+    return "\n".join(
+        [f"{'transaction':<{width}}{'gas':>10}"] + [f"{n:<{width}}{g:>10,}" for n, g in results.items()]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.outbox_gas", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
-    args = parser.parse_args(argv)
+    args = arguments("outbox_gas", __doc__ or "").parse_args(argv)
     results = measure()
-    width = max(map(len, results))
-    print(f"{'transaction':<{width}}{'gas':>10}")
-    for name, gas in results.items():
-        print(f"{name:<{width}}{gas:>10,}")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {args.out}")
+    report(table(results), results, args.out)
     return 0
 
 

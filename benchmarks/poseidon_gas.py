@@ -12,14 +12,9 @@ implementation, the target these libraries aim below.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import tempfile
-from pathlib import Path
 
-from bridge_contracts import anvil
-from bridge_contracts.chain import Chain
+from benchmarks import arguments, local_chain, report
 from bridge_contracts.deploy import deploy_poseidon
 from proofs.poseidon import poseidon
 
@@ -30,23 +25,18 @@ EIP170_LIMIT = 24_576
 
 def measure() -> dict[str, dict[str, int]]:
     """{width t: {"gas": ..., "code_size": ...}} for t = 2..7, keys as strings (JSON)."""
-    with tempfile.TemporaryDirectory() as logs:
-        node = anvil.start(CHAIN_ID, Path(logs) / "anvil.log")
-        try:
-            chain = Chain(node.rpc_url, anvil.dev_account(0))
-            libraries = deploy_poseidon(chain)
-            harness = chain.deploy("PoseidonHarness", libraries=libraries)
-            results: dict[str, dict[str, int]] = {}
-            for t in range(2, 8):
-                inputs = list(range(1, t))
-                digest, gas = getattr(harness.functions, f"hashT{t}")(inputs).call()
-                if digest != poseidon(inputs):
-                    raise AssertionError(f"PoseidonT{t} disagrees with proofs.poseidon on {inputs}")
-                code = chain.w3.eth.get_code(chain.w3.to_checksum_address(libraries[f"PoseidonT{t}"]))
-                results[str(t)] = {"gas": int(gas), "code_size": len(code)}
-            return results
-        finally:
-            node.stop()
+    with local_chain(CHAIN_ID) as chain:
+        libraries = deploy_poseidon(chain)
+        harness = chain.deploy("PoseidonHarness", libraries=libraries)
+        results: dict[str, dict[str, int]] = {}
+        for t in range(2, 8):
+            inputs = list(range(1, t))
+            digest, gas = getattr(harness.functions, f"hashT{t}")(inputs).call()
+            if digest != poseidon(inputs):
+                raise AssertionError(f"PoseidonT{t} disagrees with proofs.poseidon on {inputs}")
+            code = chain.w3.eth.get_code(chain.w3.to_checksum_address(libraries[f"PoseidonT{t}"]))
+            results[str(t)] = {"gas": int(gas), "code_size": len(code)}
+        return results
 
 
 def table(results: dict[str, dict[str, int]]) -> str:
@@ -64,17 +54,9 @@ def table(results: dict[str, dict[str, int]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.poseidon_gas", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
-    args = parser.parse_args(argv)
+    args = arguments("poseidon_gas", __doc__ or "").parse_args(argv)
     results = measure()
-    print(table(results))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {args.out}")
+    report(table(results), results, args.out)
     return 0
 
 
