@@ -1,0 +1,69 @@
+"""The Groth16 prover, snarkjs's way (src/groth16_prove.js), on the numba kernels.
+
+For a witness w (w₀ = 1) and fresh random r, s:
+
+    A  = [α]₁ + Σ wᵢ·[Aᵢ(τ)]₁ + r·[δ]₁
+    B  = [β]₂ + Σ wᵢ·[Bᵢ(τ)]₂ + s·[δ]₂          (and B₁, the same in G1, for C)
+    C  = Σ_{i>ℓ} wᵢ·[Kᵢ/δ]₁ + Σ hⱼ·[Hⱼ]₁ + s·A + r·B₁ − r·s·[δ]₁
+
+where ℓ = n_public and hⱼ are the values of A·B − C on the odd coset (qap.h_values). Each Σ is one
+multi-scalar multiplication; the few extra terms are folded into small ones.
+
+The prover is CPU-bound for seconds: the daemon runs it in a worker process (`ProverWorker`), never on its
+event loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+import numpy as np
+
+from proofs.bn254 import field
+from proofs.bn254.curve import g1_table, g2_table
+from proofs.bn254.msm import msm_g1, msm_g2
+from proofs.field import R
+from proofs.groth16 import qap
+from proofs.groth16.keys import G1Point, G2Point, ProvingKey
+from proofs.groth16.proof import Proof
+
+
+class ProverError(ValueError):
+    """A witness that cannot be proven with this key."""
+
+
+def _combine_g1(points: list[G1Point], scalars: list[int]) -> G1Point:
+    return msm_g1(g1_table(points), field.limbs([k % R for k in scalars]))
+
+
+def _combine_g2(points: list[G2Point], scalars: list[int]) -> G2Point:
+    return msm_g2(g2_table(points), field.limbs([k % R for k in scalars]))
+
+
+def prove(pk: ProvingKey, witness: Sequence[int], *, r: int | None = None, s: int | None = None) -> Proof:
+    """A proof that `witness` satisfies the circuit of `pk`. The witness must satisfy it (as
+    R1CS.witness guarantees): for one that does not, the proof is simply invalid. `r` and `s` are
+    drawn at random unless given (tests give them to compare with snarkjs)."""
+    if len(witness) != pk.n_vars:
+        raise ProverError(f"the witness has {len(witness)} wires; this key's circuit has {pk.n_vars}")
+    if witness[0] != 1:
+        raise ProverError(f"wire 0 of a witness is the constant 1, not {witness[0]}")
+    if any(not 0 <= v < R for v in witness):
+        raise ProverError("every wire of a witness is a field element in [0, r)")
+    r = secrets.randbelow(R) if r is None else r
+    s = secrets.randbelow(R) if s is None else s
+
+    plain = field.limbs(witness)
+    h = qap.h_values(pk.coefficients, field.to_montgomery(plain, R), pk.domain_size)
+    private = np.ascontiguousarray(plain[pk.n_public + 1 :])
+
+    vk = pk.vk
+    a = _combine_g1([vk.alpha_1, msm_g1(pk.a_query, plain), pk.delta_1], [1, 1, r])
+    b1 = _combine_g1([pk.beta_1, msm_g1(pk.b1_query, plain), pk.delta_1], [1, 1, s])
+    b = _combine_g2([vk.beta_2, msm_g2(pk.b2_query, plain), vk.delta_2], [1, 1, s])
+    c = _combine_g1(
+        [msm_g1(pk.c_query, private), msm_g1(pk.h_query, h), a, b1, pk.delta_1],
+        [1, 1, s, r, -r * s],
+    )
+    return Proof(a=a, b=b, c=c)
