@@ -8,7 +8,7 @@ DEMO_DIR := .xrelay/demo
 
 BENCH_DIR := bench-results
 
-.PHONY: setup demo test lint typecheck unit bench contracts constraints clean
+.PHONY: setup demo test lint typecheck unit bench bench-prover contracts constraints clean
 
 setup: $(PY_STAMP) $(NPM_STAMP)
 
@@ -55,6 +55,11 @@ bench: setup
 	$(BIN)/python -m benchmarks.poseidon_gas --out $(BENCH_DIR)/poseidon_gas.json
 	$(BIN)/python -m benchmarks.outbox_gas --out $(BENCH_DIR)/outbox_gas.json
 	$(BIN)/python -m benchmarks.batch_circuit --out $(BENCH_DIR)/batch_circuit.json
+	$(BIN)/python -m benchmarks.verifier_gas --out $(BENCH_DIR)/verifier_gas.json
+
+# Our Groth16 prover beside snarkjs on the same keys and witnesses (several minutes on 2 cores).
+bench-prover: setup
+	$(BIN)/python -m benchmarks.prover --out $(BENCH_DIR)/prover.json
 
 contracts: setup
 	$(BIN)/xrelay contracts build

@@ -13,15 +13,52 @@ conversion and the kernels use them as they are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from proofs.bn254.field import P
 
 G1Point = tuple[int, int]
 G2Point = tuple[tuple[int, int], tuple[int, int]]
 
 G1_INFINITY: G1Point = (0, 0)
 G2_INFINITY: G2Point = ((0, 0), (0, 0))
+
+DEVELOPMENT_LABEL = "xrelay development setup from a known seed: NOT FOR PRODUCTION"
+"""The text that labels a development key wherever it is written (.zkey section, JSON field)."""
+
+# The twist's constant: y² = x³ + 3/(9 + u) over Fp2, i.e. 3·(9 - u)/82.
+_INV_82 = pow(82, -1, P)
+_B2 = (27 * _INV_82 % P, -3 * _INV_82 % P)
+
+
+def _fp2_mul(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    return ((a[0] * b[0] - a[1] * b[1]) % P, (a[0] * b[1] + a[1] * b[0]) % P)
+
+
+def g1_on_curve(point: G1Point) -> bool:
+    """Whether `point` is a point of G1: both coordinates in [0, P) with y² = x³ + 3, or the point at
+    infinity (0, 0). G1 has cofactor 1, so a point on the curve is in the group of order r."""
+    x, y = point
+    if not (0 <= x < P and 0 <= y < P):
+        return False
+    return (x, y) == G1_INFINITY or (y * y - x * x * x - 3) % P == 0
+
+
+def g2_on_curve(point: G2Point) -> bool:
+    """Whether `point` is on the twist y² = x³ + 3/(9 + u) over Fp2 (every coordinate in [0, P)), or the
+    point at infinity. This is NOT a subgroup check: the twist's group has a large cofactor, and
+    proofs.groth16.verifier checks the subgroup too."""
+    (x0, x1), (y0, y1) = point
+    if not all(0 <= c < P for c in (x0, x1, y0, y1)):
+        return False
+    if point == G2_INFINITY:
+        return True
+    x, y = (x0, x1), (y0, y1)
+    lhs = _fp2_mul(y, y)
+    x3 = _fp2_mul(_fp2_mul(x, x), x)
+    return lhs == ((x3[0] + _B2[0]) % P, (x3[1] + _B2[1]) % P)
 
 
 @dataclass(frozen=True)
@@ -78,6 +115,9 @@ class ProvingKey:
     c_query: np.ndarray
     h_query: np.ndarray
     coefficients: Coefficients
+    contributions: bytes | None = field(default=None, compare=False, repr=False)
+    """The .zkey's section 10 (the ceremony's circuit hash and its contributions) exactly as read, kept
+    so that a key read from a file is written back byte for byte; None for a key made here."""
 
     @property
     def n_public(self) -> int:
