@@ -3,6 +3,7 @@ leaf and rolling hash it computes are the ones Python (and so the batch circuit)
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from dataclasses import dataclass
@@ -18,11 +19,17 @@ from web3.contract import Contract
 from bridge_contracts import anvil, deploy, toolchain
 from bridge_contracts.chain import Chain, Reverted
 from bridge_contracts.messages import Message, SentMessage, sent_messages
+from bridge_contracts.verifier_gen import calldata, deploy_verifier
 from proofs import merkle
 from proofs.circuits.batch import Batch, BatchCircuit
 from proofs.formats import r1cs as r1cs_file
+from proofs.formats import snarkjs_json
 from proofs.formats import wtns as wtns_file
+from proofs.groth16.prover import prove
+from proofs.groth16.setup import setup
+from proofs.groth16.verifier import verify
 from proofs.message import roll
+from tests import snarkjs
 
 NATIVE = "0x0000000000000000000000000000000000000001"
 L1_ID, PEER_ID = 900, 902
@@ -242,6 +249,35 @@ def test_batch_witness_reproduces_the_outbox_hash_and_batch_root(sender: Sender,
     )
     said = re.sub(r"\x1b\[[0-9;]*m", "", check.stdout)  # snarkjs colours its verdict
     assert "WITNESS IS CORRECT" in said, said + check.stderr
+
+
+def test_a_batch_proof_of_outbox_messages_verifies_in_py_ecc_solidity_and_snarkjs(
+    sender: Sender, tmp_path: Path
+) -> None:
+    native = sender.native_asset()
+    sent = [
+        sender.send(PEER_ID, b"hello"),
+        sender.send_asset(PEER_ID, native, 10**18, value=10**18, data=b"pay"),
+        sender.send_asset(L1_ID, native, 3, value=3),
+    ]
+    circuit = BatchCircuit(8)
+    witness = circuit.witness(Batch(901, 0, 0, tuple(s.message.preimage() for s in sent)))
+    public = circuit.r1cs.public_values(witness)
+    pk = setup(circuit.r1cs, seed=b"test_outbox", development=True)
+    proof = prove(pk, witness)
+
+    assert verify(pk.vk, public, proof)
+    verifier = deploy_verifier(sender.chain, pk.vk)
+    assert verifier.functions.verifyProof(*calldata(proof, public)).call()
+    files = {"vk": snarkjs_json.verifying_key_to_json(pk.vk), "public": snarkjs_json.public_to_json(public)}
+    files["proof"] = snarkjs_json.proof_to_json(proof)
+    for name, content in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+    assert snarkjs.verify(tmp_path / "vk.json", tmp_path / "public.json", tmp_path / "proof.json")
+    # The proof is bound to the on-chain hash: claiming any other hEnd fails.
+    forged = [*public[:4], public[4] + 1, *public[5:]]
+    assert not verify(pk.vk, forged, proof)
+    assert not verifier.functions.verifyProof(*calldata(proof, forged)).call()
 
 
 def test_a_token_that_sends_from_transfer_from_keeps_the_order(sender: Sender) -> None:
