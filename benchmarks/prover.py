@@ -30,6 +30,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks import arguments, local_chain, report
 from bridge_contracts import toolchain
+from bridge_contracts.verifier_gen import calldata, deploy_verifier
 from proofs.bn254 import field
 from proofs.bn254.msm import batch_mul_g1, msm_g1
 from proofs.circuits.batch import Batch, BatchCircuit, build_r1cs
@@ -113,16 +114,25 @@ def measure(name: str, work: Path, step: Callable[[str], None]) -> dict[str, Any
     step(f"{name}: our prover")
     ours_proof = work / f"{name}.ours.json"
     ours_public = work / f"{name}.ours.public.json"
+    inputs = (str(key_path), str(witness_path))
     out, ours_peak, ours_wall = _run(
-        [sys.executable, "-m", "proofs.groth16", "prove", "--timings"]
-        + [str(key_path), str(witness_path), str(ours_proof), str(ours_public)]
+        [
+            sys.executable,
+            "-m",
+            "proofs.groth16",
+            "prove",
+            "--timings",
+            *inputs,
+            str(ours_proof),
+            str(ours_public),
+        ]
     )
     ours = json.loads(out.strip().splitlines()[-1])
     step(f"{name}: snarkjs groth16 prove")
     theirs_proof, theirs_public = work / f"{name}.snarkjs.json", work / f"{name}.public.json"
     snarkjs = [toolchain.node(), str(toolchain.snarkjs())]
     _, theirs_peak, theirs_wall = _run(
-        [*snarkjs, "groth16", "prove", str(key_path), str(witness_path), str(theirs_proof), str(theirs_public)]
+        [*snarkjs, "groth16", "prove", *inputs, str(theirs_proof), str(theirs_public)]
     )
     step(f"{name}: verify both proofs")
     for path in (ours_proof, theirs_proof):
@@ -169,8 +179,6 @@ def _timed(work: Callable[[], object]) -> float:
 
 def verification(work: Path) -> dict[str, Any]:
     """Off-chain verification time and on-chain gas for the batch-64 key and one of its proofs."""
-    from bridge_contracts.verifier_gen import calldata, deploy_verifier
-
     pk = zkey.read(work / "batch-64.zkey")
     proof = snarkjs_json.proof_from_json(json.loads((work / "batch-64.ours.json").read_text()), "proof")
     public = snarkjs_json.public_from_json(json.loads((work / "batch-64.public.json").read_text()), "public")
@@ -213,10 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = args.size or list(CIRCUITS)
     results: dict[str, Any] = {"provers": {}, "msm_g1": {}}
-    with tempfile.TemporaryDirectory() as scratch, Progress(
-        TextColumn("{task.description:<44}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    ) as progress:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        Progress(
+            TextColumn("{task.description:<44}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+        ) as progress,
+    ):
         work = args.keep or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
         task = progress.add_task("starting", total=len(sizes) * 5 + 3)

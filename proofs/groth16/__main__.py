@@ -16,8 +16,7 @@ from pathlib import Path
 
 import click
 
-from proofs.formats import snarkjs_json, wtns, zkey
-from proofs.formats import FormatError
+from proofs.formats import FormatError, snarkjs_json, wtns, zkey
 from proofs.groth16.prover import ProverError, prove
 from proofs.groth16.verifier import verify
 

@@ -4,9 +4,9 @@ For a witness w (w₀ = 1) and fresh random r, s:
 
     A  = [α]₁ + Σ wᵢ·[Aᵢ(τ)]₁ + r·[δ]₁
     B  = [β]₂ + Σ wᵢ·[Bᵢ(τ)]₂ + s·[δ]₂          (and B₁, the same in G1, for C)
-    C  = Σ_{i>ℓ} wᵢ·[Kᵢ/δ]₁ + Σ hⱼ·[Hⱼ]₁ + s·A + r·B₁ − r·s·[δ]₁
+    C  = Σ_{i>l} wᵢ·[Kᵢ/δ]₁ + Σ hⱼ·[Hⱼ]₁ + s·A + r·B₁ - r·s·[δ]₁
 
-where ℓ = n_public and hⱼ are the values of A·B − C on the odd coset (qap.h_values). Each Σ is one
+where l = n_public and hⱼ are the values of A·B - C on the odd coset (qap.h_values). Each Σ is one
 multi-scalar multiplication; the few extra terms are folded into small ones.
 
 The prover is CPU-bound for seconds: the daemon runs it in a worker process (`ProverWorker`), never on its
@@ -54,7 +54,7 @@ def prove(pk: ProvingKey, witness: Sequence[int], *, r: int | None = None, s: in
     r = secrets.randbelow(R) if r is None else r
     s = secrets.randbelow(R) if s is None else s
 
-    plain = field.limbs(witness)
+    plain = field.limbs(list(witness))
     h = qap.h_values(pk.coefficients, field.to_montgomery(plain, R), pk.domain_size)
     private = np.ascontiguousarray(plain[pk.n_public + 1 :])
 

@@ -69,7 +69,7 @@ def setup(r1cs: R1CS, *, seed: bytes, development: bool = False) -> ProvingKey:
             "pass development=True for devnets and tests, or use a ceremony's .zkey "
             "(proofs.formats.zkey.read) for anything else"
         )
-    tau, alpha, beta, gamma, delta = (_secret(seed, name) for name in ("tau", "alpha", "beta", "gamma", "delta"))
+    tau, alpha, beta, gamma, delta = (_secret(seed, x) for x in ("tau", "alpha", "beta", "gamma", "delta"))
     domain_size = qap.domain_size(r1cs)
     at_tau = qap.evaluate_at(r1cs, tau)
     a, b, c = field.ints(at_tau.a), field.ints(at_tau.b), field.ints(at_tau.c)
