@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         work = args.keep or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        task = progress.add_task("starting", total=len(sizes) * 5 + 3)
+        task = progress.add_task("starting", total=len(sizes) * 5 + 2 + ("batch-64" in sizes))
 
         def step(description: str) -> None:
             progress.update(task, description=description, advance=1)
