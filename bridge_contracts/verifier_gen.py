@@ -50,12 +50,18 @@ from web3.contract import Contract
 
 from bridge_contracts.build import compile_sources
 from bridge_contracts.chain import Chain
+from proofs.bn254.field import P
 from proofs.field import R
-from proofs.groth16.keys import G1Point, G2Point, VerifyingKey
+from proofs.groth16.keys import (
+    G1_INFINITY,
+    G2_INFINITY,
+    G1Point,
+    G2Point,
+    VerifyingKey,
+    g1_on_curve,
+    g2_on_curve,
+)
 from proofs.groth16.proof import Proof
-
-P = 21888242871839275222246405745257275088696311157297823662689037894645226208583
-"""BN254's base field modulus (EIP-196)."""
 
 SOLIDITY_VERSION = "0.8.30"  # the pinned solc (toolchain.solc_version(); the tests check they agree)
 ERROR = "NotEnoughGas()"
@@ -74,46 +80,22 @@ PAIRING_MIN_GAS = (PAIRING_GAS * 64 + 62) // 63 + 200
 VK_X = 0x180
 PAIRING_INPUT = 0xC0 * PAIRS
 
-# b = 3 / (9 + u): the G2 twist's coefficient, as (c0, c1).
-_B2 = (
-    19485874751759354771024239261021720505790618469301721065564631296452457478373,
-    266929791119991161246907387137283842545076965332900288569378510910307636690,
-)
-
-
-def _on_g1(point: G1Point) -> bool:
-    x, y = point
-    return point == (0, 0) or (x < P and y < P and (y * y - x * x * x - 3) % P == 0)
-
-
-def _fp2_mul(u: tuple[int, int], v: tuple[int, int]) -> tuple[int, int]:
-    return ((u[0] * v[0] - u[1] * v[1]) % P, (u[0] * v[1] + u[1] * v[0]) % P)
-
-
-def _on_g2_curve(point: G2Point) -> bool:
-    """On the twist y² = x³ + 3/(9 + u) (subgroup membership is the key's setup's business)."""
-    x, y = point
-    if not all(0 <= c < P for c in (*x, *y)):
-        return False
-    lhs = _fp2_mul(y, y)
-    x3 = _fp2_mul(_fp2_mul(x, x), x)
-    return point != ((0, 0), (0, 0)) and lhs == ((x3[0] + _B2[0]) % P, (x3[1] + _B2[1]) % P)
-
 
 def _check_key(vk: VerifyingKey) -> None:
     """A key the verifier could never accept a proof for is refused here, not discovered on chain."""
     if vk.n_public < 1:
         raise ValueError("the verifying key has no public inputs: Solidity has no uint256[0]")
-    if not _on_g1(vk.alpha_1) or vk.alpha_1 == (0, 0):
+    if not g1_on_curve(vk.alpha_1) or vk.alpha_1 == G1_INFINITY:
         raise ValueError("the verifying key's alpha_1 is not a point of G1")
     for name in ("beta_2", "gamma_2", "delta_2"):
-        if not _on_g2_curve(getattr(vk, name)):
+        point = getattr(vk, name)
+        if point == G2_INFINITY or not g2_on_curve(point):
             raise ValueError(
                 f"the verifying key's {name} is not on BN254's G2 curve (Fp2 halves swapped? keys.py wants "
                 "the real part first)"
             )
     for i, point in enumerate(vk.ic):
-        if not _on_g1(point):
+        if not g1_on_curve(point):
             raise ValueError(f"the verifying key's ic[{i}] is not a point of G1")
 
 

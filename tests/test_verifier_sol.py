@@ -22,7 +22,8 @@ from web3.types import TxParams
 
 from bridge_contracts import toolchain, verifier_gen
 from bridge_contracts.chain import Chain
-from bridge_contracts.verifier_gen import P, calldata, deploy_verifier, render
+from bridge_contracts.verifier_gen import calldata, deploy_verifier, render
+from proofs.bn254.field import P
 from proofs.field import R
 from proofs.groth16.keys import G1Point, G2Point, VerifyingKey
 from proofs.groth16.proof import Proof
