@@ -45,6 +45,16 @@ def _sub_fp(x, y):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def _sqr_fp(x, y):  # type: ignore[no-untyped-def]
+    return F.fp_sqr(x)
+
+
+@njit(cache=True)
+def _neg_fp(x, y):  # type: ignore[no-untyped-def]
+    return F.fp_neg(x)
+
+
+@njit(cache=True)
 def _inv_fp(x, y):  # type: ignore[no-untyped-def]
     return F.fp_inv(x)
 
@@ -52,6 +62,11 @@ def _inv_fp(x, y):  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def _mul_fr(x, y):  # type: ignore[no-untyped-def]
     return F.fr_mul(x, y)
+
+
+@njit(cache=True)
+def _sqr_fr(x, y):  # type: ignore[no-untyped-def]
+    return F.fr_sqr(x)
 
 
 @njit(cache=True)
@@ -78,8 +93,11 @@ CASES: list[tuple[str, int, object, Callable[[int, int, int], int]]] = [
     ("fp mul", F.P, _mul_fp, lambda x, y, q: x * y % q),
     ("fp add", F.P, _add_fp, lambda x, y, q: (x + y) % q),
     ("fp sub", F.P, _sub_fp, lambda x, y, q: (x - y) % q),
+    ("fp sqr", F.P, _sqr_fp, lambda x, y, q: x * x % q),
+    ("fp neg", F.P, _neg_fp, lambda x, y, q: -x % q),
     ("fp inv", F.P, _inv_fp, lambda x, y, q: pow(x, q - 2, q)),
     ("fr mul", R, _mul_fr, lambda x, y, q: x * y % q),
+    ("fr sqr", R, _sqr_fr, lambda x, y, q: x * x % q),
     ("fr add", R, _add_fr, lambda x, y, q: (x + y) % q),
     ("fr sub", R, _sub_fr, lambda x, y, q: (x - y) % q),
     ("fr neg", R, _neg_fr, lambda x, y, q: -x % q),
@@ -117,8 +135,15 @@ def _fp2_ops(a, b):  # type: ignore[no-untyped-def]
 def test_fp2_matches_complex_arithmetic_mod_p() -> None:
     rng = random.Random(4)
     p = F.P
-    for _ in range(20):
-        x0, x1, y0, y1 = (rng.randrange(p) for _ in range(4))
+    edges = [
+        (0, 0, 0, 0),
+        (p - 1, p - 1, p - 1, p - 1),
+        (0, p - 1, 1, 0),
+        (1, 0, p - 1, p - 2),
+        (p - 1, 1, 1, p - 1),
+    ]
+    randoms = [tuple(rng.randrange(p) for _ in range(4)) for _ in range(20)]
+    for x0, x1, y0, y1 in edges + randoms:
         a = F.to_montgomery(F.limbs([x0, x1]), p)
         b = F.to_montgomery(F.limbs([y0, y1]), p)
         mul, sqr, inv, lin = _fp2_ops(a, b)
@@ -131,6 +156,34 @@ def test_fp2_matches_complex_arithmetic_mod_p() -> None:
         n = pow(x0 * x0 + x1 * x1, p - 2, p)
         assert back(inv) == [x0 * n % p, -x1 * n % p]
         assert back(lin) == [(x0 + 2 * y0) % p, (x1 + 2 * y1) % p]
+
+
+@njit(cache=True)
+def _fp2_predicates(a, b):  # type: ignore[no-untyped-def]
+    x = ((a[0, 0], a[0, 1], a[0, 2], a[0, 3]), (a[1, 0], a[1, 1], a[1, 2], a[1, 3]))
+    y = ((b[0, 0], b[0, 1], b[0, 2], b[0, 3]), (b[1, 0], b[1, 1], b[1, 2], b[1, 3]))
+    return F.fp2_equal(x, y), F.fp2_is_zero(x)
+
+
+def test_fp2_predicates() -> None:
+    p = F.P
+    for (x0, x1), (y0, y1) in [
+        ((0, 0), (0, 0)),
+        ((0, 5), (0, 5)),
+        ((3, 5), (3, 4)),
+        ((p - 1, 0), (0, p - 1)),
+    ]:
+        a = F.to_montgomery(F.limbs([x0, x1]), p)
+        b = F.to_montgomery(F.limbs([y0, y1]), p)
+        assert _fp2_predicates(a, b) == ((x0, x1) == (y0, y1), x0 == x1 == 0)
+
+
+@pytest.mark.parametrize("modulus", [F.P, R], ids=["p", "r"])
+def test_montgomery_limbs_matches_the_array_conversion(modulus: int) -> None:
+    xs = _values(modulus, 40, seed=5)
+    rows = F.to_montgomery(F.limbs(xs), modulus)
+    assert [F.montgomery_limbs(x, modulus) for x in xs] == [tuple(row) for row in rows]
+    assert F.montgomery_limbs(-1, modulus) == F.montgomery_limbs(modulus - 1, modulus)
 
 
 def test_montgomery_conversion_refuses_other_moduli() -> None:

@@ -3,10 +3,9 @@
 G1 is y² = x³ + 3 over Fp; G2 is y² = x³ + 3/(9 + u) over Fp2 (py_ecc's `b2`). Both have a = 0, so one
 set of formulas serves both: the kernels below are written once against generic field operations
 (`f_mul`, `f_add`, ...) that numba resolves at compile time to Fp or Fp2 arithmetic from the type of
-their arguments (an Fp element is a tuple of four uint64, an Fp2 element a pair of them). The Fp
-multiplication is emitted as LLVM IR here (same Montgomery form and algorithm as `field.py`, ~7% faster
-in the MSM than calling `field.fp_mul`), additions and subtractions reduce without branches; inversion
-is `field.fp_inv` / `field.fp2_inv`.
+their arguments (an Fp element is a tuple of four uint64, an Fp2 element a pair of them). They are
+field.py's arithmetic (`fp_mul`, `fp2_mul`, ..., `fp_inv`, `fp2_inv`): this module does no field
+arithmetic of its own.
 
 Kernel-side representations:
 
@@ -31,48 +30,43 @@ from typing import Any
 
 import numba
 import numpy as np
-from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
 from proofs.bn254.field import (
-    FP_INV,
-    FP_MODULUS,
+    FP2_ONE,
+    FP2_ZERO,
     FP_ONE,
     FP_ZERO,
-    ZERO,
     P,
-    adc,
     equal,
+    fp2_add,
+    fp2_equal,
     fp2_inv,
     fp2_is_zero,
+    fp2_mul,
+    fp2_neg,
+    fp2_sqr,
+    fp2_sub,
+    fp_add,
     fp_inv,
+    fp_mul,
+    fp_neg,
+    fp_sqr,
+    fp_sub,
     from_montgomery,
     ints,
     is_zero,
     limbs,
-    sbb,
+    montgomery_limbs,
     to_montgomery,
 )
 from proofs.groth16.keys import G1Point, G2Point
 
-_MASK = (1 << 64) - 1
-
-
-def _mont_tuple(x: int) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:
-    m = x * (1 << 256) % P
-    return (
-        np.uint64(m & _MASK),
-        np.uint64((m >> 64) & _MASK),
-        np.uint64((m >> 128) & _MASK),
-        np.uint64(m >> 192),
-    )
-
-
 _INV82 = pow(82, -1, P)
-G1_B = _mont_tuple(3)
+G1_B = montgomery_limbs(3, P)
 """b = 3 of G1, Montgomery form."""
-G2_B = (_mont_tuple(27 * _INV82 % P), _mont_tuple(-3 * _INV82 % P))
+G2_B = (montgomery_limbs(27 * _INV82, P), montgomery_limbs(-3 * _INV82, P))
 """b' = 3/(9 + u) = (27 - 3u)/82 of G2, Montgomery form."""
 _G1_B_ROW = np.array([G1_B], dtype=np.uint64)
 _G2_B_ROW = np.array([G2_B], dtype=np.uint64)
@@ -127,152 +121,6 @@ def f_zero(a: Any) -> Any:
     raise NotImplementedError("numba kernels only")
 
 
-# Fp and Fp2 arithmetic for the kernels. The Fp additions reduce with a mask instead of a branch (random
-# data mispredicts half of those branches, ~4 ns each).
-_Q0, _Q1, _Q2, _Q3 = FP_MODULUS
-
-
-@intrinsic
-def _mulp(typingctx, a, b):  # type: ignore[no-untyped-def]
-    """a·b·2^-256 mod p (Montgomery product), emitted as LLVM IR where it is used: CIOS on four limbs
-    with 128-bit products and the no-carry shortcut (as in field.py), the final subtraction by select.
-    Numba sees one call per multiplication, so this costs no numba inlining time at compile."""
-    sig = a(a, b)
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        i64, i128 = ir.IntType(64), ir.IntType(128)
-        x = [builder.extract_value(args[0], k) for k in range(4)]
-        y = [builder.extract_value(args[1], k) for k in range(4)]
-        q = [ir.Constant(i64, int(v)) for v in FP_MODULUS]
-        qinv = ir.Constant(i64, int(FP_INV))
-        zero = ir.Constant(i64, 0)
-        shift = ir.Constant(i128, 64)
-
-        def mac(u: Any, v: Any, w: Any, z: Any) -> tuple[Any, Any]:
-            s = builder.mul(builder.zext(u, i128), builder.zext(v, i128))
-            s = builder.add(builder.add(s, builder.zext(w, i128)), builder.zext(z, i128))
-            return builder.trunc(builder.lshr(s, shift), i64), builder.trunc(s, i64)
-
-        t = [zero, zero, zero, zero]
-        for i in range(4):
-            hi, t0 = mac(x[0], y[i], t[0], zero)
-            m = builder.mul(t0, qinv)
-            c, _ = mac(m, q[0], t0, zero)
-            for k in range(1, 4):
-                hi, tk = mac(x[k], y[i], t[k], hi)
-                c, t[k - 1] = mac(m, q[k], tk, c)
-            t[3] = builder.add(c, hi)
-        # t < 2p: subtract p once if t ≥ p
-        borrow = ir.Constant(i128, 0)
-        d = []
-        for k in range(4):
-            w = builder.sub(builder.sub(builder.zext(t[k], i128), builder.zext(q[k], i128)), borrow)
-            d.append(builder.trunc(w, i64))
-            borrow = builder.lshr(w, ir.Constant(i128, 127))
-        keep = builder.icmp_unsigned("!=", borrow, ir.Constant(i128, 0))
-        out = [builder.select(keep, t[k], d[k]) for k in range(4)]
-        return context.make_tuple(builder, signature.return_type, out)
-
-    return sig, codegen
-
-
-@njit(cache=True, inline="always")
-def _addp(a, b):  # type: ignore[no-untyped-def]
-    k, s0 = adc(a[0], b[0], ZERO)
-    k, s1 = adc(a[1], b[1], k)
-    k, s2 = adc(a[2], b[2], k)
-    k, s3 = adc(a[3], b[3], k)
-    w, d0 = sbb(s0, _Q0, ZERO)
-    w, d1 = sbb(s1, _Q1, w)
-    w, d2 = sbb(s2, _Q2, w)
-    w, d3 = sbb(s3, _Q3, w)
-    keep = ZERO - w  # all ones when s < q
-    return (
-        (s0 & keep) | (d0 & ~keep),
-        (s1 & keep) | (d1 & ~keep),
-        (s2 & keep) | (d2 & ~keep),
-        (s3 & keep) | (d3 & ~keep),
-    )
-
-
-@njit(cache=True, inline="always")
-def _subp(a, b):  # type: ignore[no-untyped-def]
-    w, d0 = sbb(a[0], b[0], ZERO)
-    w, d1 = sbb(a[1], b[1], w)
-    w, d2 = sbb(a[2], b[2], w)
-    w, d3 = sbb(a[3], b[3], w)
-    m = ZERO - w  # all ones when a < b: add q back
-    k, d0 = adc(d0, _Q0 & m, ZERO)
-    k, d1 = adc(d1, _Q1 & m, k)
-    k, d2 = adc(d2, _Q2 & m, k)
-    _, d3 = adc(d3, _Q3 & m, k)
-    return (d0, d1, d2, d3)
-
-
-@njit(cache=True, inline="always")
-def _mul2(a, b):  # type: ignore[no-untyped-def]
-    v0 = _mulp(a[0], b[0])
-    v1 = _mulp(a[1], b[1])
-    s = _mulp(_addp(a[0], a[1]), _addp(b[0], b[1]))
-    return (_subp(v0, v1), _subp(_subp(s, v0), v1))
-
-
-@njit(cache=True, inline="always")
-def _sqr2(a):  # type: ignore[no-untyped-def]
-    t = _mulp(a[0], a[1])
-    return (_mulp(_addp(a[0], a[1]), _subp(a[0], a[1])), _addp(t, t))
-
-
-@njit(cache=True, inline="always")
-def _sqrp(a):  # type: ignore[no-untyped-def]
-    return _mulp(a, a)
-
-
-@njit(cache=True, inline="always")
-def _add2(a, b):  # type: ignore[no-untyped-def]
-    return (_addp(a[0], b[0]), _addp(a[1], b[1]))
-
-
-@njit(cache=True, inline="always")
-def _sub2(a, b):  # type: ignore[no-untyped-def]
-    return (_subp(a[0], b[0]), _subp(a[1], b[1]))
-
-
-@njit(cache=True, inline="always")
-def _negp(a):  # type: ignore[no-untyped-def]
-    return _subp(FP_ZERO, a)
-
-
-@njit(cache=True, inline="always")
-def _neg2(a):  # type: ignore[no-untyped-def]
-    return (_subp(FP_ZERO, a[0]), _subp(FP_ZERO, a[1]))
-
-
-@njit(cache=True, inline="always")
-def _eq2(a, b):  # type: ignore[no-untyped-def]
-    return equal(a[0], b[0]) and equal(a[1], b[1])
-
-
-@njit(cache=True, inline="always")
-def _one1(a):  # type: ignore[no-untyped-def]
-    return FP_ONE
-
-
-@njit(cache=True, inline="always")
-def _one2(a):  # type: ignore[no-untyped-def]
-    return (FP_ONE, FP_ZERO)
-
-
-@njit(cache=True, inline="always")
-def _zero1(a):  # type: ignore[no-untyped-def]
-    return FP_ZERO
-
-
-@njit(cache=True, inline="always")
-def _zero2(a):  # type: ignore[no-untyped-def]
-    return (FP_ZERO, FP_ZERO)
-
-
 # The overloads' implementations are distinct module-level functions on purpose: numba names compiled
 # code after the function's qualified name and argument types (plus a per-process counter), so two
 # implementations sharing a name and a signature (closures from one factory) could be confused when
@@ -280,11 +128,11 @@ def _zero2(a):  # type: ignore[no-untyped-def]
 
 
 def _fp_mul_impl(a, b):  # type: ignore[no-untyped-def]
-    return _mulp(a, b)
+    return fp_mul(a, b)
 
 
 def _fp2_mul_impl(a, b):  # type: ignore[no-untyped-def]
-    return _mul2(a, b)
+    return fp2_mul(a, b)
 
 
 @overload(f_mul)
@@ -293,11 +141,11 @@ def _ov_mul(a, b):  # type: ignore[no-untyped-def]
 
 
 def _fp_sqr_impl(a):  # type: ignore[no-untyped-def]
-    return _sqrp(a)
+    return fp_sqr(a)
 
 
 def _fp2_sqr_impl(a):  # type: ignore[no-untyped-def]
-    return _sqr2(a)
+    return fp2_sqr(a)
 
 
 @overload(f_sqr)
@@ -306,11 +154,11 @@ def _ov_sqr(a):  # type: ignore[no-untyped-def]
 
 
 def _fp_add_impl(a, b):  # type: ignore[no-untyped-def]
-    return _addp(a, b)
+    return fp_add(a, b)
 
 
 def _fp2_add_impl(a, b):  # type: ignore[no-untyped-def]
-    return _add2(a, b)
+    return fp2_add(a, b)
 
 
 @overload(f_add)
@@ -319,11 +167,11 @@ def _ov_add(a, b):  # type: ignore[no-untyped-def]
 
 
 def _fp_sub_impl(a, b):  # type: ignore[no-untyped-def]
-    return _subp(a, b)
+    return fp_sub(a, b)
 
 
 def _fp2_sub_impl(a, b):  # type: ignore[no-untyped-def]
-    return _sub2(a, b)
+    return fp2_sub(a, b)
 
 
 @overload(f_sub)
@@ -332,11 +180,11 @@ def _ov_sub(a, b):  # type: ignore[no-untyped-def]
 
 
 def _fp_neg_impl(a):  # type: ignore[no-untyped-def]
-    return _negp(a)
+    return fp_neg(a)
 
 
 def _fp2_neg_impl(a):  # type: ignore[no-untyped-def]
-    return _neg2(a)
+    return fp2_neg(a)
 
 
 @overload(f_neg)
@@ -375,7 +223,7 @@ def _fp_eq_impl(a, b):  # type: ignore[no-untyped-def]
 
 
 def _fp2_eq_impl(a, b):  # type: ignore[no-untyped-def]
-    return _eq2(a, b)
+    return fp2_equal(a, b)
 
 
 @overload(f_eq)
@@ -384,11 +232,11 @@ def _ov_eq(a, b):  # type: ignore[no-untyped-def]
 
 
 def _fp_one_impl(a):  # type: ignore[no-untyped-def]
-    return _one1(a)
+    return FP_ONE
 
 
 def _fp2_one_impl(a):  # type: ignore[no-untyped-def]
-    return _one2(a)
+    return FP2_ONE
 
 
 @overload(f_one)
@@ -397,11 +245,11 @@ def _ov_one(a):  # type: ignore[no-untyped-def]
 
 
 def _fp_zero_impl(a):  # type: ignore[no-untyped-def]
-    return _zero1(a)
+    return FP_ZERO
 
 
 def _fp2_zero_impl(a):  # type: ignore[no-untyped-def]
-    return _zero2(a)
+    return FP2_ZERO
 
 
 @overload(f_zero)

@@ -30,14 +30,14 @@ from numba import njit, prange
 from proofs.bn254.field import (
     FR_ONE,
     FR_ZERO,
+    LimbTuple,
     fr_add,
     fr_inv,
     fr_mul,
     fr_pow,
     fr_sub,
     is_zero,
-    limbs,
-    to_montgomery,
+    montgomery_limbs,
 )
 from proofs.field import R
 
@@ -96,10 +96,9 @@ def _bit_reverse(i, bits):  # type: ignore[no-untyped-def]
     return r
 
 
-def montgomery(x: int) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:
+def montgomery(x: int) -> LimbTuple:
     """A plain integer (reduced mod r here) as a Montgomery limb tuple, for passing to kernels."""
-    row = to_montgomery(limbs([x % R]), R)[0]
-    return (row[0], row[1], row[2], row[3])
+    return montgomery_limbs(x, R)
 
 
 # --- tables ---------------------------------------------------------------------------------------------
