@@ -338,6 +338,24 @@ def fp2_equal(a, b):  # type: ignore[no-untyped-def]
     return equal(a[0], b[0]) and equal(a[1], b[1])
 
 
+# --- rows of (n, 4) arrays ---------------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def load(a, i):  # type: ignore[no-untyped-def]
+    """Row i of an (n, 4) array as an element tuple."""
+    return (a[i, 0], a[i, 1], a[i, 2], a[i, 3])
+
+
+@njit(cache=True, inline="always")
+def store(a, i, x):  # type: ignore[no-untyped-def]
+    """Row i of an (n, 4) array = the element tuple x."""
+    a[i, 0] = x[0]
+    a[i, 1] = x[1]
+    a[i, 2] = x[2]
+    a[i, 3] = x[3]
+
+
 # --- arrays at the Python boundary ------------------------------------------------------------------------
 
 

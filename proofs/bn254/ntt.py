@@ -37,7 +37,9 @@ from proofs.bn254.field import (
     fr_pow,
     fr_sub,
     is_zero,
+    load,
     montgomery_limbs,
+    store,
 )
 from proofs.field import R
 
@@ -73,19 +75,6 @@ def root_of_unity(n: int) -> int:
 # --- scalar helpers -------------------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
-def _get(a, i):  # type: ignore[no-untyped-def]
-    return (a[i, 0], a[i, 1], a[i, 2], a[i, 3])
-
-
-@njit(cache=True, inline="always")
-def _put(a, i, x):  # type: ignore[no-untyped-def]
-    a[i, 0] = x[0]
-    a[i, 1] = x[1]
-    a[i, 2] = x[2]
-    a[i, 3] = x[3]
-
-
 @njit(cache=True)
 def _bit_reverse(i, bits):  # type: ignore[no-untyped-def]
     r = 0
@@ -114,7 +103,7 @@ def powers(base, n, first):  # type: ignore[no-untyped-def]
         hi = min(n, lo + _CHUNK)
         x = fr_mul(first, fr_pow(base, (np.uint64(lo), np.uint64(0), np.uint64(0), np.uint64(0))))
         for j in range(lo, hi):
-            _put(out, j, x)
+            store(out, j, x)
             x = fr_mul(x, base)
     return out
 
@@ -156,19 +145,19 @@ def _dit_block(a, tw, base, log_block):  # type: ignore[no-untyped-def]
     size = 1 << log_block
     if log_block >= 1:
         for i0 in range(base, base + size, 2):  # h = 1: the twiddle is 1
-            u = _get(a, i0)
-            v = _get(a, i0 + 1)
-            _put(a, i0, fr_add(u, v))
-            _put(a, i0 + 1, fr_sub(u, v))
+            u = load(a, i0)
+            v = load(a, i0 + 1)
+            store(a, i0, fr_add(u, v))
+            store(a, i0 + 1, fr_sub(u, v))
     for s in range(1, log_block):
         h = 1 << s
         for start in range(base, base + size, 2 * h):
             for j in range(h):
                 i0 = start + j
-                u = _get(a, i0)
-                t = fr_mul(_get(a, i0 + h), _get(tw, h + j))
-                _put(a, i0, fr_add(u, t))
-                _put(a, i0 + h, fr_sub(u, t))
+                u = load(a, i0)
+                t = fr_mul(load(a, i0 + h), load(tw, h + j))
+                store(a, i0, fr_add(u, t))
+                store(a, i0 + h, fr_sub(u, t))
 
 
 @njit(cache=True, inline="always")
@@ -180,16 +169,16 @@ def _dif_block(a, tw, base, log_block):  # type: ignore[no-untyped-def]
         for start in range(base, base + size, 2 * h):
             for j in range(h):
                 i0 = start + j
-                u = _get(a, i0)
-                v = _get(a, i0 + h)
-                _put(a, i0, fr_add(u, v))
-                _put(a, i0 + h, fr_mul(fr_sub(u, v), _get(tw, h + j)))
+                u = load(a, i0)
+                v = load(a, i0 + h)
+                store(a, i0, fr_add(u, v))
+                store(a, i0 + h, fr_mul(fr_sub(u, v), load(tw, h + j)))
     if log_block >= 1:
         for i0 in range(base, base + size, 2):
-            u = _get(a, i0)
-            v = _get(a, i0 + 1)
-            _put(a, i0, fr_add(u, v))
-            _put(a, i0 + 1, fr_sub(u, v))
+            u = load(a, i0)
+            v = load(a, i0 + 1)
+            store(a, i0, fr_add(u, v))
+            store(a, i0 + 1, fr_sub(u, v))
 
 
 @njit(cache=True, parallel=True)
@@ -203,17 +192,17 @@ def _dit(a, tw, log_n, scale):  # type: ignore[no-untyped-def]
         base = c * block
         if scaled:
             for i in range(base, base + block):
-                _put(a, i, fr_mul(_get(a, i), _get(scale, i)))
+                store(a, i, fr_mul(load(a, i), load(scale, i)))
         _dit_block(a, tw, base, log_block)
     for s in range(log_block, log_n):
         h = 1 << s
         for t in prange(n >> 1):
             j = t & (h - 1)
             i0 = ((t >> s) << (s + 1)) | j
-            u = _get(a, i0)
-            v = fr_mul(_get(a, i0 + h), _get(tw, h + j))
-            _put(a, i0, fr_add(u, v))
-            _put(a, i0 + h, fr_sub(u, v))
+            u = load(a, i0)
+            v = fr_mul(load(a, i0 + h), load(tw, h + j))
+            store(a, i0, fr_add(u, v))
+            store(a, i0 + h, fr_sub(u, v))
 
 
 @njit(cache=True, parallel=True)
@@ -227,10 +216,10 @@ def _dif(a, tw, log_n):  # type: ignore[no-untyped-def]
         for t in prange(n >> 1):
             j = t & (h - 1)
             i0 = ((t >> s) << (s + 1)) | j
-            u = _get(a, i0)
-            v = _get(a, i0 + h)
-            _put(a, i0, fr_add(u, v))
-            _put(a, i0 + h, fr_mul(fr_sub(u, v), _get(tw, h + j)))
+            u = load(a, i0)
+            v = load(a, i0 + h)
+            store(a, i0, fr_add(u, v))
+            store(a, i0 + h, fr_mul(fr_sub(u, v), load(tw, h + j)))
     for c in prange(n >> log_block):
         _dif_block(a, tw, c * block, log_block)
 
@@ -241,9 +230,9 @@ def _bit_reverse_permute(a, log_n):  # type: ignore[no-untyped-def]
     for i in prange(n):
         j = _bit_reverse(i, log_n)
         if i < j:
-            x = _get(a, i)
-            _put(a, i, _get(a, j))
-            _put(a, j, x)
+            x = load(a, i)
+            store(a, i, load(a, j))
+            store(a, j, x)
 
 
 @njit(cache=True, parallel=True)
@@ -251,7 +240,7 @@ def _scale_all(a, k):  # type: ignore[no-untyped-def]
     n = a.shape[0]
     for c in prange((n + _CHUNK - 1) // _CHUNK):
         for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
-            _put(a, i, fr_mul(_get(a, i), k))
+            store(a, i, fr_mul(load(a, i), k))
 
 
 @njit(cache=True, parallel=True)
@@ -334,16 +323,16 @@ def batch_inverse(a):  # type: ignore[no-untyped-def]
         hi = min(n, lo + _CHUNK)
         acc = FR_ONE
         for i in range(lo, hi):  # out[i] = product of the nonzero a[lo..i-1]
-            _put(out, i, acc)
-            x = _get(a, i)
+            store(out, i, acc)
+            x = load(a, i)
             if not is_zero(x):
                 acc = fr_mul(acc, x)
         inv = fr_inv(acc)
         for i in range(hi - 1, lo - 1, -1):
-            x = _get(a, i)
+            x = load(a, i)
             if is_zero(x):
-                _put(out, i, FR_ZERO)
+                store(out, i, FR_ZERO)
             else:
-                _put(out, i, fr_mul(inv, _get(out, i)))
+                store(out, i, fr_mul(inv, load(out, i)))
                 inv = fr_mul(inv, x)
     return out

@@ -55,7 +55,18 @@ import numpy as np
 from numba import njit, prange
 
 from proofs.bn254 import ntt
-from proofs.bn254.field import FR_ONE, fr_add, fr_mul, fr_sub, from_montgomery, is_zero, limbs, to_montgomery
+from proofs.bn254.field import (
+    FR_ONE,
+    fr_add,
+    fr_mul,
+    fr_sub,
+    from_montgomery,
+    is_zero,
+    limbs,
+    load,
+    store,
+    to_montgomery,
+)
 from proofs.field import R
 from proofs.groth16.keys import Coefficients
 from proofs.r1cs.builder import R1CS
@@ -155,19 +166,6 @@ def coefficients(r1cs: R1CS) -> Coefficients:
 # --- sparse products ------------------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
-def _get(a, i):  # type: ignore[no-untyped-def]
-    return (a[i, 0], a[i, 1], a[i, 2], a[i, 3])
-
-
-@njit(cache=True, inline="always")
-def _put(a, i, x):  # type: ignore[no-untyped-def]
-    a[i, 0] = x[0]
-    a[i, 1] = x[1]
-    a[i, 2] = x[2]
-    a[i, 3] = x[3]
-
-
 @njit(cache=True, parallel=True)
 def _accumulate(matrix, out_index, in_index, value, vec, out, bounds):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """out[matrix[e]][out_index[e]] += value[e]·vec[in_index[e]] over the entries e, Montgomery. Each
@@ -184,8 +182,8 @@ def _accumulate(matrix, out_index, in_index, value, vec, out, bounds):  # type: 
             if k < lo or k >= hi or m >= n_mats:
                 continue
             target = out[m]
-            x = fr_mul(_get(value, e), _get(vec, np.int64(in_index[e])))
-            _put(target, k, fr_add(_get(target, k), x))
+            x = fr_mul(load(value, e), load(vec, np.int64(in_index[e])))
+            store(target, k, fr_add(load(target, k), x))
 
 
 def _bounds(out_index: np.ndarray, n_out: int) -> np.ndarray:
@@ -268,7 +266,7 @@ def _products(a, b):  # type: ignore[no-untyped-def]
     out = np.empty_like(a)
     for c in prange((n + _CHUNK - 1) // _CHUNK):
         for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
-            _put(out, i, fr_mul(_get(a, i), _get(b, i)))
+            store(out, i, fr_mul(load(a, i), load(b, i)))
     return out
 
 
@@ -280,7 +278,7 @@ def _join(a, b, c):  # type: ignore[no-untyped-def]
     one = (np.uint64(1), np.uint64(0), np.uint64(0), np.uint64(0))
     for t in prange((n + _CHUNK - 1) // _CHUNK):
         for i in range(t * _CHUNK, min(n, (t + 1) * _CHUNK)):
-            _put(out, i, fr_mul(fr_sub(fr_mul(_get(a, i), _get(b, i)), _get(c, i)), one))
+            store(out, i, fr_mul(fr_sub(fr_mul(load(a, i), load(b, i)), load(c, i)), one))
     return out
 
 
@@ -325,7 +323,7 @@ def _differences(tau, points):  # type: ignore[no-untyped-def]
     out = np.empty_like(points)
     for t in prange((n + _CHUNK - 1) // _CHUNK):
         for i in range(t * _CHUNK, min(n, (t + 1) * _CHUNK)):
-            _put(out, i, fr_sub(tau, _get(points, i)))
+            store(out, i, fr_sub(tau, load(points, i)))
     return out
 
 
@@ -338,11 +336,11 @@ def _lagrange_finish(points, inverses, factor, correction, to_plain):  # type: i
     one = (np.uint64(1), np.uint64(0), np.uint64(0), np.uint64(0))
     for t in prange((n + _CHUNK - 1) // _CHUNK):
         for i in range(t * _CHUNK, min(n, (t + 1) * _CHUNK)):
-            d = _get(inverses, i)
-            x = _get(points, i)
+            d = load(inverses, i)
+            x = load(points, i)
             y = FR_ONE if is_zero(d) else fr_mul(fr_mul(factor, x), d)
             y = fr_sub(y, fr_mul(correction, x))
-            _put(out, i, fr_mul(y, one) if to_plain else y)
+            store(out, i, fr_mul(y, one) if to_plain else y)
     return out
 
 
