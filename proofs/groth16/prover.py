@@ -41,18 +41,16 @@ def _combine_g2(points: list[G2Point], scalars: list[int]) -> G2Point:
     return msm_g2(g2_table(points), field.limbs([k % R for k in scalars]))
 
 
-def prove(pk: ProvingKey, witness: Sequence[int], *, r: int | None = None, s: int | None = None) -> Proof:
-    """A proof that `witness` satisfies the circuit of `pk`. The witness must satisfy it (as
-    R1CS.witness guarantees): for one that does not, the proof is simply invalid. `r` and `s` are
-    drawn at random unless given (tests give them to compare with snarkjs)."""
+def prove(pk: ProvingKey, witness: Sequence[int]) -> Proof:
+    """A proof that `witness` satisfies the circuit of `pk`, with fresh random r and s. The witness must
+    satisfy it (as R1CS.witness guarantees): for one that does not, the proof is simply invalid."""
     if len(witness) != pk.n_vars:
         raise ProverError(f"the witness has {len(witness)} wires; this key's circuit has {pk.n_vars}")
     if witness[0] != 1:
         raise ProverError(f"wire 0 of a witness is the constant 1, not {witness[0]}")
     if any(not 0 <= v < R for v in witness):
         raise ProverError("every wire of a witness is a field element in [0, r)")
-    r = secrets.randbelow(R) if r is None else r
-    s = secrets.randbelow(R) if s is None else s
+    r, s = secrets.randbelow(R), secrets.randbelow(R)
 
     plain = field.limbs(list(witness))
     h = qap.h_values(pk.coefficients, field.to_montgomery(plain, R), pk.domain_size)

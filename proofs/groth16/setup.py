@@ -32,14 +32,10 @@ class SetupRefused(ValueError):
 
 
 def _secret(seed: bytes, name: str) -> int:
-    """A nonzero scalar derived from the seed, independently for each of τ, α, β, γ, δ."""
-    counter = 0
-    while True:
-        digest = hashlib.sha256(b"xrelay development setup\x00" + name.encode() + bytes([counter]) + seed)
-        value = int.from_bytes(digest.digest() + hashlib.sha256(digest.digest()).digest(), "big") % R
-        if value:
-            return value
-        counter += 1
+    """A nonzero scalar derived from the seed, independently for each of τ, α, β, γ, δ: 512 bits of
+    sha256 output reduced into [1, r)."""
+    first = hashlib.sha256(b"xrelay development setup\x00" + name.encode() + b"\x00" + seed).digest()
+    return int.from_bytes(first + hashlib.sha256(first).digest(), "big") % (R - 1) + 1
 
 
 def _g1(k: int) -> G1Point:
