@@ -199,6 +199,20 @@ def _try_add(b, x, y, buckets, entries, nbatch, acc):  # type: ignore[no-untyped
 
 
 @njit(cache=True)
+def _chord_or_tangent(x1, y1, x2, y2, doubling, inv):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+    """The affine (x1, y1) + (x2, y2) given inv = 1/(x2 - x1), or, when doubling, 2·(x1, y1) given
+    inv = 1/(2·y1) ((x2, y2) unused): the second half of a batch-affine addition."""
+    if doubling:
+        t = f_sqr(x1)
+        lam = f_mul(f_add(f_add(t, t), t), inv)
+        x2 = x1
+    else:
+        lam = f_mul(f_sub(y2, y1), inv)
+    x3 = f_sub(f_sub(f_sqr(lam), x1), x2)
+    return x3, f_sub(f_mul(lam, f_sub(x1, x3)), y1)
+
+
+@njit(cache=True)
 def _flush(buckets, entries, nbatch, acc):  # type: ignore[no-untyped-def]
     """Resolve the nbatch entries with one inversion of their denominators' product acc."""
     bx, state, _, _ = buckets
@@ -212,18 +226,9 @@ def _flush(buckets, entries, nbatch, acc):  # type: ignore[no-untyped-def]
             ik = inv
         e = ent_b[k]
         b = e if e >= 0 else -e - 1
-        x1 = ld(bx, b, 0)
-        y1 = ld(bx, b, 1)
-        if e >= 0:
-            x2 = ld(ent_pt, k, 0)
-            lam = f_mul(f_sub(ld(ent_pt, k, 1), y1), ik)
-        else:
-            x2 = x1
-            t = f_sqr(x1)
-            lam = f_mul(f_add(f_add(t, t), t), ik)
-        x3 = f_sub(f_sub(f_sqr(lam), x1), x2)
+        x3, y3 = _chord_or_tangent(ld(bx, b, 0), ld(bx, b, 1), ld(ent_pt, k, 0), ld(ent_pt, k, 1), e < 0, ik)
         st(bx, b, 0, x3)
-        st(bx, b, 1, f_sub(f_mul(lam, f_sub(x1, x3)), y1))
+        st(bx, b, 1, y3)
         state[b] = 1
 
 
@@ -586,18 +591,11 @@ def _fixed_resolve(lo, out, scratch, acc):  # type: ignore[no-untyped-def]
         ik = f_mul(inv, ld1(ent_pre, k))
         inv = f_mul(inv, ld1(ent_den, k))
         i = lo + k
-        x1 = ld(out, i, 0)
-        y1 = ld(out, i, 1)
-        if kind[k] == 1:
-            x2 = ld(ent_pt, k, 0)
-            lam = f_mul(f_sub(ld(ent_pt, k, 1), y1), ik)
-        else:
-            x2 = x1
-            t = f_sqr(x1)
-            lam = f_mul(f_add(f_add(t, t), t), ik)
-        x3 = f_sub(f_sub(f_sqr(lam), x1), x2)
+        x3, y3 = _chord_or_tangent(
+            ld(out, i, 0), ld(out, i, 1), ld(ent_pt, k, 0), ld(ent_pt, k, 1), kind[k] != 1, ik
+        )
         st(out, i, 0, x3)
-        st(out, i, 1, f_sub(f_mul(lam, f_sub(x1, x3)), y1))
+        st(out, i, 1, y3)
 
 
 @njit(cache=True)
