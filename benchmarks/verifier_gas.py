@@ -36,7 +36,7 @@ from bridge_contracts.verifier_gen import (
     deploy_verifier,
 )
 from proofs.field import R
-from proofs.groth16.keys import G1Point, G2Point, VerifyingKey
+from proofs.groth16.keys import G1Point, G2Point, VerifyingKey, g1_from_py_ecc, g2_from_py_ecc
 from proofs.groth16.proof import Proof
 
 CHAIN_ID = 31_337
@@ -71,13 +71,11 @@ contract VerifierGasMeter {{
 
 
 def _g1(scalar: int) -> G1Point:
-    x, y = bn.normalize(bn.multiply(bn.G1, scalar))
-    return (int(x), int(y))
+    return g1_from_py_ecc(bn.multiply(bn.G1, scalar))
 
 
 def _g2(scalar: int) -> G2Point:
-    x, y = bn.normalize(bn.multiply(bn.G2, scalar))
-    return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+    return g2_from_py_ecc(bn.multiply(bn.G2, scalar))
 
 
 def key_and_proof(n_public: int, inputs: list[int], seed: int) -> tuple[VerifyingKey, Proof]:

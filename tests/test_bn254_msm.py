@@ -41,23 +41,7 @@ from proofs.bn254.curve import (
 )
 from proofs.bn254.field import P, from_montgomery, ints, limbs, to_montgomery
 from proofs.field import R
-from proofs.groth16.keys import G1_INFINITY, G2_INFINITY, G1Point, G2Point
-
-# --- py_ecc <-> plain integers --------------------------------------------------------------------------
-
-
-def _g1(p: Any) -> G1Point:
-    if bn.is_inf(p):
-        return G1_INFINITY
-    x, y = bn.normalize(p)
-    return int(x), int(y)
-
-
-def _g2(p: Any) -> G2Point:
-    if bn.is_inf(p):
-        return G2_INFINITY
-    x, y = bn.normalize(p)
-    return (int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1]))
+from proofs.groth16.keys import G1_INFINITY, G2_INFINITY, G1Point, G2Point, g1_from_py_ecc, g2_from_py_ecc
 
 
 def _neg1(p: G1Point) -> G1Point:
@@ -131,8 +115,8 @@ class _Group:
 
 
 _GROUPS = {
-    "G1": _Group(bn.G1, bn.Z1, _g1, g1_table, g1_points, fp2=False),
-    "G2": _Group(bn.G2, bn.Z2, _g2, g2_table, g2_points, fp2=True),
+    "G1": _Group(bn.G1, bn.Z1, g1_from_py_ecc, g1_table, g1_points, fp2=False),
+    "G2": _Group(bn.G2, bn.Z2, g2_from_py_ecc, g2_table, g2_points, fp2=True),
 }
 
 
@@ -216,8 +200,8 @@ def test_batch_jacobian_to_affine_restores_points_and_infinity(name: str) -> Non
 
 
 def test_tables_round_trip_plain_integers_with_infinity_as_zeros() -> None:
-    g1 = [_g1(bn.G1), G1_INFINITY, _g1(bn.multiply(bn.G1, 5))]
-    g2 = [_g2(bn.G2), G2_INFINITY, _g2(bn.multiply(bn.G2, 5))]
+    g1 = [g1_from_py_ecc(bn.G1), G1_INFINITY, g1_from_py_ecc(bn.multiply(bn.G1, 5))]
+    g2 = [g2_from_py_ecc(bn.G2), G2_INFINITY, g2_from_py_ecc(bn.multiply(bn.G2, 5))]
     t1, t2 = g1_table(g1), g2_table(g2)
     assert t1.shape == (3, 2, 4) and t2.shape == (3, 2, 2, 4)
     assert not t1[1].any() and not t2[1].any()
@@ -230,8 +214,8 @@ def test_tables_round_trip_plain_integers_with_infinity_as_zeros() -> None:
 
 
 def test_on_curve_accepts_points_and_infinity_and_rejects_off_curve() -> None:
-    t1 = g1_table([_g1(bn.G1), G1_INFINITY, (1, 3)])
-    t2 = g2_table([_g2(bn.G2), G2_INFINITY, ((1, 0), (2, 0))])
+    t1 = g1_table([g1_from_py_ecc(bn.G1), G1_INFINITY, (1, 3)])
+    t2 = g2_table([g2_from_py_ecc(bn.G2), G2_INFINITY, ((1, 0), (2, 0))])
     assert on_curve_g1(t1).tolist() == [True, True, False]
     assert on_curve_g2(t2).tolist() == [True, True, False]
 
@@ -267,23 +251,23 @@ def _expected(generator: Any, ks: list[int], scalars: list[int]) -> Any:
 def test_msm_g1_matches_py_ecc(n: int) -> None:
     rng = random.Random(10 + n)
     points, ks, scalars = _msm_case(n, rng, g2=False)
-    got = msm.msm_g1(g1_table([_g1(p) for p in points]), limbs(scalars))
-    assert got == _g1(_expected(bn.G1, ks, scalars))
+    got = msm.msm_g1(g1_table([g1_from_py_ecc(p) for p in points]), limbs(scalars))
+    assert got == g1_from_py_ecc(_expected(bn.G1, ks, scalars))
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 60])
 def test_msm_g2_matches_py_ecc(n: int) -> None:
     rng = random.Random(20 + n)
     points, ks, scalars = _msm_case(n, rng, g2=True)
-    got = msm.msm_g2(g2_table([_g2(p) for p in points]), limbs(scalars))
-    assert got == _g2(_expected(bn.G2, ks, scalars))
+    got = msm.msm_g2(g2_table([g2_from_py_ecc(p) for p in points]), limbs(scalars))
+    assert got == g2_from_py_ecc(_expected(bn.G2, ks, scalars))
 
 
 def test_msm_of_cancelling_terms_is_infinity() -> None:
-    table = g1_table([_g1(bn.G1), _g1(bn.neg(bn.G1))])
+    table = g1_table([g1_from_py_ecc(bn.G1), g1_from_py_ecc(bn.neg(bn.G1))])
     assert msm.msm_g1(table, limbs([5, 5])) == G1_INFINITY
     assert msm.msm_g1(table, limbs([0, 0])) == G1_INFINITY
-    table2 = g2_table([_g2(bn.G2), _g2(bn.G2)])
+    table2 = g2_table([g2_from_py_ecc(bn.G2), g2_from_py_ecc(bn.G2)])
     assert msm.msm_g2(table2, limbs([1, R - 1])) == G2_INFINITY
 
 
@@ -292,14 +276,14 @@ def test_msm_with_one_scalar_everywhere_takes_every_bucket_collision_path() -> N
     1-scalars go to the rotating accumulators; both against (Σ kᵢ)·s·G."""
     rng = random.Random(5)
     a, d, n = rng.randrange(R), rng.randrange(R), 400
-    table = msm.batch_mul_g1(_g1(bn.G1), limbs([(a + i * d) % R for i in range(n)]))
+    table = msm.batch_mul_g1(g1_from_py_ecc(bn.G1), limbs([(a + i * d) % R for i in range(n)]))
     total = sum((a + i * d) % R for i in range(n))
     s = rng.randrange(R)
-    assert msm.msm_g1(table, limbs([s] * n)) == _g1(bn.multiply(bn.G1, total * s % R))
-    assert msm.msm_g1(table, limbs([1] * n)) == _g1(bn.multiply(bn.G1, total % R))
-    table2 = msm.batch_mul_g2(_g2(bn.G2), limbs([(a + i * d) % R for i in range(60)]))
+    assert msm.msm_g1(table, limbs([s] * n)) == g1_from_py_ecc(bn.multiply(bn.G1, total * s % R))
+    assert msm.msm_g1(table, limbs([1] * n)) == g1_from_py_ecc(bn.multiply(bn.G1, total % R))
+    table2 = msm.batch_mul_g2(g2_from_py_ecc(bn.G2), limbs([(a + i * d) % R for i in range(60)]))
     total2 = sum((a + i * d) % R for i in range(60))
-    assert msm.msm_g2(table2, limbs([s] * 60)) == _g2(bn.multiply(bn.G2, total2 * s % R))
+    assert msm.msm_g2(table2, limbs([s] * 60)) == g2_from_py_ecc(bn.multiply(bn.G2, total2 * s % R))
 
 
 @pytest.mark.parametrize("min_chunk", [msm._MIN_CHUNK, 64])
@@ -312,13 +296,13 @@ def test_msm_g1_on_thousands_of_points_split_into_tasks(
     n = 5000
     ks = [rng.randrange(R) for _ in range(n)]
     scalars = [rng.choice([0, 1, rng.randrange(R), rng.randrange(1 << 20)]) for _ in range(n)]
-    table = msm.batch_mul_g1(_g1(bn.G1), limbs(ks))
+    table = msm.batch_mul_g1(g1_from_py_ecc(bn.G1), limbs(ks))
     got = msm.msm_g1(table, limbs(scalars))
-    assert got == _g1(_expected(bn.G1, ks, scalars))
+    assert got == g1_from_py_ecc(_expected(bn.G1, ks, scalars))
 
 
 def test_msm_refuses_unreduced_scalars_and_mismatched_shapes() -> None:
-    table = g1_table([_g1(bn.G1)])
+    table = g1_table([g1_from_py_ecc(bn.G1)])
     with pytest.raises(ValueError):
         msm.msm_g1(table, limbs([R]))
     with pytest.raises(ValueError):
@@ -354,12 +338,12 @@ def test_batch_mul_g1_matches_py_ecc_at_edges_and_chunk_boundaries() -> None:
     n = 2100  # chunks of 1024 over two threads
     scalars = [rng.randrange(R) for _ in range(n)]
     scalars[:4] = [0, 1, 2, R - 1]
-    table = msm.batch_mul_g1(_g1(bn.G1), limbs(scalars))
+    table = msm.batch_mul_g1(g1_from_py_ecc(bn.G1), limbs(scalars))
     assert table.shape == (n, 2, 4)
     assert not table[0].any()
     rows = [1, 2, 3, 4, 1023, 1024, 1025, 2047, 2048, n - 1]
     assert [g1_points(table[i : i + 1])[0] for i in rows] == [
-        _g1(bn.multiply(bn.G1, scalars[i])) for i in rows
+        g1_from_py_ecc(bn.multiply(bn.G1, scalars[i])) for i in rows
     ]
     assert on_curve_g1(table).all()
 
@@ -367,21 +351,21 @@ def test_batch_mul_g1_matches_py_ecc_at_edges_and_chunk_boundaries() -> None:
 def test_batch_mul_from_another_base_and_from_infinity() -> None:
     base = bn.multiply(bn.G1, 987654321)
     scalars = [0, 3, R - 1, 1 << 200]
-    got = g1_points(msm.batch_mul_g1(_g1(base), limbs(scalars)))
-    assert got == [_g1(bn.multiply(base, s)) for s in scalars]
+    got = g1_points(msm.batch_mul_g1(g1_from_py_ecc(base), limbs(scalars)))
+    assert got == [g1_from_py_ecc(bn.multiply(base, s)) for s in scalars]
     assert not msm.batch_mul_g1(G1_INFINITY, limbs(scalars)).any()
     assert not msm.batch_mul_g2(G2_INFINITY, limbs(scalars)).any()
-    assert msm.batch_mul_g1(_g1(bn.G1), np.zeros((0, 4), dtype=np.uint64)).shape == (0, 2, 4)
+    assert msm.batch_mul_g1(g1_from_py_ecc(bn.G1), np.zeros((0, 4), dtype=np.uint64)).shape == (0, 2, 4)
     with pytest.raises(ValueError):
-        msm.batch_mul_g1(_g1(bn.G1), limbs([R]))
+        msm.batch_mul_g1(g1_from_py_ecc(bn.G1), limbs([R]))
 
 
 def test_batch_mul_g2_matches_py_ecc() -> None:
     rng = random.Random(8)
     scalars = [0, 1, R - 1, rng.randrange(R), rng.randrange(R)]
-    table = msm.batch_mul_g2(_g2(bn.G2), limbs(scalars))
+    table = msm.batch_mul_g2(g2_from_py_ecc(bn.G2), limbs(scalars))
     assert table.shape == (5, 2, 2, 4)
-    assert g2_points(table) == [_g2(bn.multiply(bn.G2, s)) for s in scalars]
+    assert g2_points(table) == [g2_from_py_ecc(bn.multiply(bn.G2, s)) for s in scalars]
     assert on_curve_g2(table).all()
 
 

@@ -27,6 +27,8 @@ from proofs.groth16.keys import (
     G1Point,
     G2Point,
     VerifyingKey,
+    g1_from_py_ecc,
+    g1_to_py_ecc,
     g2_on_curve,
 )
 from proofs.groth16.proof import Proof
@@ -71,17 +73,8 @@ def proven(tmp_path_factory: pytest.TempPathFactory) -> Proven:
     return Proven(work / "vk.json", vk_json, proofs, publics, paths)
 
 
-def _g1(point: Any) -> G1Point:
-    x, y = bn.normalize(point)
-    return (int(x), int(y))
-
-
-def _py(point: G1Point) -> Any:
-    return (bn.FQ(point[0]), bn.FQ(point[1]), bn.FQ.one())
-
-
 def _doubled(point: G1Point) -> G1Point:
-    return _g1(bn.double(_py(point)))
+    return g1_from_py_ecc(bn.double(g1_to_py_ecc(point)))
 
 
 def _fp2_sqrt(a: Any) -> Any:

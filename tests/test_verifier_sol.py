@@ -25,7 +25,7 @@ from bridge_contracts.chain import Chain
 from bridge_contracts.verifier_gen import calldata, deploy_verifier, render
 from proofs.bn254.field import P
 from proofs.field import R
-from proofs.groth16.keys import G1Point, G2Point, VerifyingKey
+from proofs.groth16.keys import G1Point, G2Point, VerifyingKey, g1_from_py_ecc, g2_from_py_ecc
 from proofs.groth16.proof import Proof
 
 SIZES = (1, 4, 8, 22)  # 22: the batch circuit's public inputs
@@ -36,16 +36,11 @@ NOT_ENOUGH_GAS = "0x" + bytes(Web3.keccak(text="NotEnoughGas()")[:4]).hex()
 
 
 def _g1(scalar: int) -> G1Point:
-    point = bn.multiply(bn.G1, scalar % R)
-    if bn.is_inf(point):
-        return (0, 0)
-    x, y = bn.normalize(point)
-    return (int(x), int(y))
+    return g1_from_py_ecc(bn.multiply(bn.G1, scalar % R))
 
 
 def _g2(scalar: int) -> G2Point:
-    x, y = bn.normalize(bn.multiply(bn.G2, scalar % R))
-    return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+    return g2_from_py_ecc(bn.multiply(bn.G2, scalar % R))
 
 
 @dataclass(frozen=True)

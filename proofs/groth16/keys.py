@@ -14,8 +14,10 @@ conversion and the kernels use them as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from py_ecc import optimized_bn128 as bn
 
 from proofs.bn254.field import P
 
@@ -24,6 +26,38 @@ G2Point = tuple[tuple[int, int], tuple[int, int]]
 
 G1_INFINITY: G1Point = (0, 0)
 G2_INFINITY: G2Point = ((0, 0), (0, 0))
+
+
+def g1_to_py_ecc(point: G1Point) -> Any:
+    """py_ecc's (optimized_bn128) projective form of a G1 point."""
+    if point == G1_INFINITY:
+        return bn.Z1
+    return (bn.FQ(point[0]), bn.FQ(point[1]), bn.FQ.one())
+
+
+def g2_to_py_ecc(point: G2Point) -> Any:
+    """py_ecc's projective form of a G2 point (FQ2([c0, c1]) is c0 + c1·u)."""
+    if point == G2_INFINITY:
+        return bn.Z2
+    (x0, x1), (y0, y1) = point
+    return (bn.FQ2([x0, x1]), bn.FQ2([y0, y1]), bn.FQ2.one())
+
+
+def g1_from_py_ecc(point: Any) -> G1Point:
+    """A py_ecc G1 point as plain affine integers."""
+    if bn.is_inf(point):
+        return G1_INFINITY
+    x, y = bn.normalize(point)
+    return (int(x), int(y))
+
+
+def g2_from_py_ecc(point: Any) -> G2Point:
+    """A py_ecc G2 point as plain affine integers, real part first."""
+    if bn.is_inf(point):
+        return G2_INFINITY
+    x, y = bn.normalize(point)
+    return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+
 
 DEVELOPMENT_LABEL = "xrelay development setup from a known seed: NOT FOR PRODUCTION"
 """The text that labels a development key wherever it is written (.zkey section, JSON field)."""

@@ -23,7 +23,7 @@ from proofs.bn254.curve import g1_points
 from proofs.bn254.msm import batch_mul_g1, batch_mul_g2
 from proofs.field import R
 from proofs.groth16 import qap
-from proofs.groth16.keys import G1Point, G2Point, ProvingKey, VerifyingKey
+from proofs.groth16.keys import G1Point, G2Point, ProvingKey, VerifyingKey, g1_from_py_ecc, g2_from_py_ecc
 from proofs.r1cs.builder import R1CS
 
 
@@ -39,13 +39,11 @@ def _secret(seed: bytes, name: str) -> int:
 
 
 def _g1(k: int) -> G1Point:
-    x, y = bn.normalize(bn.multiply(bn.G1, k))
-    return (int(x), int(y))
+    return g1_from_py_ecc(bn.multiply(bn.G1, k))
 
 
 def _g2(k: int) -> G2Point:
-    x, y = bn.normalize(bn.multiply(bn.G2, k))
-    return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+    return g2_from_py_ecc(bn.multiply(bn.G2, k))
 
 
 G1_GENERATOR = _g1(1)

@@ -55,7 +55,9 @@ from proofs.groth16.keys import (
     G2Point,
     VerifyingKey,
     g1_on_curve,
+    g1_to_py_ecc,
     g2_on_curve,
+    g2_to_py_ecc,
 )
 from proofs.groth16.proof import Proof
 
@@ -78,22 +80,9 @@ PyG1 = Any  # (FQ, FQ, FQ): projective
 PyG2 = Any  # (FQ2, FQ2, FQ2)
 
 
-def _py_g1(point: G1Point) -> PyG1:
-    if point == G1_INFINITY:
-        return bn.Z1
-    return (bn.FQ(point[0]), bn.FQ(point[1]), bn.FQ.one())
-
-
-def _py_g2(point: G2Point) -> PyG2:
-    if point == G2_INFINITY:
-        return bn.Z2
-    (x0, x1), (y0, y1) = point
-    return (bn.FQ2([x0, x1]), bn.FQ2([y0, y1]), bn.FQ2.one())
-
-
 def g2_in_subgroup(point: G2Point) -> bool:
     """Whether a point on the twist is in G2, the subgroup of order r: r·P = ∞ (~30 ms in py_ecc)."""
-    return bool(bn.is_inf(bn.multiply(_py_g2(point), R)))
+    return bool(bn.is_inf(bn.multiply(g2_to_py_ecc(point), R)))
 
 
 def _valid_g1(point: G1Point) -> bool:
@@ -137,10 +126,10 @@ class _PreparedKey:
                     f"the verifying key's {name} {point2} is not a point of G2 (or is infinity)"
                 )
         self.n_public = vk.n_public
-        self.ic = [_py_g1(p) for p in vk.ic]
-        self.gamma = _py_g2(vk.gamma_2)
-        self.delta = _py_g2(vk.delta_2)
-        self.alpha_beta = _miller(_py_g2(vk.beta_2), _py_g1(vk.alpha_1))
+        self.ic = [g1_to_py_ecc(p) for p in vk.ic]
+        self.gamma = g2_to_py_ecc(vk.gamma_2)
+        self.delta = g2_to_py_ecc(vk.delta_2)
+        self.alpha_beta = _miller(g2_to_py_ecc(vk.beta_2), g1_to_py_ecc(vk.alpha_1))
 
     def check_count(self, public_inputs: Sequence[int], which: str = "") -> None:
         if len(public_inputs) != self.n_public:
@@ -190,10 +179,10 @@ def verify(vk: VerifyingKey, public_inputs: Sequence[int], proof: Proof) -> bool
         return False
     vk_x = bn.add(key.ic[0], _msm_g1(key.ic[1:], public_inputs))
     f = (
-        _miller(_py_g2(proof.b), bn.neg(_py_g1(proof.a)))
+        _miller(g2_to_py_ecc(proof.b), bn.neg(g1_to_py_ecc(proof.a)))
         * key.alpha_beta
         * _miller(key.gamma, vk_x)
-        * _miller(key.delta, _py_g1(proof.c))
+        * _miller(key.delta, g1_to_py_ecc(proof.c))
     )
     return _is_one(f)
 
@@ -223,8 +212,8 @@ def verify_batch(
         sum(w * x[j] for w, (x, _) in zip(weights, items, strict=True)) % R for j in range(key.n_public)
     ]
     vk_x = _msm_g1(key.ic, [total, *per_input])
-    c = _msm_g1([_py_g1(p.c) for _, p in items], weights)
+    c = _msm_g1([g1_to_py_ecc(p.c) for _, p in items], weights)
     f = key.alpha_beta**total * _miller(key.gamma, vk_x) * _miller(key.delta, c)
     for w, (_, proof) in zip(weights, items, strict=True):
-        f = f * _miller(_py_g2(proof.b), bn.neg(bn.multiply(_py_g1(proof.a), w)))
+        f = f * _miller(g2_to_py_ecc(proof.b), bn.neg(bn.multiply(g1_to_py_ecc(proof.a), w)))
     return _is_one(f)
