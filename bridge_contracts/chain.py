@@ -6,20 +6,27 @@ the contract's custom error decoded by name and arguments.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache, cached_property
 from typing import Any, cast
 
+import requests
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.exceptions import ProviderConnectionError
+from web3.providers import HTTPProvider, JSONBaseProvider
+from web3.types import RPCEndpoint, RPCResponse
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError
 from web3.types import TxParams, TxReceipt, Wei
 
 from bridge_contracts import artifacts
+
+log = logging.getLogger(__name__)
 
 _PANIC_REASONS = {
     0x01: "assertion failed",
@@ -121,21 +128,64 @@ def link(name: str, bytecode: str, libraries: Mapping[str, str]) -> str:
     return bytecode
 
 
-def _reverted(what: str, exc: ContractLogicError) -> Reverted:
+def reverted_error(what: str, exc: ContractLogicError) -> Reverted:
     data = exc.data if isinstance(exc.data, str | bytes) else None
     return Reverted(what, decode_revert(data) if data else str(exc.message or exc))
 
 
+class FailoverProvider(JSONBaseProvider):
+    """JSON-RPC over HTTP to the first of several endpoints that answers: a request that cannot reach
+    one (connection refused, timeout, HTTP error) goes to the next, which stays current until it fails
+    in turn. A JSON-RPC error answer (a revert, say) is an answer, and never fails over."""
+
+    def __init__(self, urls: Sequence[str], *, timeout: float = 30.0) -> None:
+        super().__init__()
+        if not urls:
+            raise ValueError("FailoverProvider needs at least one URL")
+        self.urls = tuple(urls)
+        self._providers = [
+            HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+            for url in self.urls
+        ]
+        self._current = 0
+
+    @property
+    def current_url(self) -> str:
+        return self.urls[self._current]
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        failures = []
+        for _ in self._providers:
+            index = self._current
+            try:
+                return self._providers[index].make_request(method, params)
+            except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
+                failures.append(f"{self.urls[index]}: {type(exc).__name__}")
+                self._current = (index + 1) % len(self._providers)
+                if len(self._providers) > 1:
+                    log.warning("RPC %s failed (%s); trying %s", self.urls[index], exc, self.current_url)
+        raise ProviderConnectionError(f"no RPC endpoint answered {method}: " + "; ".join(failures))
+
+    def is_connected(self, show_traceback: bool = False) -> bool:
+        return any(p.is_connected(show_traceback) for p in self._providers)
+
+
 class Chain:
-    def __init__(self, rpc_url: str, signer: LocalAccount, *, request_timeout: float = 30.0) -> None:
-        self.rpc_url = rpc_url
+    """A chain reached through one RPC URL or several (tried in order, failing over), with the account
+    that signs for xrelay on it."""
+
+    def __init__(
+        self, rpc_url: str | Sequence[str], signer: LocalAccount, *, request_timeout: float = 30.0
+    ) -> None:
+        self.rpc_urls = (rpc_url,) if isinstance(rpc_url, str) else tuple(rpc_url)
+        self.rpc_url = self.rpc_urls[0]
         self.request_timeout = request_timeout
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
+        self.w3 = Web3(FailoverProvider(self.rpc_urls, timeout=request_timeout))
         self.signer = signer
 
     def with_signer(self, signer: LocalAccount) -> Chain:
         """The same chain, with transactions signed by another account."""
-        return Chain(self.rpc_url, signer, request_timeout=self.request_timeout)
+        return Chain(self.rpc_urls, signer, request_timeout=self.request_timeout)
 
     @cached_property
     def chain_id(self) -> int:
@@ -172,7 +222,7 @@ class Chain:
         try:
             tx = fn.build_transaction(params)  # estimates gas: a revert surfaces here, decoded
         except ContractLogicError as exc:
-            raise _reverted(label, exc) from exc
+            raise reverted_error(label, exc) from exc
         signed = self.signer.sign_transaction(cast(dict[str, Any], tx))
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)

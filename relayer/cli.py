@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,12 @@ from bridge_contracts.chain import Reverted
 from bridge_contracts.toolchain import ToolchainMissing
 from relayer import config as institution_config
 from relayer import devnet as devnet_ops
-from relayer.config import ConfigError
+from relayer import peers as peer_ops
+from relayer import store as store_ops
+from relayer.config import ANY, ConfigError
 from relayer.devnet import DevnetError
+from relayer.peers import PeerError
+from relayer.store import Store, StoreError
 
 console = Console(highlight=False)
 
@@ -31,6 +36,8 @@ OPERATOR_ERRORS = (
     AnvilError,
     ArtifactMissing,
     Reverted,
+    StoreError,
+    PeerError,
 )
 
 
@@ -168,6 +175,252 @@ def config_check(file: Path) -> None:
     for label, value in institution_config.summary(loaded):
         table.add_row(label, value)
     console.print(table)
+
+
+# --- operating a daemon: its peers, its messages, replays -----------------------------------------
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The institution's config file.",
+)
+
+
+def _open_store(config_path: Path) -> Store:
+    """The store of the daemon that runs with this config (which must exist already)."""
+    path = institution_config.load(config_path).store.path
+    if not path.exists():
+        raise StoreError(
+            f"no store at {path} yet: the daemon creates it when it first runs with {config_path}"
+        )
+    return Store(path)
+
+
+@cli.group()
+def peers() -> None:
+    """List, add and remove an institution's peers (a running daemon picks changes up by itself)."""
+
+
+@peers.command("list")
+@config_option
+def peers_list(config_path: Path) -> None:
+    """The peers in a config file and what each may do."""
+    found = peer_ops.list_peers(config_path)
+    if not found:
+        console.print(f"{config_path}: no peers")
+        return
+    table = _table(f"peers of {config_path}", "name", "chain id", "assets", "targets", "per minute")
+    for peer in found:
+        table.add_row(
+            peer.name,
+            str(peer.chain_id),
+            _allowed(peer.allowed_assets, "none (value refused)"),
+            _allowed(peer.allowed_targets, "none"),
+            str(peer.rate_limit_per_minute),
+        )
+    console.print(table)
+
+
+def _allowed(values: tuple[str, ...], none: str) -> str:
+    return "any" if values == (ANY,) else "\n".join(values) if values else none
+
+
+@peers.command("add")
+@config_option
+@click.argument("name")
+@click.argument("chain_id", type=int)
+@click.option(
+    "--asset",
+    "assets",
+    multiple=True,
+    help="An asset id the peer may send value in (repeat it); default: any.",
+)
+@click.option("--no-value", is_flag=True, help="Accept no value from the peer (allowed_assets = []).")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    help="An address the peer's messages may call (repeat it); default: any.",
+)
+@click.option("--rate-limit", type=int, default=600, show_default=True, help="The most messages per minute.")
+def peers_add(
+    *,
+    config_path: Path,
+    name: str,
+    chain_id: int,
+    assets: tuple[str, ...],
+    no_value: bool,
+    targets: tuple[str, ...],
+    rate_limit: int,
+) -> None:
+    """Add the peer NAME, whose chain is CHAIN_ID, to the config file (validated before it is written)."""
+    if no_value and assets:
+        raise click.UsageError("--no-value and --asset contradict each other: give one of them")
+    peer = peer_ops.add_peer(
+        config_path,
+        name,
+        chain_id,
+        () if no_value else assets or (ANY,),
+        targets or (ANY,),
+        rate_limit,
+    )
+    console.print(f"added peer {peer.name} (chain {peer.chain_id}) to {config_path}")
+    console.print("a running daemon picks the change up by itself")
+
+
+@peers.command("remove")
+@config_option
+@click.argument("name")
+def peers_remove(config_path: Path, name: str) -> None:
+    """Remove the peer NAME from the config file."""
+    peer = peer_ops.remove_peer(config_path, name)
+    console.print(f"removed peer {peer.name} (chain {peer.chain_id}) from {config_path}")
+    console.print("a running daemon picks the change up by itself")
+
+
+@cli.group()
+def messages() -> None:
+    """The messages a daemon relays, their history, and the inputs it refused."""
+
+
+@messages.command("list")
+@config_option
+@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeat it, or a,b).")
+@click.option("--peer", help="Only messages to or from this peer.")
+@click.option("--direction", type=click.Choice(["in", "out"]), help="Only incoming or outgoing messages.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many (the oldest first).")
+def messages_list(
+    config_path: Path, statuses: tuple[str, ...], peer: str | None, direction: str | None, limit: int | None
+) -> None:
+    """Messages, oldest first, with their status."""
+    wanted = [status for text in statuses for status in text.split(",") if status]
+    known = set(store_ops.IN_STATUSES + store_ops.OUT_STATUSES)
+    unknown = [status for status in wanted if status not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown status {', '.join(unknown)}: use {', '.join(sorted(known))}", param_hint="--status"
+        )
+    with _open_store(config_path) as store:
+        rows = store.messages(status=wanted or None, peer=peer, direction=direction, limit=limit)
+    if not rows:
+        console.print("no messages")
+        return
+    table = _table(
+        f"messages in {config_path}", "id", "dir", "peer", "status", "value", "batch", "tries", "age", "error"
+    )
+    now = time.time()
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["direction"],
+            row["peer"],
+            row["status"],
+            _value(row),
+            "-" if row["batch_number"] is None else str(row["batch_number"]),
+            str(row["attempts"]),
+            _age(now - row["created_at"]),
+            _short(row["error"] or "", 80),
+        )
+    console.print(table)
+
+
+@messages.command("show")
+@config_option
+@click.argument("message_id", metavar="ID")
+def messages_show(config_path: Path, message_id: str) -> None:
+    """One message (ID: "<source chain id>:<nonce>"), and every status it went through, with why."""
+    with _open_store(config_path) as store:
+        row = store.message(message_id)
+        if row is None:
+            raise store_ops.UnknownMessage(f"no message {message_id} in the store {store.path}")
+        history = store.history(message_id)
+    table = _table(f"message {message_id}", "field", "value")
+    table.show_header = False
+    for key, value in row.items():
+        table.add_row(key, _field(key, value))
+    console.print(table)
+    changes = _table("history", "at", "from", "to", "reason")
+    for change in history:
+        changes.add_row(
+            store_ops.format_time(change["at"]),
+            change["from_status"] or "-",
+            change["to_status"],
+            change["reason"],
+        )
+    console.print(changes)
+
+
+@messages.command("refused")
+@config_option
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many.")
+def messages_refused(config_path: Path, limit: int) -> None:
+    """Inputs the daemon refused (envelopes, messages), newest first, with the reason."""
+    with _open_store(config_path) as store:
+        rows = store.refusals(limit)
+    if not rows:
+        console.print("nothing refused")
+        return
+    table = _table(
+        f"refused by the daemon of {config_path}", "#", "at", "peer", "chain id", "kind", "reason", "bytes"
+    )
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            store_ops.format_time(row["at"]),
+            row["peer"] or "-",
+            "-" if row["chain_id"] is None else str(row["chain_id"]),
+            row["kind"],
+            row["reason"],
+            str(len(row["raw"])),
+        )
+    console.print(table)
+
+
+@cli.command()
+@config_option
+@click.argument("message_id", metavar="ID")
+def replay(config_path: Path, message_id: str) -> None:
+    """Have the daemon execute the failed incoming message ID again (safe to repeat)."""
+    with _open_store(config_path) as store:
+        before = store.message(message_id)
+        status = store.request_replay(message_id, "replay requested from the CLI")
+    if before is not None and before["status"] != status:
+        console.print(
+            f"message {message_id}: {before['status']} -> {status}; the daemon executes it again shortly"
+        )
+    elif status == "replay":
+        console.print(f"message {message_id} is already waiting for its replay: nothing changed")
+    else:
+        console.print(f"message {message_id} is {status}: it is to be executed already; nothing changed")
+
+
+def _value(row: dict[str, Any]) -> str:
+    amount = int(row["amount"])
+    return "-" if amount == 0 else f"{amount} {row['asset_id'][:10]}…"
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(seconds, 0):.0f}s"
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _field(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bytes):
+        return "0x" + value.hex() if value else "(empty)"
+    if key.endswith("_at") and isinstance(value, float):
+        return store_ops.format_time(value)
+    return str(value)
 
 
 def main() -> None:

@@ -207,6 +207,9 @@ class ContractsConfig(_Section):
     """The AssetRouter contract, which locks, mints and releases value-carrying messages."""
     outbox: _Address
     """The Outbox contract, where every message leaving the chain is numbered, hashed and emitted."""
+    inbox: _Address | None = None
+    """The Inbox contract, which imports L1's aggregated roots and executes proven messages; the
+    daemon needs it to receive."""
 
 
 class SignerConfig(_Section):
@@ -357,7 +360,15 @@ class L1Config(_RpcChain):
     """[l1]: the settlement layer all the institutions' chains settle to."""
 
     hub: _Address | None = None
-    """The L1 Hub contract (optional until the Hub exists)."""
+    """The L1 Hub contract, where batches settle; the daemon needs it to run."""
+    hub_api: str | None = None
+    """The hub service's HTTP API (http://host:port), which serves aggregated-tree proofs; the
+    daemon needs it to receive."""
+
+    @field_validator("hub_api")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value, ("http", "https"))
 
 
 class PeerConfig(_Section):
@@ -389,6 +400,15 @@ class BatchConfig(_Section):
     """Messages per batch: a power of two from 8 to 1024. A batch closes when full..."""
     max_wait_seconds: StrictFloat = Field(default=5.0, gt=0, le=3600)
     """...or this many seconds after its first message, whichever comes first."""
+    keys_dir: Path = Field(default=Path("keys"), validate_default=True)
+    """The folder of the batch circuit's keys, relative to the config file: batch-<capacity>.zkey
+    (this chain's proving key) and batch-<capacity>.vk.json (the verifying key of each capacity
+    peers prove with)."""
+
+    @field_validator("keys_dir")
+    @classmethod
+    def _resolved(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
 
     @field_validator("capacity")
     @classmethod
@@ -420,7 +440,9 @@ class BusConfig(_Section):
     """[bus]: the MQTT broker the institutions' daemons talk through."""
 
     url: str | None = None
-    """mqtt://host[:port] or mqtts://host[:port]; unset, the daemon runs an embedded broker (devnet)."""
+    """mqtt://host[:port] or mqtts://host[:port]; unset, the daemon runs an embedded broker on
+    127.0.0.1:1883 (a single institution trying things out; the devnet's daemons share the broker
+    the hub service embeds)."""
     username_env: _EnvName | None = None
     """The environment variable holding the broker user name."""
     password_env: _EnvName | None = None

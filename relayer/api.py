@@ -1,0 +1,278 @@
+"""The daemon's admin HTTP API (aiohttp). Every route, /metrics included, requires
+`Authorization: Bearer <token>`; every answer is JSON (but /metrics, Prometheus text), an error
+being {"error": "..."} with 400 (a bad request), 401 (no or wrong token), 404 (no such message,
+peer or route) or 409 (the request conflicts with the state: a replay of an executed message, a
+duplicate peer).
+
+    GET    /v1/status                    the daemon's status (its `status()` callable)
+    GET    /v1/messages?status=&peer=&direction=&limit=    oldest first; status may be a,b
+    GET    /v1/messages/{id}             the message and its "history" of transitions
+    POST   /v1/messages/{id}/replay      {"id", "status", "changed"}
+    GET    /v1/peers                     the config file's peers
+    POST   /v1/peers                     {"name", "chain_id", "allowed_assets"?, "allowed_targets"?,
+                                          "rate_limit_per_minute"?} -> 201 and the peer
+    DELETE /v1/peers/{name}              the removed peer
+    GET    /v1/refusals?limit=           refused inputs, newest first
+    GET    /metrics                      Prometheus text
+
+Values are the store's: big integers as decimal strings, asset ids and hashes as 0x-hex, bytes as
+0x-hex, times as unix floats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from relayer import peers as peer_ops
+from relayer.config import ANY, ConfigError, PeerConfig
+from relayer.metrics import CONTENT_TYPE, Metrics
+from relayer.peers import PeerConflict, PeerError, UnknownPeer
+from relayer.store import IN_STATUSES, OUT_STATUSES, Store, StoreError, UnknownMessage
+
+_STATUSES = frozenset(IN_STATUSES + OUT_STATUSES)
+_PEER_FIELDS: dict[str, type] = {
+    "name": str,
+    "chain_id": int,
+    "allowed_assets": list,
+    "allowed_targets": list,
+    "rate_limit_per_minute": int,
+}
+
+
+def make_app(
+    store: Store, config_path: str | Path, token: str, metrics: Metrics, status: Callable[[], dict[str, Any]]
+) -> web.Application:
+    """The admin API over `store` and the peers of the config file at `config_path`."""
+    if not token:
+        raise ValueError("the admin API needs a non-empty bearer token")
+    api = _Api(store, Path(config_path), metrics, status)
+    app = web.Application(middlewares=[_json_errors, _bearer(token)])
+    app.add_routes(
+        [
+            web.get("/v1/status", api.status),
+            web.get("/v1/messages", api.messages),
+            web.get("/v1/messages/{id}", api.message),
+            web.post("/v1/messages/{id}/replay", api.replay),
+            web.get("/v1/peers", api.peers),
+            web.post("/v1/peers", api.add_peer),
+            web.delete("/v1/peers/{name}", api.remove_peer),
+            web.get("/v1/refusals", api.refusals),
+            web.get("/metrics", api.metrics),
+        ]
+    )
+    return app
+
+
+class _Api:
+    def __init__(
+        self, store: Store, config_path: Path, metrics: Metrics, status: Callable[[], dict[str, Any]]
+    ) -> None:
+        self.store = store
+        self.config_path = config_path
+        self.metrics_ = metrics
+        self.status_ = status
+
+    async def status(self, request: web.Request) -> web.Response:
+        return _json(self.status_())
+
+    async def messages(self, request: web.Request) -> web.Response:
+        query = request.query
+        status: list[str] | None = None
+        if query.get("status"):
+            status = query["status"].split(",")
+            unknown = [s for s in status if s not in _STATUSES]
+            if unknown:
+                raise _error(
+                    400, f"unknown status {', '.join(unknown)}: expected {', '.join(sorted(_STATUSES))}"
+                )
+        direction = query.get("direction") or None
+        if direction not in (None, "in", "out"):
+            raise _error(400, f"direction must be 'in' or 'out', not {direction!r}")
+        rows = await asyncio.to_thread(
+            self.store.messages,
+            status=status,
+            peer=query.get("peer") or None,
+            direction=direction,
+            limit=_limit(query.get("limit")),
+        )
+        return _json([_message(row) for row in rows])
+
+    async def message(self, request: web.Request) -> web.Response:
+        message_id = request.match_info["id"]
+        row = await asyncio.to_thread(self.store.message, message_id)
+        if row is None:
+            raise _error(404, f"no message {message_id}")
+        history = await asyncio.to_thread(self.store.history, message_id)
+        return _json(_message(row) | {"history": history})
+
+    async def replay(self, request: web.Request) -> web.Response:
+        message_id = request.match_info["id"]
+        before = await asyncio.to_thread(self.store.message, message_id)
+        try:
+            status = await asyncio.to_thread(
+                self.store.request_replay, message_id, "replay requested through the admin API"
+            )
+        except UnknownMessage as exc:
+            raise _error(404, str(exc)) from None
+        except StoreError as exc:
+            raise _error(409, str(exc)) from None
+        changed = before is not None and before["status"] != status
+        return _json({"id": message_id, "status": status, "changed": changed})
+
+    async def peers(self, request: web.Request) -> web.Response:
+        peers = await asyncio.to_thread(peer_ops.list_peers, self.config_path)
+        return _json([_peer(peer) for peer in peers])
+
+    async def add_peer(self, request: web.Request) -> web.Response:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            raise _error(400, f"the body is not JSON: {exc}") from None
+        args = _peer_args(body)
+        peer = await self._edit(
+            lambda: peer_ops.add_peer(
+                self.config_path,
+                args["name"],
+                args["chain_id"],
+                args.get("allowed_assets", (ANY,)),
+                args.get("allowed_targets", (ANY,)),
+                args.get("rate_limit_per_minute", 600),
+            )
+        )
+        return _json(_peer(peer), status=201)
+
+    async def remove_peer(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        peer = await self._edit(lambda: peer_ops.remove_peer(self.config_path, name))
+        return _json(_peer(peer))
+
+    async def _edit(self, change: Callable[[], PeerConfig]) -> PeerConfig:
+        try:
+            return await asyncio.to_thread(change)
+        except UnknownPeer as exc:
+            raise _error(404, str(exc)) from None
+        except (PeerConflict, ConfigError) as exc:  # ConfigError: the file itself is invalid now
+            raise _error(409, str(exc)) from None
+        except PeerError as exc:
+            raise _error(400, str(exc)) from None
+
+    async def refusals(self, request: web.Request) -> web.Response:
+        rows = await asyncio.to_thread(self.store.refusals, _limit(request.query.get("limit")))
+        return _json(rows)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        await asyncio.to_thread(self.metrics_.refresh_from_store, self.store)
+        response = web.Response(body=self.metrics_.render())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+
+# --- middlewares --------------------------------------------------------------------------------
+
+
+def _bearer(token: str) -> Middleware:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return _json(
+                {"error": "missing or wrong bearer token (Authorization: Bearer <token>)"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="xrelay admin"'},
+            )
+        return await handler(request)
+
+    return check
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own errors (no such route, method not allowed) as JSON too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        return _json({"error": exc.reason}, status=exc.status, headers=_allow(exc))
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
+
+
+# --- values -------------------------------------------------------------------------------------
+
+
+def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(value, default=_default),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, int):  # beyond 64 bits
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _error(status: int, message: str) -> web.HTTPException:
+    error = web.HTTPException(text=orjson.dumps({"error": message}).decode(), content_type="application/json")
+    error.set_status(status)
+    return error
+
+
+def _limit(text: str | None) -> int | None:
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) == 0:
+        raise _error(400, f"limit must be a positive integer, not {text!r}")
+    return int(text)
+
+
+def _message(row: dict[str, Any]) -> dict[str, Any]:
+    payload = row.get("payload")
+    return row | {"payload": orjson.loads(payload) if payload else None}
+
+
+def _peer(peer: PeerConfig) -> dict[str, Any]:
+    return peer.model_dump(mode="json")
+
+
+def _peer_args(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise _error(400, "the body must be a JSON object")
+    unknown = sorted(set(body) - set(_PEER_FIELDS))
+    if unknown:
+        raise _error(400, f"unknown field {', '.join(unknown)}: expected {', '.join(_PEER_FIELDS)}")
+    for field in ("name", "chain_id"):
+        if field not in body:
+            raise _error(400, f"{field} is required")
+    for field, kind in _PEER_FIELDS.items():
+        if field not in body:
+            continue
+        value = body[field]
+        wrong = not isinstance(value, kind) or isinstance(value, bool)
+        if kind is list and not wrong:
+            wrong = not all(isinstance(item, str) for item in value)
+        if wrong:
+            expected = {str: "a string", int: "an integer", list: "a list of strings"}[kind]
+            raise _error(400, f"{field} must be {expected}")
+    return body

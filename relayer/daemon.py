@@ -1,0 +1,302 @@
+"""`xrelay run`: one institution's daemon.
+
+It wires the pipeline together and runs each step in a loop of its own: the chain watchers (this
+chain's Outbox, L1 deposits to this chain), the batcher with its prover pool, the settler, the pusher,
+the receiver (the bus) and the executor, plus the admin API. Every step reads its work from the store
+and writes there before it acts, so the daemon can be killed at any moment and started again. A step
+that fails (an RPC endpoint down, a transaction refused) is logged and tried again; it never stops
+the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+from hub.client import HubClient
+from web3 import Web3
+from web3.types import EventData
+
+from bridge_contracts.chain import Chain
+from bridge_contracts.messages import Message
+from hub.broker import EmbeddedBroker
+from hub.bus import Bus
+from hub.delivery import message_key
+from relayer import api
+from relayer import config as institution_config
+from relayer.config import ConfigError, InstitutionConfig
+from relayer.metrics import Metrics
+from relayer.pipeline.batcher import Batcher
+from relayer.pipeline.context import L1_PEER, Context, message_row
+from relayer.pipeline.executor import Executor
+from relayer.pipeline.prover import ProverPool
+from relayer.pipeline.pusher import Pusher
+from relayer.pipeline.receiver import Receiver
+from relayer.pipeline.settler import Settler
+from relayer.sender import Sender
+from relayer.store import Store
+from relayer.watcher import Watcher
+
+log = logging.getLogger("xrelay")
+
+IDLE = 0.25  # seconds a step waits when it found nothing to do
+EMBEDDED_BROKER = ("127.0.0.1", 1883)
+
+
+def _require(config: InstitutionConfig, path: Path) -> tuple[str, str, str]:
+    problems = []
+    if config.chain.contracts.inbox is None:
+        problems.append(("chain.contracts.inbox", "the daemon needs the Inbox's address to receive"))
+    if config.l1.hub is None:
+        problems.append(("l1.hub", "the daemon needs the L1 Hub's address to settle"))
+    if config.l1.hub_api is None:
+        problems.append(("l1.hub_api", "the daemon needs the hub service's URL for aggregated-tree proofs"))
+    key = config.batch.keys_dir / f"batch-{config.batch.capacity}.zkey"
+    if not key.is_file():
+        problems.append(
+            ("batch.keys_dir", f"no proving key {key} for batch capacity {config.batch.capacity}")
+        )
+    if problems:
+        raise ConfigError(path, problems)
+    assert config.chain.contracts.inbox and config.l1.hub and config.l1.hub_api
+    return config.chain.contracts.inbox, config.l1.hub, config.l1.hub_api
+
+
+class Daemon:
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.config = institution_config.load(config_path)
+        self.inbox_address, self.hub_address, self.hub_api = _require(self.config, config_path)
+        self.signer = self.config.chain.signer.resolve()
+        token_env = self.config.admin.token_env
+        self.admin_token = os.environ.get(token_env, "")
+        if not self.admin_token:
+            raise ConfigError(
+                config_path, [("admin.token_env", f"environment variable {token_env} is not set")]
+            )
+        self.started = time.time()
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        config = self.config
+        store = Store(config.store.path)
+        l2 = Chain(config.chain.rpc_urls, self.signer)
+        l1 = Chain(config.l1.rpc_urls, self.signer)
+        broker = None
+        if config.bus.url is None:
+            broker = EmbeddedBroker(*EMBEDDED_BROKER)
+            await broker.start()
+        pool = ProverPool(
+            config.batch.keys_dir / f"batch-{config.batch.capacity}.zkey", config.batch.capacity
+        )
+        hub_client = HubClient(self.hub_api)
+        metrics = Metrics()
+        try:
+            async with Bus.from_config(config.institution, config.bus, broker) as bus:
+                ctx = Context(
+                    config_path=self.config_path,
+                    config=config,
+                    store=store,
+                    l2=l2,
+                    l1=l1,
+                    outbox=l2.contract("Outbox", config.chain.contracts.outbox),
+                    inbox=l2.contract("Inbox", self.inbox_address),
+                    hub=l1.contract("Hub", self.hub_address),
+                    l2_sender=Sender(l2),
+                    l1_sender=Sender(l1),
+                    bus=bus,
+                    hub_client=hub_client,
+                    metrics=metrics,
+                )
+                ctx.reload_peers()
+                await self._check_chains(ctx)
+                await pool.start()
+                await self._serve(ctx, pool)
+        finally:
+            pool.close()
+            await hub_client.close()
+            if broker is not None:
+                await broker.stop()
+            store.close()
+
+    async def _check_chains(self, ctx: Context) -> None:
+        """Refuse to start against the wrong chains: a config pointing elsewhere would do harm."""
+        for name, chain, expected in (("chain", ctx.l2, ctx.chain_id), ("l1", ctx.l1, ctx.l1_chain_id)):
+            actual = await asyncio.to_thread(lambda c=chain: c.chain_id)
+            if actual != expected:
+                raise ConfigError(
+                    self.config_path,
+                    [(f"{name}.chain_id", f"is {expected}, but {chain.rpc_url} is chain {actual}")],
+                )
+        info = await ctx.call(ctx.hub.functions.chains(ctx.chain_id))
+        if not info[0]:
+            raise ConfigError(
+                self.config_path, [("l1.hub", f"the Hub has no chain {ctx.chain_id} registered")]
+            )
+        if Web3.to_checksum_address(info[2]) != self.signer.address:
+            log.warning(
+                "the Hub's operator for chain %d is %s, this daemon signs as %s: commits will be refused",
+                ctx.chain_id,
+                info[2],
+                self.signer.address,
+            )
+
+    async def _serve(self, ctx: Context, pool: ProverPool) -> None:
+        receiver, executor = Receiver(ctx), Executor(ctx)
+        await executor.recover()
+        watchers = [
+            Watcher(
+                "outbox",
+                ctx.l2,
+                ctx.outbox.events.MessageSent,
+                ctx.store,
+                self._outgoing(ctx),
+                confirmations=ctx.config.chain.confirmations,
+            ),
+            Watcher(
+                "l1-deposits",
+                ctx.l1,
+                ctx.hub.events.DepositQueued,
+                ctx.store,
+                self._deposits(ctx),
+                confirmations=ctx.config.l1.confirmations,
+                filters={"destChainId": ctx.chain_id},
+            ),
+        ]
+        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            *((w.name, w.poll) for w in watchers),
+            ("batcher", Batcher(ctx, pool).step),
+            ("settler", Settler(ctx).step),
+            ("pusher", Pusher(ctx).step),
+            ("receiver", receiver.recheck),
+            ("executor", executor.step),
+            ("peers", self._peers(ctx)),
+            ("metrics", self._metrics(ctx)),
+        ]
+        runner = await self._admin(ctx)
+        tasks = [asyncio.create_task(self._loop(name, step), name=name) for name, step in steps]
+        tasks.append(asyncio.create_task(self._listen(ctx, receiver), name="bus"))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        log.info(
+            "%s: daemon running (chain %d, L1 %d)", ctx.config.institution, ctx.chain_id, ctx.l1_chain_id
+        )
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("stopping")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runner.cleanup()
+
+    async def _loop(self, name: str, step: Callable[[], Awaitable[Any]]) -> None:
+        failures = 0
+        while True:
+            try:
+                did = await step()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                log.exception("%s failed (%d in a row): %s", name, failures, exc)
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                continue
+            if not did:
+                await asyncio.sleep(IDLE)
+
+    async def _listen(self, ctx: Context, receiver: Receiver) -> None:
+        async for raw in ctx.bus.messages():
+            try:
+                await receiver.handle(raw)
+            except Exception:
+                log.exception("handling an envelope failed")
+
+    def _outgoing(self, ctx: Context) -> Callable[[Sequence[EventData]], Awaitable[None]]:
+        async def handle(events: Sequence[EventData]) -> None:
+            for event in events:
+                m = Message.from_event(event["args"]["message"])
+                row = message_row(m, ctx.peer_name(m.dest_chain_id), "out", event["blockNumber"])
+                ctx.store.add_message(
+                    row,
+                    "sent",
+                    f"MessageSent in block {event['blockNumber']}",
+                    outbox_hash=str(event["args"]["outboxHash"]),
+                )
+            ctx.wake.set()
+
+        return handle
+
+    def _deposits(self, ctx: Context) -> Callable[[Sequence[EventData]], Awaitable[None]]:
+        async def handle(events: Sequence[EventData]) -> None:
+            for event in events:
+                m = Message.from_event(event["args"]["message"])
+                payload = orjson.dumps({"deposit": {"leaf_index": event["args"]["leafIndex"]}}).decode()
+                reason = f"DepositQueued on L1 in block {event['blockNumber']}"
+                if ctx.store.add_message(
+                    message_row(m, L1_PEER, "in", event["blockNumber"]), "received", reason, payload=payload
+                ):
+                    ctx.store.transition(
+                        message_key(m.source_chain_id, m.nonce), "verified", "a confirmed L1 deposit"
+                    )
+
+        return handle
+
+    def _peers(self, ctx: Context) -> Callable[[], Awaitable[bool]]:
+        async def step() -> bool:
+            ctx.reload_peers()
+            await asyncio.sleep(1.0)
+            return True
+
+        return step
+
+    def _metrics(self, ctx: Context) -> Callable[[], Awaitable[bool]]:
+        async def step() -> bool:
+            ctx.metrics.refresh_from_store(ctx.store)
+            await asyncio.sleep(5.0)
+            return True
+
+        return step
+
+    async def _admin(self, ctx: Context) -> web.AppRunner:
+        app = api.make_app(
+            ctx.store, self.config_path, self.admin_token, ctx.metrics, lambda: self.status(ctx)
+        )
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, ctx.config.admin.host, ctx.config.admin.port).start()
+        return runner
+
+    def status(self, ctx: Context) -> dict[str, Any]:
+        batches = ctx.store.batches()
+        last = max(batches, key=lambda b: b["batch_number"], default=None)
+        return {
+            "institution": ctx.config.institution,
+            "chain_id": ctx.chain_id,
+            "l1_chain_id": ctx.l1_chain_id,
+            "operator": self.signer.address,
+            "uptime_seconds": round(time.time() - self.started, 1),
+            "peers": [p.name for p in ctx.config.peers],
+            "last_batch": None
+            if last is None
+            else {"number": last["batch_number"], "status": last["status"]},
+            "cursors": {name: ctx.store.cursor(name) for name in ("outbox", "l1-deposits")},
+        }
+
+
+def run(config_path: Path) -> None:
+    """Run the daemon until SIGTERM or SIGINT."""
+    daemon = Daemon(config_path)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(daemon.run())

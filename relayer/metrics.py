@@ -1,0 +1,97 @@
+"""The daemon's Prometheus metrics, in a registry of its own (so two daemons in one process, as in
+the tests, never share or clash).
+
+The daemon calls the event methods as things happen; the backlog gauges are recomputed from the
+store by `refresh_from_store` (the admin API does it on every scrape of /metrics).
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from relayer.store import FINAL_STATUSES, Store
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""The Content-Type of `Metrics.render()`'s text."""
+
+PROVING_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.backlog = Gauge(
+            "xrelay_backlog",
+            "Messages not yet in a final status (executed, failed, refused), per peer and direction.",
+            ["peer", "direction"],
+            registry=self.registry,
+        )
+        self.oldest_pending_seconds = Gauge(
+            "xrelay_oldest_pending_seconds",
+            "Age of the oldest message to or from the peer not yet in a final status (0: none).",
+            ["peer"],
+            registry=self.registry,
+        )
+        self.batches_proven = Counter(
+            "xrelay_batches_proven", "Batches of this chain's messages proven.", registry=self.registry
+        )
+        self.batches_settled = Counter(
+            "xrelay_batches_settled", "Batches committed and settled on the L1 Hub.", registry=self.registry
+        )
+        self.proving_seconds = Histogram(
+            "xrelay_proving_seconds",
+            "Time to prove one batch.",
+            buckets=PROVING_BUCKETS,
+            registry=self.registry,
+        )
+        self.failures = Counter("xrelay_failures", "Failures, by reason.", ["reason"], registry=self.registry)
+        self.messages_executed = Counter(
+            "xrelay_messages_executed",
+            "Incoming messages executed on this chain, per source peer.",
+            ["peer"],
+            registry=self.registry,
+        )
+        self._backlog_labels: set[tuple[str, str]] = set()
+        self._pending_peers: set[str] = set()
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def batch_proven(self, seconds: float) -> None:
+        self.batches_proven.inc()
+        self.proving_seconds.observe(seconds)
+
+    def batch_settled(self) -> None:
+        self.batches_settled.inc()
+
+    def failure(self, reason: str) -> None:
+        """`reason`: a short fixed word ("prove", "commit", "execute", "rpc", ...), never a free text
+        (each distinct value is a time series)."""
+        self.failures.labels(reason=reason).inc()
+
+    def executed(self, peer: str) -> None:
+        self.messages_executed.labels(peer=peer).inc()
+
+    # --- from the store -------------------------------------------------------------------------
+
+    def refresh_from_store(self, store: Store, now: float | None = None) -> None:
+        """Recompute the backlog gauges; series seen before that have nothing pending go to 0."""
+        now = time.time() if now is None else now
+        backlog: dict[tuple[str, str], int] = {}
+        for (direction, peer, status), count in store.counts().items():
+            if status not in FINAL_STATUSES:
+                backlog[peer, direction] = backlog.get((peer, direction), 0) + count
+        for peer, direction in self._backlog_labels | set(backlog):
+            self.backlog.labels(peer=peer, direction=direction).set(backlog.get((peer, direction), 0))
+        self._backlog_labels |= set(backlog)
+        oldest = store.oldest_pending()
+        for peer in self._pending_peers | set(oldest):
+            since = oldest.get(peer)
+            self.oldest_pending_seconds.labels(peer=peer).set(0 if since is None else max(0.0, now - since))
+        self._pending_peers |= set(oldest)
+
+    def render(self) -> bytes:
+        """The metrics in Prometheus' text format."""
+        return generate_latest(self.registry)

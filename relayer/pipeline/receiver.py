@@ -1,0 +1,270 @@
+"""The receiver: everything that arrives on this institution's topic.
+
+An envelope must be signed by the operator (per the L1 Hub) of a chain in the peering, for that
+peer's name; anything else is refused and recorded with the reason. A "messages" envelope's messages
+are stored as "received", then verified off-chain before any gas is spent:
+
+- each message is addressed to this chain and comes from the envelope's peer, to a target and in an
+  asset that peer is allowed, within the peer's rate limit;
+- its leaf, recomputed from its fields, reaches the batch root through its path of exactly
+  log2(capacity) siblings;
+- the batch proof verifies (py_ecc) against its public inputs, whose chain id and batch root are the
+  ones claimed;
+- the L1 Hub has that batch of that chain committed with that root.
+
+A message that passes is "verified" (the executor takes it from there); one that fails is "refused"
+with the reason, and the sender gets a receipt saying so. A batch not yet settled on L1 as far as
+this daemon can see leaves its messages "received", checked again shortly. "receipts" envelopes
+update this chain's outgoing messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+import orjson
+
+from bridge_contracts.messages import Message
+from hub.bus import Envelope, EnvelopeRefused, PeerKey, institution_topic, open_envelope
+from hub.delivery import (
+    BatchEvidence,
+    DeliveredMessage,
+    Delivery,
+    DeliveryError,
+    Receipt,
+    delivery_from_json,
+    delivery_to_json,
+    message_key,
+    receipts_from_json,
+    receipts_to_json,
+)
+from proofs import merkle
+from proofs.groth16.verifier import VerifierError, verify
+from relayer.config import ANY, PeerConfig
+from relayer.pipeline.context import Context, message_row, now
+
+log = logging.getLogger(__name__)
+
+
+class Receiver:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._verified: dict[tuple[int, int, str], bool] = {}  # (chain, batch, proof) -> verdict
+        self._arrivals: dict[str, deque[float]] = {}
+
+    async def peers(self) -> dict[str, PeerKey]:
+        keys = {}
+        for peer in self.ctx.config.peers:
+            try:
+                keys[peer.name] = PeerKey(peer.chain_id, await self.ctx.peer_operator(peer.chain_id))
+            except Exception as exc:  # an RPC hiccup: that peer's envelopes wait for the next try
+                log.warning("cannot read %s's operator from the L1 Hub: %s", peer.name, exc)
+        return keys
+
+    async def handle(self, raw: bytes) -> None:
+        ctx = self.ctx
+        try:
+            envelope = open_envelope(raw, await self.peers())
+        except EnvelopeRefused as exc:
+            ctx.store.refuse(
+                peer=exc.sender, chain_id=exc.chain_id, kind="envelope", reason=exc.reason, raw=raw
+            )
+            ctx.metrics.failure("envelope refused")
+            log.warning("refused an envelope from %s: %s", exc.sender or "?", exc.reason)
+            return
+        peer = ctx.peer_by_name(envelope.sender)
+        assert peer is not None  # open_envelope accepts known peers only
+        try:
+            if envelope.kind == "messages":
+                await self._messages(peer, envelope, delivery_from_json(envelope.body))
+            elif envelope.kind == "receipts":
+                self._receipts(peer, receipts_from_json(envelope.body))
+            else:
+                raise DeliveryError(f"unknown envelope kind {envelope.kind!r}")
+        except DeliveryError as exc:
+            ctx.store.refuse(
+                peer=peer.name, chain_id=peer.chain_id, kind=envelope.kind, reason=str(exc), raw=raw
+            )
+            ctx.metrics.failure("malformed delivery")
+            log.warning("refused a %s envelope from %s: %s", envelope.kind, peer.name, exc)
+
+    # --- messages -------------------------------------------------------------------------------
+
+    async def _messages(self, peer: PeerConfig, envelope: Envelope, delivery: Delivery) -> None:
+        ctx = self.ctx
+        answers: list[Receipt] = []
+        for item in delivery.messages:
+            m = item.message
+            key = message_key(m.source_chain_id, m.nonce)
+            known = ctx.store.message(key)
+            if known is not None:
+                if known["direction"] == "in" and known["status"] in ("executed", "refused", "failed"):
+                    answers.append(Receipt(key, known["status"], known["exec_tx"], known["error"]))
+                continue  # a duplicate: the first copy is being handled
+            single = orjson.dumps(delivery_to_json(Delivery(delivery.batch, (item,))))
+            # Refused before it is stored, with no receipt: the sender pushes it again later.
+            postponed = self._postpone(peer, m)
+            if postponed is not None:
+                ctx.store.refuse(
+                    peer=peer.name, chain_id=m.source_chain_id, kind="message", reason=postponed, raw=single
+                )
+                ctx.metrics.failure(postponed.split(":")[0])
+                continue
+            ctx.store.add_message(
+                message_row(m, peer.name, "in"),
+                "received",
+                f"from {peer.name} in envelope {envelope.id}",
+                payload=single.decode(),
+            )
+            refusal = self._admit(peer, m)
+            if refusal is None:
+                refusal = await self._check(delivery.batch, item)
+            if refusal == "not settled":
+                continue
+            if refusal is None:
+                ctx.store.transition(key, "verified", "path, batch proof and L1 settlement checked")
+                ctx.wake.set()
+            else:
+                ctx.store.transition(key, "refused", refusal, error=refusal)
+                ctx.metrics.failure(refusal.split(":")[0])
+                answers.append(Receipt(key, "refused", None, refusal))
+                log.warning("refused message %s from %s: %s", key, peer.name, refusal)
+        if answers:
+            await send_receipts(ctx, peer.name, answers)
+
+    def _postpone(self, peer: PeerConfig, m: Message) -> str | None:
+        """Why a message cannot be taken now (it is not stored; the sender pushes it again), or None."""
+        key = message_key(m.source_chain_id, m.nonce)
+        if m.source_chain_id != peer.chain_id:
+            return (
+                f"wrong source chain: {key} claims chain {m.source_chain_id}; {peer.name} is {peer.chain_id}"
+            )
+        window = self._arrivals.setdefault(peer.name, deque())
+        moment = time.monotonic()
+        while window and window[0] < moment - 60:
+            window.popleft()
+        if len(window) >= peer.rate_limit_per_minute:
+            return f"rate limit: {peer.name} sent more than {peer.rate_limit_per_minute} messages in a minute"
+        window.append(moment)
+        return None
+
+    def _admit(self, peer: PeerConfig, m: Message) -> str | None:
+        """The peering's rules for one message; None if it may come in."""
+        if m.dest_chain_id != self.ctx.chain_id:
+            return f"wrong destination: chain {m.dest_chain_id}, this is chain {self.ctx.chain_id}"
+        if ANY not in peer.allowed_targets and m.target.lower() not in {
+            t.lower() for t in peer.allowed_targets
+        }:
+            return f"target not allowed: {peer.name} may not call {m.target}"
+        if (
+            m.amount
+            and ANY not in peer.allowed_assets
+            and "0x" + m.asset_id.hex() not in {a.lower() for a in peer.allowed_assets}
+        ):
+            return f"asset not allowed: {peer.name} may not send 0x{m.asset_id.hex()}"
+        return None
+
+    async def _check(self, batch: BatchEvidence, item: DeliveredMessage) -> str | None:
+        """The off-chain checks of one message of a batch; None if it passes, "not settled" if L1 has
+        not settled its batch yet, otherwise the reason it is refused."""
+        m = item.message
+        try:
+            depth = merkle.batch_depth(batch.capacity)
+        except merkle.MerkleError as exc:
+            return f"bad batch: {exc}"
+        if batch.chain_id != m.source_chain_id:
+            return (
+                f"bad batch: the batch is chain {batch.chain_id}'s, the message chain {m.source_chain_id}'s"
+            )
+        if len(item.siblings) != depth:
+            return (
+                f"bad path: {len(item.siblings)} siblings, a batch of capacity {batch.capacity} needs {depth}"
+            )
+        try:
+            reached = merkle.poseidon_root_from_path(m.leaf(), item.index, item.siblings)
+        except (ValueError, merkle.MerkleError) as exc:
+            return f"bad path: {exc}"
+        if len(batch.public_inputs) < 6 or reached != batch.batch_root:
+            return "bad path: the message's leaf does not reach the batch root"
+        verdict = await self._proof_verifies(batch)
+        if verdict is not None:
+            return verdict
+        record = await self.ctx.call(self.ctx.hub.functions.batches(batch.chain_id, batch.batch_number))
+        if not record[3]:
+            return "not settled"
+        if record[0] != batch.batch_root or record[1] != depth:
+            return f"not on L1: L1 has batch {batch.batch_number} of chain {batch.chain_id} with another root"
+        return None
+
+    async def _proof_verifies(self, batch: BatchEvidence) -> str | None:
+        key = (batch.chain_id, batch.batch_number, repr(batch.proof))
+        if key not in self._verified:
+            if batch.public_inputs[0] != batch.chain_id or batch.public_inputs[1] != batch.batch_number:
+                return "bad proof: its public inputs are for another chain or batch"
+            try:
+                vk = self.ctx.verifying_key(batch.capacity)
+            except (OSError, ValueError) as exc:
+                return f"no verifying key for capacity {batch.capacity}: {exc}"
+            try:
+                self._verified[key] = await asyncio.to_thread(verify, vk, batch.public_inputs, batch.proof)
+            except VerifierError as exc:
+                return f"bad proof: {exc}"
+        return None if self._verified[key] else "bad proof: the batch proof does not verify"
+
+    # --- receipts -------------------------------------------------------------------------------
+
+    def _receipts(self, peer: PeerConfig, receipts: list[Receipt]) -> None:
+        store = self.ctx.store
+        for r in receipts:
+            row = store.message(r.id)
+            if row is None or row["direction"] != "out" or row["peer"] != peer.name:
+                store.refuse(
+                    peer=peer.name,
+                    chain_id=peer.chain_id,
+                    kind="receipt",
+                    reason=f"receipt for {r.id}, which is not a message this chain sent to {peer.name}",
+                    raw=orjson.dumps(r.__dict__),
+                )
+                continue
+            if row["status"] == r.status or row["status"] == "executed":
+                continue
+            reason = f"{peer.name} reports {r.status}" + (f": {r.reason}" if r.reason else "")
+            store.transition(
+                r.id,
+                r.status,
+                reason,
+                exec_tx=r.tx,
+                error=r.reason,
+                next_attempt_at=None,
+                **({"executed_at": now()} if r.status == "executed" else {}),
+            )
+
+    async def recheck(self) -> bool:
+        """Check again the messages whose batch L1 had not settled when they arrived."""
+        did = False
+        for row in self.ctx.store.messages(direction="in", status="received"):
+            if not row["payload"]:
+                continue
+            delivery = delivery_from_json(orjson.loads(row["payload"]))
+            refusal = await self._check(delivery.batch, delivery.messages[0])
+            if refusal == "not settled":
+                continue
+            did = True
+            if refusal is None:
+                self.ctx.store.transition(
+                    row["id"], "verified", "path, batch proof and L1 settlement checked"
+                )
+            else:
+                self.ctx.store.transition(row["id"], "refused", refusal, error=refusal)
+                await send_receipts(self.ctx, row["peer"], [Receipt(row["id"], "refused", None, refusal)])
+        return did
+
+
+async def send_receipts(ctx: Context, peer: str, receipts: list[Receipt]) -> None:
+    if ctx.peer_by_name(peer) is None:
+        return  # an L1 deposit, or a peer removed since: nobody to tell
+    envelope = Envelope.new("receipts", ctx.config.institution, ctx.chain_id, receipts_to_json(receipts))
+    await ctx.bus.publish(institution_topic(peer), envelope.sign(ctx.l2.signer))

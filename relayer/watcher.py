@@ -1,0 +1,71 @@
+"""Chain watchers: one contract event, followed block range by block range, confirmed blocks only.
+
+A watcher acts on an event only once its block is `confirmations` blocks deep, so a reorg shallower
+than that never reaches the store. Its cursor (the last block fully processed) is kept in the store
+and moved only after the events up to it were handled, so a daemon restarted at any point re-reads
+from where it was (handlers are idempotent) and anything missed while it was down is backfilled.
+The chain's RPC endpoints fail over inside `Chain` (bridge_contracts.chain.FailoverProvider).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from web3.contract.contract import ContractEvent
+from web3.types import EventData
+
+from bridge_contracts.chain import Chain
+from relayer.store import Store
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Sequence[EventData]], Awaitable[None]]
+
+
+class Watcher:
+    def __init__(
+        self,
+        name: str,
+        chain: Chain,
+        event: type[ContractEvent],
+        store: Store,
+        handler: Handler,
+        *,
+        confirmations: int,
+        filters: Mapping[str, Any] | None = None,
+        start_block: int = 0,
+        max_range: int = 2000,
+    ) -> None:
+        self.name = name
+        self.chain = chain
+        self.event = event
+        self.store = store
+        self.handler = handler
+        self.confirmations = confirmations
+        self.filters = dict(filters or {})
+        self.start_block = start_block
+        self.max_range = max_range
+
+    async def poll(self) -> int:
+        """Handle every event up to the confirmed head; return how many there were."""
+        head = await asyncio.to_thread(lambda: self.chain.w3.eth.block_number)
+        confirmed = head - self.confirmations
+        cursor = self.store.cursor(self.name)
+        first = self.start_block if cursor is None else cursor + 1
+        seen = 0
+        while first <= confirmed:
+            last = min(confirmed, first + self.max_range - 1)
+            events = await asyncio.to_thread(self._logs, first, last)
+            if events:
+                await self.handler(events)
+                seen += len(events)
+            self.store.set_cursor(self.name, last)
+            first = last + 1
+        return seen
+
+    def _logs(self, first: int, last: int) -> list[EventData]:
+        found = self.event().get_logs(from_block=first, to_block=last, argument_filters=self.filters or None)
+        return sorted(found, key=lambda e: (e["blockNumber"], e["logIndex"]))

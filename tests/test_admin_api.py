@@ -1,0 +1,286 @@
+"""The daemon's admin HTTP API, through aiohttp's test client: the token, each route, replays,
+peer edits and the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from relayer.api import make_app
+from relayer.config import load
+from relayer.metrics import Metrics
+from relayer.store import MessageRow, Store
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ASSET = "0x" + "ab" * 32
+
+
+def message(nonce: int, *, direction: str = "in", amount: int = 0) -> MessageRow:
+    source = 902 if direction == "in" else 901
+    return MessageRow(
+        id=f"{source}:{nonce}",
+        direction=direction,
+        peer="bank-b",
+        source_chain_id=source,
+        dest_chain_id=1803 - source,
+        nonce=nonce,
+        sender="0x" + "11" * 20,
+        target="0x" + "22" * 20,
+        asset_id=ASSET,
+        amount=amount,
+        data=b"\xca\xfe",
+        asset_data=b"",
+        leaf=2**250,
+    )
+
+
+class Env:
+    def __init__(self, tmp_path: Path) -> None:
+        self.config = tmp_path / "bank-a.toml"
+        shutil.copy(CONFIGS / "bank-a.toml", self.config)
+        self.store = Store(load(self.config).store.path)
+        self.metrics = Metrics()
+        self.store.add_message(message(1, amount=5), "received", "delivered by bank-b")
+        self.store.transition("902:1", "verified", "checked")
+        self.store.transition("902:1", "failed", "target reverted", error="TargetFailing()")
+        self.store.add_message(message(2), "received", "delivered by bank-b", payload={"deposit": {"x": 1}})
+        self.store.transition("902:2", "executed", "MessageExecuted", exec_tx="0xbeef", executed_at=0.0)
+        self.store.add_message(message(1, direction="out"), "sent", "MessageSent")
+        self.store.refuse(
+            peer="bank-b", chain_id=902, kind="messages", reason="bad signature", raw=b"\x00\x01"
+        )
+
+    def run(self, requests: Callable[[TestClient[Any, Any]], Awaitable[None]]) -> None:
+        """Serve the API and run `requests` against it."""
+
+        async def main() -> None:
+            app = make_app(self.store, self.config, TOKEN, self.metrics, lambda: {"institution": "bank-a"})
+            async with TestClient(TestServer(app)) as client:
+                await requests(client)
+
+        asyncio.run(main())
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    made = Env(tmp_path)
+    yield made
+    made.store.close()
+
+
+ROUTES = [
+    ("GET", "/v1/status"),
+    ("GET", "/v1/messages"),
+    ("GET", "/v1/messages/902:1"),
+    ("POST", "/v1/messages/902:1/replay"),
+    ("GET", "/v1/peers"),
+    ("POST", "/v1/peers"),
+    ("DELETE", "/v1/peers/bank-b"),
+    ("GET", "/v1/refusals"),
+    ("GET", "/metrics"),
+]
+
+
+def test_every_route_requires_the_token(env: Env) -> None:
+    async def requests(client: TestClient[Any, Any]) -> None:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            for method, path in ROUTES:
+                response = await client.request(method, path, headers=headers, json={"name": "bank-c"})
+                assert response.status == 401, (method, path, headers)
+                assert await response.json() == {
+                    "error": "missing or wrong bearer token (Authorization: Bearer <token>)"
+                }
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+    env.run(requests)
+    assert [p.name for p in load(env.config).peers] == ["bank-b"]  # nothing was changed
+    assert env.store.message("902:1")["status"] == "failed"  # type: ignore[index]
+
+
+def test_an_empty_token_is_refused(env: Env) -> None:
+    with pytest.raises(ValueError, match="non-empty bearer token"):
+        make_app(env.store, env.config, "", env.metrics, dict)
+
+
+def test_status_and_unknown_routes(env: Env) -> None:
+    async def requests(client: TestClient[Any, Any]) -> None:
+        response = await client.get("/v1/status", headers=AUTH)
+        assert (response.status, await response.json()) == (200, {"institution": "bank-a"})
+        response = await client.get("/v1/nothing", headers=AUTH)
+        assert (response.status, await response.json()) == (404, {"error": "Not Found"})
+        response = await client.put("/v1/status", headers=AUTH)
+        assert response.status == 405
+        assert (await response.json())["error"] == "Method Not Allowed"
+
+    env.run(requests)
+
+
+def test_messages_list_and_filters(env: Env) -> None:
+    async def ids(client: TestClient[Any, Any], query: str) -> list[str]:
+        response = await client.get(f"/v1/messages{query}", headers=AUTH)
+        assert response.status == 200
+        return [m["id"] for m in await response.json()]
+
+    async def requests(client: TestClient[Any, Any]) -> None:
+        assert await ids(client, "") == ["902:1", "902:2", "901:1"]
+        assert await ids(client, "?direction=in") == ["902:1", "902:2"]
+        assert await ids(client, "?status=failed,sent") == ["902:1", "901:1"]
+        assert await ids(client, "?peer=bank-b&limit=1") == ["902:1"]
+        assert await ids(client, "?peer=bank-z") == []
+        first = (await (await client.get("/v1/messages?limit=1", headers=AUTH)).json())[0]
+        assert (first["amount"], first["leaf"], first["data"]) == ("5", str(2**250), "0xcafe")
+        assert (first["status"], first["error"], first["payload"]) == ("failed", "TargetFailing()", None)
+        for query, error in [
+            ("?direction=sideways", "direction must be 'in' or 'out'"),
+            ("?limit=0", "limit must be a positive integer"),
+            ("?limit=ten", "limit must be a positive integer"),
+            ("?status=lost", "unknown status lost"),
+        ]:
+            response = await client.get(f"/v1/messages{query}", headers=AUTH)
+            assert response.status == 400
+            assert error in (await response.json())["error"]
+
+    env.run(requests)
+
+
+def test_one_message_with_its_history(env: Env) -> None:
+    async def requests(client: TestClient[Any, Any]) -> None:
+        response = await client.get("/v1/messages/902:2", headers=AUTH)
+        assert response.status == 200
+        body = await response.json()
+        assert (body["status"], body["exec_tx"], body["payload"]) == (
+            "executed",
+            "0xbeef",
+            {"deposit": {"x": 1}},
+        )
+        assert [(h["from_status"], h["to_status"], h["reason"]) for h in body["history"]] == [
+            (None, "received", "delivered by bank-b"),
+            ("received", "executed", "MessageExecuted"),
+        ]
+        response = await client.get("/v1/messages/902:77", headers=AUTH)
+        assert (response.status, await response.json()) == (404, {"error": "no message 902:77"})
+
+    env.run(requests)
+
+
+def test_replay_through_the_api(env: Env) -> None:
+    async def replay(client: TestClient[Any, Any], message_id: str) -> tuple[int, Any]:
+        response = await client.post(f"/v1/messages/{message_id}/replay", headers=AUTH)
+        return response.status, await response.json()
+
+    async def requests(client: TestClient[Any, Any]) -> None:
+        assert await replay(client, "902:1") == (200, {"id": "902:1", "status": "replay", "changed": True})
+        assert await replay(client, "902:1") == (200, {"id": "902:1", "status": "replay", "changed": False})
+        status, body = await replay(client, "902:2")
+        assert status == 409
+        assert "message 902:2 was executed at" in body["error"]
+        assert "it cannot be replayed" in body["error"]
+        status, body = await replay(client, "901:1")
+        assert (status, body["error"].split(":")[0]) == (409, "message 901")
+        assert "is outgoing" in body["error"]
+        status, body = await replay(client, "902:9")
+        assert status == 404
+        assert body["error"].startswith("no message 902:9")
+
+    env.run(requests)
+    history = env.store.history("902:1")
+    assert [h["to_status"] for h in history] == ["received", "verified", "failed", "replay"]
+    assert history[-1]["reason"] == "replay requested through the admin API"
+
+
+def test_peers_through_the_api(env: Env) -> None:
+    async def requests(client: TestClient[Any, Any]) -> None:
+        response = await client.get("/v1/peers", headers=AUTH)
+        assert await response.json() == [
+            {
+                "name": "bank-b",
+                "chain_id": 902,
+                "allowed_assets": ["*"],
+                "allowed_targets": ["*"],
+                "rate_limit_per_minute": 600,
+            }
+        ]
+        new = {"name": "bank-c", "chain_id": 903, "allowed_assets": [ASSET], "rate_limit_per_minute": 60}
+        response = await client.post("/v1/peers", headers=AUTH, json=new)
+        assert response.status == 201
+        assert await response.json() == new | {"allowed_targets": ["*"]}
+        for body, status, error in [
+            (new, 409, "there is already a peer named 'bank-c'"),
+            ({"name": "bank-d", "chain_id": 901}, 400, "peers[2].chain_id: 901 is already used"),
+            ({"name": "bank-d", "chain_id": 904, "allowed_assets": ["0x1"]}, 400, '"0x1" is not an asset id'),
+            ({"name": "bank-d"}, 400, "chain_id is required"),
+            ({"name": "bank-d", "chain_id": "904"}, 400, "chain_id must be an integer"),
+            ({"name": "bank-d", "chain_id": 904, "allowed_assets": "*"}, 400, "must be a list of strings"),
+            ({"name": "bank-d", "chain_id": 904, "colour": "red"}, 400, "unknown field colour"),
+            ([1, 2], 400, "the body must be a JSON object"),
+        ]:
+            response = await client.post("/v1/peers", headers=AUTH, json=body)
+            assert response.status == status, body
+            assert error in (await response.json())["error"]
+        response = await client.post("/v1/peers", headers=AUTH, data=b"{not json")
+        assert response.status == 400
+        response = await client.delete("/v1/peers/bank-b", headers=AUTH)
+        assert response.status == 200
+        assert (await response.json())["chain_id"] == 902
+        response = await client.delete("/v1/peers/bank-b", headers=AUTH)
+        assert response.status == 404
+        assert "no peer named 'bank-b' (peers: bank-c)" in (await response.json())["error"]
+
+    env.run(requests)
+    assert [p.name for p in load(env.config).peers] == ["bank-c"]
+    assert "# When a batch of outgoing messages closes" in env.config.read_text()
+
+
+def test_refusals(env: Env) -> None:
+    async def requests(client: TestClient[Any, Any]) -> None:
+        response = await client.get("/v1/refusals?limit=5", headers=AUTH)
+        [refusal] = await response.json()
+        assert (refusal["peer"], refusal["chain_id"], refusal["kind"]) == ("bank-b", 902, "messages")
+        assert (refusal["reason"], refusal["raw"]) == ("bad signature", "0x0001")
+
+    env.run(requests)
+
+
+def test_metrics(env: Env) -> None:
+    env.metrics.batch_proven(3.5)
+    env.metrics.batch_settled()
+    env.metrics.failure("commit")
+    env.metrics.executed("bank-b")
+
+    async def requests(client: TestClient[Any, Any]) -> None:
+        response = await client.get("/metrics", headers=AUTH)
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = await response.text()
+        for line in [
+            'xrelay_backlog{direction="out",peer="bank-b"} 1.0',
+            "xrelay_batches_proven_total 1.0",
+            "xrelay_batches_settled_total 1.0",
+            'xrelay_failures_total{reason="commit"} 1.0',
+            'xrelay_messages_executed_total{peer="bank-b"} 1.0',
+            "xrelay_proving_seconds_count 1.0",
+            'xrelay_proving_seconds_bucket{le="5.0"} 1.0',
+        ]:
+            assert line in text.splitlines(), line
+        assert 'xrelay_oldest_pending_seconds{peer="bank-b"}' in text
+
+    env.run(requests)
+
+
+def test_the_backlog_goes_back_to_zero(env: Env) -> None:
+    env.metrics.refresh_from_store(env.store)
+    assert b'xrelay_backlog{direction="out",peer="bank-b"} 1.0' in env.metrics.render()
+    env.store.transition("901:1", "executed", "receipt")
+    env.metrics.refresh_from_store(env.store)
+    text = env.metrics.render().decode()
+    assert 'xrelay_backlog{direction="out",peer="bank-b"} 0.0' in text
+    assert 'xrelay_oldest_pending_seconds{peer="bank-b"} 0.0' in text
+    assert "xrelay_backlog{" in text  # a series once seen stays, at 0
