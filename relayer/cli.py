@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,14 @@ from bridge_contracts.artifacts import ArtifactMissing
 from bridge_contracts.build import CompileError
 from bridge_contracts.chain import Reverted
 from bridge_contracts.toolchain import ToolchainMissing
+from hub import cli as hub_cli
 from relayer import config as institution_config
+from relayer import daemon
 from relayer import devnet as devnet_ops
 from relayer import peers as peer_ops
 from relayer import store as store_ops
 from relayer.config import ANY, ConfigError
+from relayer.demo import Demo
 from relayer.devnet import DevnetError
 from relayer.peers import PeerError
 from relayer.store import Store, StoreError
@@ -95,11 +99,18 @@ def devnet() -> None:
 @click.option(
     "--block-time", type=float, default=None, help="Seconds per block (default: a block per transaction)."
 )
+@click.option(
+    "--capacity",
+    type=int,
+    default=devnet_ops.DEFAULT_CAPACITY,
+    show_default=True,
+    help="Messages per batch: the batch circuit whose development key the devnet makes and verifies.",
+)
 @state_dir_option
-def devnet_up(l2: int, block_time: float | None, state_dir: Path) -> None:
-    """Start the L1 and N institution chains, deploy the contracts, write manifest and configs."""
+def devnet_up(l2: int, block_time: float | None, capacity: int, state_dir: Path) -> None:
+    """Start the L1 and N institution chains, deploy the contracts, write keys, manifest and configs."""
     with console.status(f"starting L1 and {l2} institution chains, deploying contracts"):
-        manifest = devnet_ops.up(state_dir, l2=l2, block_time=block_time)
+        manifest = devnet_ops.up(state_dir, l2=l2, block_time=block_time, capacity=capacity)
     table = _table("devnet up", "chain", "chain id", "rpc url", "pid")
     for node in devnet_ops.nodes(manifest):
         table.add_row(node["name"], str(node["chain_id"]), node["rpc_url"], str(node["pid"]))
@@ -421,6 +432,46 @@ def _field(key: str, value: Any) -> str:
     if key.endswith("_at") and isinstance(value, float):
         return store_ops.format_time(value)
     return str(value)
+
+
+@cli.command("run")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Institution config.",
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
+)
+def run_daemon(config_file: Path, log_level: str) -> None:
+    """Run this institution's daemon: watch, batch, prove, settle, push, receive, execute."""
+    _logging(log_level)
+    daemon.run(config_file)
+
+
+@cli.command("demo")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".xrelay/demo"),
+    show_default=True,
+    help="Where the demo's devnet keeps its state and logs.",
+)
+@click.option("--capacity", type=int, default=16, show_default=True, help="Batch capacity of both chains.")
+def demo(state_dir: Path, capacity: int) -> None:
+    """The whole system on a fresh devnet: messages, a call with value and a tokenized asset between
+    two institutions through their daemons, then the results. DEVNET ONLY."""
+    Demo(state_dir, console).run(capacity=capacity)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+cli.add_command(hub_cli.hub)
 
 
 def main() -> None:

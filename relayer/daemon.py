@@ -22,14 +22,14 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from hub.client import HubClient
 from web3 import Web3
 from web3.types import EventData
 
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import Message
 from hub.broker import EmbeddedBroker
-from hub.bus import Bus
+from hub.bus import ROOTS_TOPIC, Bus, BusTls
+from hub.client import HubClient
 from hub.delivery import message_key
 from relayer import api
 from relayer import config as institution_config
@@ -101,7 +101,7 @@ class Daemon:
         hub_client = HubClient(self.hub_api)
         metrics = Metrics()
         try:
-            async with Bus.from_config(config.institution, config.bus, broker) as bus:
+            async with self._bus(broker) as bus:
                 ctx = Context(
                     config_path=self.config_path,
                     config=config,
@@ -128,10 +128,21 @@ class Daemon:
                 await broker.stop()
             store.close()
 
+    def _bus(self, broker: EmbeddedBroker | None) -> Bus:
+        bus = self.config.bus
+        url = bus.url if broker is None else broker.url
+        assert url is not None
+        tls = None
+        if url.startswith("mqtts://"):
+            tls = BusTls(ca_cert=bus.ca_cert, client_cert=bus.client_cert, client_key=bus.client_key)
+        username = os.environ.get(bus.username_env) if bus.username_env else None
+        password = os.environ.get(bus.password_env) if bus.password_env else None
+        return Bus(url, self.config.institution, username=username, password=password, tls=tls)
+
     async def _check_chains(self, ctx: Context) -> None:
         """Refuse to start against the wrong chains: a config pointing elsewhere would do harm."""
         for name, chain, expected in (("chain", ctx.l2, ctx.chain_id), ("l1", ctx.l1, ctx.l1_chain_id)):
-            actual = await asyncio.to_thread(lambda c=chain: c.chain_id)
+            actual = await asyncio.to_thread(_remote_chain_id, chain)
             if actual != expected:
                 raise ConfigError(
                     self.config_path,
@@ -217,9 +228,12 @@ class Daemon:
                 await asyncio.sleep(IDLE)
 
     async def _listen(self, ctx: Context, receiver: Receiver) -> None:
-        async for raw in ctx.bus.messages():
+        async for message in ctx.bus.messages():
+            if message.topic == ROOTS_TOPIC:
+                ctx.wake.set()  # a new aggregated root: a hint only, the executor checks it on L1
+                continue
             try:
-                await receiver.handle(raw)
+                await receiver.handle(message.payload)
             except Exception:
                 log.exception("handling an envelope failed")
 
@@ -293,6 +307,10 @@ class Daemon:
             else {"number": last["batch_number"], "status": last["status"]},
             "cursors": {name: ctx.store.cursor(name) for name in ("outbox", "l1-deposits")},
         }
+
+
+def _remote_chain_id(chain: Chain) -> int:
+    return int(chain.w3.eth.chain_id)
 
 
 def run(config_path: Path) -> None:

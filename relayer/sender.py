@@ -34,6 +34,11 @@ def backoff(attempts: int) -> float:
     return BACKOFF_STEPS[min(max(attempts, 1), len(BACKOFF_STEPS)) - 1]
 
 
+def failure_reason(step: str, exc: Exception) -> str:
+    """A short, fixed label for the failures metric: the step and the contract error's name."""
+    return f"{step}: {exc.error.split('(')[0]}" if isinstance(exc, Reverted) else f"{step}: not sent"
+
+
 class SendFailed(RuntimeError):
     """A transaction could not be sent or was never mined; the message says which and why."""
 

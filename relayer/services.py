@@ -35,12 +35,18 @@ class Service:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise DevnetError(f"{self.name} exited with code {self.process.returncode}: see {self.log_path}")
+                raise DevnetError(
+                    f"{self.name} exited with code {self.process.returncode}: see {self.log_path}"
+                )
             try:
                 if requests.get(self.ready_url, headers=self.headers, timeout=1).ok:
                     return
@@ -48,7 +54,9 @@ class Service:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise DevnetError(f"{self.name} did not answer on {self.ready_url} within {timeout:.0f} s: see {self.log_path}")
+        raise DevnetError(
+            f"{self.name} did not answer on {self.ready_url} within {timeout:.0f} s: see {self.log_path}"
+        )
 
     @property
     def running(self) -> bool:
@@ -91,7 +99,9 @@ class Services:
         logs = self.state_dir / "logs"
         xrelay = [sys.executable, "-m", "relayer"]
         hub = manifest["hub_service"]
-        self.hub = Service("hub", [*xrelay, "hub", "run", "-c", hub["config"]], logs / "hub.log", f"{hub['api']}/v1/status")
+        self.hub = Service(
+            "hub", [*xrelay, "hub", "run", "-c", hub["config"]], logs / "hub.log", f"{hub['api']}/v1/status"
+        )
         self.daemons: dict[str, Service] = {}
         for chain in manifest["chains"]:
             name, token = chain["name"], admin_token(chain["name"])

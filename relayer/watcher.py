@@ -30,7 +30,7 @@ class Watcher:
         self,
         name: str,
         chain: Chain,
-        event: type[ContractEvent],
+        event: ContractEvent,
         store: Store,
         handler: Handler,
         *,
@@ -67,5 +67,5 @@ class Watcher:
         return seen
 
     def _logs(self, first: int, last: int) -> list[EventData]:
-        found = self.event().get_logs(from_block=first, to_block=last, argument_filters=self.filters or None)
+        found = self.event.get_logs(from_block=first, to_block=last, argument_filters=self.filters or None)
         return sorted(found, key=lambda e: (e["blockNumber"], e["logIndex"]))

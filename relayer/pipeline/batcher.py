@@ -51,7 +51,7 @@ class Batcher:
         h_start = 0 if last is None else int(last["h_end"])
         first_nonce = 0 if last is None else last["last_nonce"] + 1
         waiting = sorted(store.messages(direction="out", status="sent"), key=lambda m: m["nonce"])
-        run = []
+        run: list[dict[str, Any]] = []
         for row in waiting:
             if row["nonce"] != first_nonce + len(run):
                 break

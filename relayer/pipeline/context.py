@@ -11,7 +11,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from hub.client import HubClient
 import orjson
 from web3 import Web3
 from web3.contract import Contract
@@ -19,6 +18,7 @@ from web3.contract import Contract
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import Message
 from hub.bus import Bus
+from hub.client import HubClient
 from hub.delivery import message_key
 from proofs.formats import snarkjs_json
 from proofs.groth16.keys import VerifyingKey

@@ -15,15 +15,15 @@ import logging
 from typing import Any
 
 import orjson
-from hub.client import HubClientError
 from web3.logs import DISCARD
 
 from bridge_contracts.chain import Reverted, decode_revert
 from bridge_contracts.messages import MessageProof, message_id
+from hub.client import HubClientError
 from hub.delivery import Receipt, delivery_from_json
 from relayer.pipeline.context import L1_PEER, Context, message_of, now
 from relayer.pipeline.receiver import send_receipts
-from relayer.sender import SendFailed, backoff
+from relayer.sender import SendFailed, backoff, failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,7 @@ class Executor:
             if leaf_index >= size:
                 continue  # settled after the root the hub service has: next round
             path = await ctx.hub_client.proof(leaf_index, size)
-            siblings_agg = tuple(bytes.fromhex(s[2:]) for s in path["siblings"])
-            work.append((row, MessageProof(number, index, siblings, leaf_index, siblings_agg, root)))
+            work.append((row, MessageProof(number, index, siblings, leaf_index, tuple(path.siblings), root)))
         if not work:
             return False
         if not await ctx.call(ctx.inbox.functions.importedRoots(root)):
@@ -117,7 +116,7 @@ class Executor:
                     next_attempt_at=now() + backoff(attempts),
                     error=reason,
                 )
-            ctx.metrics.failure(reason.split("(")[0])
+            ctx.metrics.failure(failure_reason("execute", exc))
             log.error("executeMany of %d failed: %s", len(work), reason)
             return
         tx, gas_each = receipt["transactionHash"].to_0x_hex(), receipt["gasUsed"] // len(work)
@@ -149,7 +148,9 @@ class Executor:
                     error=reason,
                     attempts=attempts,
                 )
-                ctx.metrics.failure("target reverted" if kind == "failed" else reason.split("(")[0])
+                ctx.metrics.failure(
+                    "target reverted" if kind == "failed" else f"rejected {reason.split('(')[0]}"
+                )
                 status = "failed"
             receipts.setdefault(row["peer"], []).append(
                 Receipt(row["id"], status, tx, None if status == "executed" else reason)

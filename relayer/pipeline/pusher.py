@@ -23,7 +23,7 @@ from hub.delivery import BatchEvidence, DeliveredMessage, Delivery, delivery_to_
 from proofs.formats import snarkjs_json
 from proofs.merkle import PoseidonTree
 from relayer.pipeline.context import L1_PEER, Context, message_of, now
-from relayer.sender import SendFailed, backoff
+from relayer.sender import SendFailed, backoff, failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Pusher:
                 attempts=attempts + 1,
                 next_attempt_at=now() + REPUSH_SCALE * backoff(attempts + 1),
             )
-        envelope = Envelope.new(
+        envelope = Envelope(
             "messages", ctx.config.institution, ctx.chain_id, delivery_to_json(Delivery(evidence, delivered))
         )
         await ctx.bus.publish(institution_topic(peer), envelope.sign(ctx.l2.signer))
@@ -122,7 +122,7 @@ class Pusher:
                     ctx.store.transition(m["id"], "executed", "the withdrawal was already finalized on L1")
                 else:
                     ctx.store.transition(m["id"], "pushed", f"finalizing failed: {reason}", error=reason)
-                    ctx.metrics.failure(reason.split("(")[0])
+                    ctx.metrics.failure(failure_reason("withdrawal", exc))
                 continue
             ctx.store.transition(
                 m["id"],

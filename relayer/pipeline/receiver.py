@@ -266,5 +266,5 @@ class Receiver:
 async def send_receipts(ctx: Context, peer: str, receipts: list[Receipt]) -> None:
     if ctx.peer_by_name(peer) is None:
         return  # an L1 deposit, or a peer removed since: nobody to tell
-    envelope = Envelope.new("receipts", ctx.config.institution, ctx.chain_id, receipts_to_json(receipts))
+    envelope = Envelope("receipts", ctx.config.institution, ctx.chain_id, receipts_to_json(receipts))
     await ctx.bus.publish(institution_topic(peer), envelope.sign(ctx.l2.signer))

@@ -22,7 +22,7 @@ from bridge_contracts.verifier_gen import calldata
 from proofs.circuits.batch import PublicInputs, ValueSlot
 from proofs.formats import snarkjs_json
 from relayer.pipeline.context import Context, now
-from relayer.sender import SendFailed, backoff
+from relayer.sender import SendFailed, backoff, failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Settler:
                 next_attempt_at=now() + backoff(attempts),
                 error=reason,
             )
-            self.ctx.metrics.failure(reason.split("(")[0])
+            self.ctx.metrics.failure(failure_reason("commit", exc))
             log.error("batch %d: commit refused (try %d): %s", number, attempts, reason)
             return False
         await self._settled(
