@@ -16,13 +16,11 @@ import requests
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ProviderConnectionError
-from web3.providers import HTTPProvider, JSONBaseProvider
-from web3.types import RPCEndpoint, RPCResponse
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import ContractLogicError
-from web3.types import TxParams, TxReceipt, Wei
+from web3.exceptions import ContractLogicError, ProviderConnectionError
+from web3.providers import HTTPProvider, JSONBaseProvider
+from web3.types import RPCEndpoint, RPCResponse, TxParams, TxReceipt, Wei
 
 from bridge_contracts import artifacts
 

@@ -41,3 +41,20 @@ def deploy_outbox(
     connect it (`AssetRouter.connect`)."""
     libraries = poseidon if poseidon is not None else deploy_poseidon(chain, PROTOCOL_POSEIDON)
     return chain.deploy("Outbox", router, owner, libraries=libraries)
+
+
+def deploy_hub(chain: Chain, owner: str, poseidon: Mapping[str, str] | None = None) -> Contract:
+    """The L1 Hub, owned by `owner` (governance: registers chains, operators and verifiers), linked
+    to the L1's Poseidon libraries (deployed here when not given)."""
+    libraries = poseidon if poseidon is not None else deploy_poseidon(chain, PROTOCOL_POSEIDON)
+    return chain.deploy("Hub", owner, libraries=libraries)
+
+
+def deploy_inbox(
+    chain: Chain, router: str, owner: str, l1_chain_id: int, poseidon: Mapping[str, str] | None = None
+) -> Contract:
+    """The chain's Inbox over its AssetRouter, owned by `owner` (the operator, who imports the L1
+    Hub's roots), linked to the chain's Poseidon libraries (deployed here when not given). The
+    router's deployer must then connect it (`AssetRouter.connect`)."""
+    libraries = poseidon if poseidon is not None else deploy_poseidon(chain, PROTOCOL_POSEIDON)
+    return chain.deploy("Inbox", router, owner, l1_chain_id, libraries=libraries)

@@ -1,7 +1,11 @@
-"""Messages as the Outbox emits them, and their leaves (docs/protocol.md, "Messages").
+"""Messages as the Outbox emits them, their leaves and ids, the proof that one was settled, and the
+batch commitment the L1 Hub settles (docs/protocol.md, "Messages").
 
-`Message` mirrors `Outbox.Message`; `Message.leaf()` computes in Python what `Outbox.leafOf`
-computes on-chain, through the same `proofs.message` hashing the batch circuit uses.
+`Message` mirrors `Messages.Message` (src/lib/Messages.sol); `Message.leaf()` computes in Python what
+`Messages.leafOf` computes on-chain, through the same `proofs.message` hashing the batch circuit uses.
+`message_id` and `aggregated_leaf` are `Messages.idOf` and `Messages.aggregatedLeaf`; `MessageProof`
+mirrors `Messages.MessageProof`. `commitment`, `commit_digest` and `sign_commitment` build what
+`Hub.commitBatch` takes.
 """
 
 from __future__ import annotations
@@ -11,13 +15,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi.abi import encode
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from proofs.circuits.batch import PublicInputs
+from proofs.groth16.proof import Proof
 from proofs.message import BODY_BITS, LeafPreimage
+
+# The value slots of a batch proof as the Hub takes it (Hub.SLOTS): 6 + 4 * 4 = 22 public inputs.
+HUB_SLOTS = 4
+COMMIT_TYPEHASH = keccak(b"xrelay.Hub.commitBatch.v1")
+
+
+def message_id(source_chain_id: int, nonce: int) -> bytes:
+    """keccak256(abi.encode(uint64 sourceChainId, uint64 nonce)): `Messages.idOf`."""
+    return keccak(encode(["uint64", "uint64"], [source_chain_id, nonce]))
+
+
+def aggregated_leaf(source_chain_id: int, batch_number: int, depth: int, batch_root: int) -> bytes:
+    """keccak256(abi.encode(uint64 sourceChainId, uint64 batchNumber, uint32 depth, uint256 batchRoot)):
+    `Messages.aggregatedLeaf`, what the Hub appends to the aggregated tree for a batch (an L1 deposit:
+    its deposit nonce, depth 0 and its leaf)."""
+    return keccak(
+        encode(["uint64", "uint64", "uint32", "uint256"], [source_chain_id, batch_number, depth, batch_root])
+    )
 
 
 @dataclass(frozen=True)
@@ -51,8 +77,12 @@ class Message:
     def leaf(self) -> int:
         return self.preimage().leaf()
 
+    def id(self) -> bytes:
+        """The message's id, `message_id(source_chain_id, nonce)`."""
+        return message_id(self.source_chain_id, self.nonce)
+
     def as_tuple(self) -> tuple[Any, ...]:
-        """The ABI tuple of `Outbox.Message`, for contract calls."""
+        """The ABI tuple of `Messages.Message`, for contract calls."""
         return (
             self.source_chain_id,
             self.dest_chain_id,
@@ -67,7 +97,7 @@ class Message:
 
     @classmethod
     def from_event(cls, message: Mapping[str, Any]) -> Message:
-        """From the decoded `message` argument of a `MessageSent` event."""
+        """From the decoded `message` argument of a `MessageSent` (Outbox) or `DepositQueued` (Hub) event."""
         return cls(
             source_chain_id=message["sourceChainId"],
             dest_chain_id=message["destChainId"],
@@ -79,6 +109,71 @@ class Message:
             data=bytes(message["data"]),
             asset_data=bytes(message["assetData"]),
         )
+
+
+@dataclass(frozen=True)
+class MessageProof:
+    """Where a message's leaf is (`Messages.MessageProof`): position `index` of batch `batch_number` of
+    its source chain, with the batch path (bottom-up; none for an L1 deposit), and that batch's
+    aggregated leaf at `aggregated_index` of the aggregated tree with root `aggregated_root` (32
+    siblings, bottom-up)."""
+
+    batch_number: int
+    index: int
+    batch_siblings: tuple[int, ...]
+    aggregated_index: int
+    aggregated_siblings: tuple[bytes, ...]
+    aggregated_root: bytes
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The ABI tuple of `Messages.MessageProof`, for contract calls."""
+        return (
+            self.batch_number,
+            self.index,
+            list(self.batch_siblings),
+            self.aggregated_index,
+            list(self.aggregated_siblings),
+            self.aggregated_root,
+        )
+
+
+def _check_slots(public_inputs: PublicInputs) -> None:
+    if len(public_inputs.slots) != HUB_SLOTS:
+        raise ValueError(f"the Hub takes proofs with {HUB_SLOTS} value slots, not {len(public_inputs.slots)}")
+
+
+def commitment(public_inputs: PublicInputs, capacity: int) -> tuple[Any, ...]:
+    """The ABI tuple of `Hub.BatchCommitment` for a batch proof's public inputs and its circuit's capacity."""
+    _check_slots(public_inputs)
+    p = public_inputs
+    head = (p.chain_id, p.batch_number, capacity, p.count, p.h_start, p.h_end, p.batch_root)
+    return (*head, *p.slot_columns())
+
+
+def commit_digest(public_inputs: PublicInputs, capacity: int, *, l1_chain_id: int, hub: str) -> bytes:
+    """What the operator signs to commit the batch on the Hub at `hub` on chain `l1_chain_id`
+    (`Hub.commitDigest`): keccak256(abi.encode(COMMIT_TYPEHASH, l1ChainId, hub, uint32 capacity,
+    uint256[22] publicInputs))."""
+    _check_slots(public_inputs)
+    values = public_inputs.values()
+    return keccak(
+        encode(
+            ["bytes32", "uint256", "address", "uint32", f"uint256[{len(values)}]"],
+            [COMMIT_TYPEHASH, l1_chain_id, Web3.to_checksum_address(hub), capacity, values],
+        )
+    )
+
+
+def sign_commitment(account: LocalAccount, digest: bytes) -> bytes:
+    """The operator's EIP-191 personal signature of a commit digest (65 bytes, r ‖ s ‖ v)."""
+    return bytes(account.sign_message(encode_defunct(primitive=digest)).signature)
+
+
+def groth16_proof(proof: Proof) -> tuple[list[int], list[list[int]], list[int]]:
+    """The ABI tuple of `Hub.Groth16Proof` (a, b, c), b's Fp2 halves imaginary part first (EIP-197),
+    as `verifier_gen.calldata` gives them."""
+    (bx0, bx1), (by0, by1) = proof.b
+    return list(proof.a), [[bx1, bx0], [by1, by0]], list(proof.c)
 
 
 @dataclass(frozen=True)

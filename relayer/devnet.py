@@ -1,10 +1,14 @@
 """The devnet: one L1 and N institution chains as local anvil nodes, with the contracts deployed.
 
-`up` starts the nodes in sessions of their own (they outlive the command), deploys, and writes
-into the state directory a manifest (chain ids, RPC URLs, contract addresses, pids, funded dev
-accounts) and one institution config per chain. `down` stops exactly the processes the manifest
-names, after checking that each pid is still the anvil node it started. Everything here uses
-anvil's well-known development keys: it is for development and tests only.
+`up` makes one development proving key for the batch circuit (keys/batch-<capacity>.zkey and its
+verifying key keys/batch-<capacity>.vk.json), starts the nodes in sessions of their own (they outlive
+the command), deploys (on L1 the Hub and the key's verifier, every institution chain registered with
+it; on each institution chain the AssetRouter, a deposit token, the Outbox, the Inbox and a
+CallRecorder), and writes into the state directory a manifest (chain ids, RPC URLs, contract
+addresses, pids, funded dev accounts) and one institution config per chain. `down` stops exactly
+the processes the manifest names, after checking that each pid is still the anvil node it started.
+Everything here uses anvil's well-known development keys and a development proving key: it is for
+development and tests only.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ from web3 import Web3
 from bridge_contracts import anvil, deploy
 from bridge_contracts.anvil import AnvilNode
 from bridge_contracts.chain import Chain
+from bridge_contracts.verifier_gen import deploy_verifier
+from proofs import merkle
+from proofs.circuits.batch import BatchCircuit
+from proofs.formats import snarkjs_json, zkey
+from proofs.groth16.keys import VerifyingKey
+from proofs.groth16.setup import setup
 
 L1_CHAIN_ID = 900
 FIRST_L2_CHAIN_ID = 901
@@ -33,6 +43,8 @@ DEPLOYER_ACCOUNT = 0
 USER_ACCOUNT = 9
 DEV_TOKEN_SUPPLY = 1_000_000 * 10**18
 MANIFEST = "manifest.json"
+KEYS_DIR = "keys"
+DEFAULT_CAPACITY = 16
 DEFAULT_STATE_DIR = Path(".xrelay/devnet")
 
 
@@ -100,12 +112,19 @@ def _running(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return [node for node in nodes(manifest) if _our_process(node) is not None]
 
 
-def up(state_dir: Path, *, l2: int = 2, block_time: float | None = None) -> dict[str, Any]:
-    """Start the devnet, deploy, write manifest and configs; return the manifest."""
+def up(
+    state_dir: Path, *, l2: int = 2, block_time: float | None = None, capacity: int = DEFAULT_CAPACITY
+) -> dict[str, Any]:
+    """Start the devnet, deploy, write keys, manifest and configs; return the manifest."""
     if not 1 <= l2 <= MAX_L2:
         raise DevnetError(f"--l2 must be between 1 and {MAX_L2}, not {l2}")
     if block_time is not None and block_time <= 0:
         raise DevnetError(f"--block-time must be positive, not {block_time}")
+    if not merkle.MIN_BATCH_CAPACITY <= capacity <= merkle.MAX_BATCH_CAPACITY or capacity & (capacity - 1):
+        raise DevnetError(
+            f"--capacity must be a power of two from {merkle.MIN_BATCH_CAPACITY} to "
+            f"{merkle.MAX_BATCH_CAPACITY}, not {capacity}"
+        )
     state_dir = state_dir.resolve()
     previous = read_manifest(state_dir)
     if previous is not None:
@@ -125,13 +144,17 @@ def up(state_dir: Path, *, l2: int = 2, block_time: float | None = None) -> dict
         for name, chain_id in specs:
             started.append(anvil.start(chain_id, logs / f"{name}.log", block_time=block_time, detach=True))
         manifest = _new_manifest(state_dir, specs, started, block_time)
+        manifest["batch"] = {"capacity": capacity, "keys_dir": str(state_dir / KEYS_DIR)}
         _write_manifest(state_dir, manifest)  # pids on disk before anything else can fail
+        vk = _write_batch_key(state_dir / KEYS_DIR, capacity)
         chain_ids = [chain_id for _, chain_id in specs]
         for entry, node in zip(manifest["chains"], started[1:], strict=True):
             destinations = [c for c in chain_ids if c != entry["chain_id"]]
             entry["contracts"] = _deploy_institution(node, entry, destinations)
+        manifest["l1"]["contracts"] = _deploy_l1(started[0], manifest["chains"], vk, capacity)
+        manifest["hub_service"] = _write_hub_config(state_dir, manifest)
         for entry in manifest["chains"]:
-            entry["config"] = str(_write_institution_config(state_dir, manifest, entry))
+            entry["config"] = str(_write_institution_config(state_dir, manifest, entry, capacity))
         manifest["status"] = "up"
         _write_manifest(state_dir, manifest)
         return manifest
@@ -185,27 +208,89 @@ def _new_manifest(
     }
 
 
+def _write_batch_key(keys_dir: Path, capacity: int) -> VerifyingKey:
+    """One DEVELOPMENT proving key of the batch circuit (its secrets come from a public seed: anyone
+    can forge proofs for it), shared by every institution chain: keys_dir/batch-<capacity>.zkey and
+    its verifying key keys_dir/batch-<capacity>.vk.json (snarkjs's formats)."""
+    pk = setup(BatchCircuit(capacity).r1cs, seed=f"xrelay devnet batch {capacity}".encode(), development=True)
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    zkey.write(pk, keys_dir / f"batch-{capacity}.zkey")
+    vk_json = json.dumps(snarkjs_json.verifying_key_to_json(pk.vk), indent=2) + "\n"
+    (keys_dir / f"batch-{capacity}.vk.json").write_text(vk_json)
+    return pk.vk
+
+
+def _deploy_l1(
+    node: AnvilNode, chains: list[dict[str, Any]], vk: VerifyingKey, capacity: int
+) -> dict[str, str]:
+    """The L1 Hub (owned by the deployer, standing for governance) and the verifier of the batch
+    key; every institution chain registered with its operator, that verifier and its deposit token."""
+    deployer = Chain(node.rpc_url, anvil.dev_account(DEPLOYER_ACCOUNT))
+    hub = deploy.deploy_hub(deployer, deployer.signer.address)
+    verifier = deploy_verifier(deployer, vk)
+    for entry in chains:
+        chain_id = entry["chain_id"]
+        deployer.send(hub.functions.registerChain(chain_id, entry["operator"], True))
+        deployer.send(hub.functions.setVerifier(chain_id, capacity, verifier.address))
+        deployer.send(hub.functions.registerAsset(chain_id, entry["contracts"]["deposit_token"]))
+    return {"hub": hub.address, "batch_verifier": verifier.address}
+
+
+def _write_hub_config(state_dir: Path, manifest: dict[str, Any]) -> dict[str, str]:
+    """hub.toml for the devnet's hub service, which also embeds the broker every daemon uses."""
+    api, broker = f"127.0.0.1:{anvil.free_port()}", f"127.0.0.1:{anvil.free_port()}"
+    config = {
+        "l1": {
+            "chain_id": manifest["l1"]["chain_id"],
+            "rpc_urls": [manifest["l1"]["rpc_url"]],
+            "confirmations": 0,
+            "hub": manifest["l1"]["contracts"]["hub"],
+            "poll_interval": 0.25,
+        },
+        "api": {"listen": api},
+        "store": {"path": "hub.sqlite"},
+        "bus": {"listen": broker},
+    }
+    path = state_dir / "hub.toml"
+    header = f"# The devnet's hub service, written by `xrelay devnet up` on {manifest['created']}.\n\n"
+    path.write_text(header + tomli_w.dumps(config))
+    return {"config": str(path), "api": f"http://{api}", "bus_url": f"mqtt://{broker}"}
+
+
 def _deploy_institution(node: AnvilNode, entry: dict[str, Any], destinations: list[int]) -> dict[str, str]:
     """An institution chain's contracts: the asset layer with a tokenized deposit the institution
-    issues, and the Outbox (owned by the operator) open to L1 and every other institution. The router
-    is connected once the Inbox exists, which comes with the L1 Hub."""
+    issues, the Outbox (owned by the operator) open to L1 and every other institution, the Inbox
+    (owned by the operator, who imports L1's roots) and a CallRecorder to send messages to."""
     deployer = Chain(node.rpc_url, anvil.dev_account(DEPLOYER_ACCOUNT))
+    poseidon = deploy.deploy_poseidon(deployer, deploy.PROTOCOL_POSEIDON)
     router = deploy.deploy_asset_router(deployer)
     letter = entry["name"].removeprefix("bank-").upper()
     token = deploy.deploy_dev_token(deployer, f"Bank {letter} Deposit Token", f"DT{letter}")
     for holder in (entry["operator"], anvil.dev_account(USER_ACCOUNT).address):
         deployer.send(token.functions.mint(holder, DEV_TOKEN_SUPPLY))
     deployer.send(router.functions.registerToken(token.address))
-    outbox = deploy.deploy_outbox(deployer, router.address, owner=entry["operator"])
+    outbox = deploy.deploy_outbox(deployer, router.address, owner=entry["operator"], poseidon=poseidon)
+    inbox = deploy.deploy_inbox(deployer, router.address, entry["operator"], L1_CHAIN_ID, poseidon)
+    deployer.send(router.functions.connect(outbox.address, inbox.address))
+    recorder = deployer.deploy("CallRecorder")
     operator = deployer.with_signer(anvil.dev_account(entry["operator_account"]))
     for chain_id in destinations:
         operator.send(outbox.functions.setDestination(chain_id, True))
-    return {"asset_router": router.address, "outbox": outbox.address, "deposit_token": token.address}
+    return {
+        "asset_router": router.address,
+        "outbox": outbox.address,
+        "inbox": inbox.address,
+        "deposit_token": token.address,
+        "call_recorder": recorder.address,
+    }
 
 
-def _write_institution_config(state_dir: Path, manifest: dict[str, Any], entry: dict[str, Any]) -> Path:
+def _write_institution_config(
+    state_dir: Path, manifest: dict[str, Any], entry: dict[str, Any], capacity: int
+) -> Path:
     name = entry["name"]
-    env_prefix = name.upper().replace("-", "_")
+    entry["admin"] = f"127.0.0.1:{anvil.free_port()}"
+    entry["admin_token_env"] = f"XRELAY_{name.upper().replace('-', '_')}_ADMIN_TOKEN"
     peers = [
         {
             "name": other["name"],
@@ -222,7 +307,7 @@ def _write_institution_config(state_dir: Path, manifest: dict[str, Any], entry: 
             "chain_id": entry["chain_id"],
             "rpc_urls": [entry["rpc_url"]],
             "confirmations": 0,
-            "contracts": {name: entry["contracts"][name] for name in ("asset_router", "outbox")},
+            "contracts": {name: entry["contracts"][name] for name in ("asset_router", "outbox", "inbox")},
             # anvil's well-known dev account: DEVNET ONLY, its key is public
             "signer": {"devnet_account": entry["operator_account"]},
         },
@@ -230,20 +315,20 @@ def _write_institution_config(state_dir: Path, manifest: dict[str, Any], entry: 
             "chain_id": manifest["l1"]["chain_id"],
             "rpc_urls": [manifest["l1"]["rpc_url"]],
             "confirmations": 0,
+            "hub": manifest["l1"]["contracts"]["hub"],
+            "hub_api": manifest["hub_service"]["api"],
         },
         "peers": peers,
-        "batch": {"capacity": 16, "max_wait_seconds": 2.0},
+        "batch": {"capacity": capacity, "max_wait_seconds": 2.0, "keys_dir": KEYS_DIR},
         "store": {"path": f"{name}.sqlite"},
-        "admin": {
-            "listen": f"127.0.0.1:{anvil.free_port()}",
-            "token_env": f"XRELAY_{env_prefix}_ADMIN_TOKEN",
-        },
+        "bus": {"url": manifest["hub_service"]["bus_url"]},
+        "admin": {"listen": entry["admin"], "token_env": entry["admin_token_env"]},
     }
     path = state_dir / f"{name}.toml"
     header = (
         f"# {name}: xrelay institution config written by `xrelay devnet up` on {manifest['created']}.\n"
         "# DEVNET ONLY: the signer is one of anvil's well-known development accounts, whose key is public.\n"
-        "# No [bus] url: the daemon uses the embedded broker.\n\n"
+        "# The bus is the broker the devnet's hub service embeds.\n\n"
     )
     path.write_text(header + tomli_w.dumps(config))
     return path
@@ -285,4 +370,6 @@ def down(state_dir: Path, *, timeout: float = 10.0) -> list[int]:
     for entry in manifest["chains"]:
         if "config" in entry:
             Path(entry["config"]).unlink(missing_ok=True)
+    if "hub_service" in manifest:
+        Path(manifest["hub_service"]["config"]).unlink(missing_ok=True)
     return [p.pid for p in processes]

@@ -65,14 +65,14 @@ class Sender:
     def address(self) -> str:
         return str(self.chain.signer.address)
 
-    async def send(
-        self, fn: ContractFunction, *, what: str, value: int = 0, gas: int | None = None
-    ) -> TxReceipt:
-        """Send `fn` and wait until it is mined; raise Reverted (decoded) if it reverts."""
+    async def send(self, fn: ContractFunction, *, what: str, value: int = 0, extra_gas: int = 0) -> TxReceipt:
+        """Send `fn` and wait until it is mined; raise Reverted (decoded) if it reverts. `extra_gas` is
+        added to the node's estimate, for work the estimate cannot see (a call that may fail inside
+        the transaction without failing it)."""
         async with self._lock:
-            return await asyncio.to_thread(self._send, fn, what, value, gas)
+            return await asyncio.to_thread(self._send, fn, what, value, extra_gas)
 
-    def _send(self, fn: ContractFunction, what: str, value: int, gas: int | None) -> TxReceipt:
+    def _send(self, fn: ContractFunction, what: str, value: int, extra_gas: int) -> TxReceipt:
         w3 = self.chain.w3
         nonce = w3.eth.get_transaction_count(self.chain.signer.address, "pending")
         tip = int(w3.eth.max_priority_fee)
@@ -85,12 +85,13 @@ class Sender:
             "maxPriorityFeePerGas": Wei(tip),
             "maxFeePerGas": Wei(2 * base + tip),
         }
-        if gas is not None:
-            params["gas"] = gas
         try:
             tx = cast(dict[str, Any], fn.build_transaction(params))
         except ContractLogicError as exc:
             raise reverted_error(what, exc) from exc
+        if extra_gas:
+            limit = int(w3.eth.get_block("latest")["gasLimit"])
+            tx["gas"] = min(limit, int(tx["gas"]) + extra_gas)
         sent: list[HexBytes] = []
         for round_ in range(self.max_bumps + 1):
             if round_:

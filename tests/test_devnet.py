@@ -16,6 +16,8 @@ import psutil
 import pytest
 from web3 import Web3
 
+from bridge_contracts import artifacts
+from proofs.formats import snarkjs_json
 from relayer import config
 from relayer.devnet import nodes
 
@@ -86,13 +88,42 @@ def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
         assert Path(psutil.Process(node["pid"]).cmdline()[0]).name == "anvil"
         for address in node["contracts"].values():
             assert len(w3.eth.get_code(address)) > 0
+    l1 = Web3(Web3.HTTPProvider(manifest["l1"]["rpc_url"]))
+    hub = l1.eth.contract(address=manifest["l1"]["contracts"]["hub"], abi=artifacts.load("Hub").abi)
+    verifier = manifest["l1"]["contracts"]["batch_verifier"]
+    keys = devnet / "keys"
+    assert manifest["batch"] == {"capacity": 16, "keys_dir": str(keys)}
+    assert (keys / "batch-16.zkey").stat().st_size > 0
+    vk = snarkjs_json.verifying_key_from_json(json.loads((keys / "batch-16.vk.json").read_text()), "vk")
+    assert vk.development and vk.n_public == 22
     for chain in manifest["chains"]:
-        assert set(chain["contracts"]) == {"asset_router", "outbox", "deposit_token"}
+        assert set(chain["contracts"]) == {
+            "asset_router",
+            "outbox",
+            "inbox",
+            "deposit_token",
+            "call_recorder",
+        }
+        registered, validium, operator, next_batch, _ = hub.functions.chains(chain["chain_id"]).call()
+        assert (registered, validium, operator, next_batch) == (True, True, chain["operator"], 0)
+        assert hub.functions.verifiers(chain["chain_id"], 16).call() == verifier
+        w3 = Web3(Web3.HTTPProvider(chain["rpc_url"]))
+        router = w3.eth.contract(
+            address=chain["contracts"]["asset_router"], abi=artifacts.load("AssetRouter").abi
+        )
+        assert router.functions.inbox().call() == chain["contracts"]["inbox"]
+        assert router.functions.outbox().call() == chain["contracts"]["outbox"]
+        inbox = w3.eth.contract(address=chain["contracts"]["inbox"], abi=artifacts.load("Inbox").abi)
+        assert inbox.functions.owner().call() == chain["operator"]
+        assert inbox.functions.l1ChainId().call() == manifest["l1"]["chain_id"]
         loaded = config.load(chain["config"])
         assert loaded.institution == chain["name"]
         assert loaded.chain.chain_id == chain["chain_id"]
         assert loaded.chain.rpc_urls == (chain["rpc_url"],)
         assert loaded.chain.contracts.asset_router == chain["contracts"]["asset_router"]
+        assert loaded.chain.contracts.inbox == chain["contracts"]["inbox"]
+        assert loaded.l1.hub == manifest["l1"]["contracts"]["hub"]
+        assert (loaded.batch.capacity, loaded.batch.keys_dir) == (16, keys)
         assert loaded.chain.signer.resolve().address == chain["operator"]
         assert [p.chain_id for p in loaded.peers] == [
             c["chain_id"] for c in manifest["chains"] if c is not chain
@@ -151,11 +182,16 @@ def test_down_never_stops_a_process_it_did_not_start(tmp_path: Path) -> None:
 
 def test_block_time_and_single_chain(tmp_path: Path) -> None:
     state_dir = tmp_path / "timed"
-    result = xrelay("devnet", "up", "--l2", "1", "--block-time", "0.5", "--state-dir", str(state_dir))
+    result = xrelay(
+        "devnet", "up", "--l2", "1", "--block-time", "0.5", "--capacity", "8", "--state-dir", str(state_dir)
+    )
     assert result.returncode == 0, result.stderr
     manifest = manifest_of(state_dir)
     try:
         assert [c["name"] for c in manifest["chains"]] == ["bank-a"]
+        assert manifest["batch"]["capacity"] == 8
+        assert (state_dir / "keys" / "batch-8.zkey").is_file()
+        assert config.load(manifest["chains"][0]["config"]).batch.capacity == 8
         w3 = Web3(Web3.HTTPProvider(manifest["l1"]["rpc_url"]))
         first = w3.eth.block_number
         time.sleep(1.5)
@@ -171,6 +207,8 @@ def test_block_time_and_single_chain(tmp_path: Path) -> None:
         (["--l2", "0"], "--l2 must be between 1 and 8, not 0"),
         (["--l2", "9"], "--l2 must be between 1 and 8, not 9"),
         (["--block-time", "-1"], "--block-time must be positive"),
+        (["--capacity", "12"], "--capacity must be a power of two from 8 to 1024, not 12"),
+        (["--capacity", "2048"], "--capacity must be a power of two from 8 to 1024, not 2048"),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path: Path, args: list[str], message: str) -> None:

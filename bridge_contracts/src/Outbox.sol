@@ -4,7 +4,7 @@ pragma solidity 0.8.30;
 import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {AssetRouter} from "./AssetRouter.sol";
 import {PoseidonT3} from "./generated/PoseidonT3.sol";
-import {PoseidonT6} from "./generated/PoseidonT6.sol";
+import {Messages} from "./lib/Messages.sol";
 
 /// @title Outbox
 /// @notice Where every message leaving this chain starts. It numbers the message, takes its value
@@ -17,25 +17,11 @@ import {PoseidonT6} from "./generated/PoseidonT6.sol";
 ///         body       = uint256(keccak256(abi.encode(sourceChainId, nonce, sender, target, data, assetData))) >> 8
 ///         outboxHash = Poseidon(outboxHash, leaf), starting at 0
 ///
+///         The message struct and its hashing are in lib/Messages.sol, shared with the Hub and Inbox.
 ///         Every field element is below the BN254 scalar field: chain ids are 64-bit, the asset id is
 ///         split into 128-bit halves, amounts are refused from 2^128 up, body keeps 248 bits.
 contract Outbox is Ownable2Step {
-    struct Message {
-        uint64 sourceChainId;
-        uint64 destChainId;
-        uint64 nonce;
-        address sender;
-        address target;
-        /// @dev 0 when the message carries no value.
-        bytes32 assetId;
-        uint256 amount;
-        bytes data;
-        /// @dev What the destination's AssetRouter needs to deploy the bridged token; empty without value.
-        bytes assetData;
-    }
-
     uint256 public constant MAX_AMOUNT = type(uint128).max;
-    uint256 private constant LOW_128 = type(uint128).max;
 
     AssetRouter public immutable router;
     uint64 public immutable chainId;
@@ -47,7 +33,9 @@ contract Outbox is Ownable2Step {
     mapping(uint64 chainId => bool) public isDestination;
 
     event DestinationSet(uint64 indexed chainId, bool allowed);
-    event MessageSent(uint64 indexed destChainId, uint64 indexed nonce, uint256 leaf, uint256 outboxHash, Message message);
+    event MessageSent(
+        uint64 indexed destChainId, uint64 indexed nonce, uint256 leaf, uint256 outboxHash, Messages.Message message
+    );
 
     error ChainIdTooLarge(uint256 chainId);
     error SelfDestination(uint64 chainId);
@@ -109,8 +97,8 @@ contract Outbox is Ownable2Step {
         bytes memory assetData
     ) private returns (uint64 messageNonce, uint256 leaf) {
         messageNonce = nonce++;
-        Message memory message =
-            Message(chainId, destChainId, messageNonce, msg.sender, target, assetId, amount, data, assetData);
+        Messages.Message memory message =
+            Messages.Message(chainId, destChainId, messageNonce, msg.sender, target, assetId, amount, data, assetData);
         leaf = leafOf(message);
         uint256 rolled = PoseidonT3.hash([outboxHash, leaf]);
         outboxHash = rolled;
@@ -118,15 +106,7 @@ contract Outbox is Ownable2Step {
     }
 
     /// @notice The message's leaf, as the batch circuit and the destination's Inbox compute it.
-    function leafOf(Message memory message) public pure returns (uint256) {
-        uint256 body = uint256(
-            keccak256(
-                abi.encode(
-                    message.sourceChainId, message.nonce, message.sender, message.target, message.data, message.assetData
-                )
-            )
-        ) >> 8;
-        uint256 assetId = uint256(message.assetId);
-        return PoseidonT6.hash([uint256(message.destChainId), assetId >> 128, assetId & LOW_128, message.amount, body]);
+    function leafOf(Messages.Message memory message) public pure returns (uint256) {
+        return Messages.leafOf(message);
     }
 }

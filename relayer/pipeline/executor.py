@@ -28,6 +28,7 @@ from relayer.sender import SendFailed, backoff, failure_reason
 log = logging.getLogger(__name__)
 
 MAX_PER_TX = 32
+BRIDGED_TOKEN_DEPLOY_GAS = 1_500_000  # a BridgedToken's deployment costs about 1.2M
 EXECUTABLE = ("verified", "replay")
 
 
@@ -103,7 +104,8 @@ class Executor:
             [message_of(row).as_tuple() for row, _ in work], [proof.as_tuple() for _, proof in work]
         )
         try:
-            receipt = await ctx.l2_sender.send(fn, what=f"executeMany of {len(work)}")
+            extra = await self._deployments(work)
+            receipt = await ctx.l2_sender.send(fn, what=f"executeMany of {len(work)}", extra_gas=extra)
         except (Reverted, SendFailed) as exc:
             reason = exc.error if isinstance(exc, Reverted) else str(exc)
             for row, _ in work:
@@ -159,6 +161,17 @@ class Executor:
             if peer != L1_PEER:
                 await send_receipts(ctx, peer, items)
         log.info("executed %d message(s) in %s", len(work), tx)
+
+    async def _deployments(self, work: list[tuple[dict[str, Any], MessageProof]]) -> int:
+        """Gas for the BridgedTokens these messages deploy. An asset's first arrival on this chain
+        deploys one inside the message's all-or-nothing call, which the node's estimate does not
+        count: it would settle on a limit where that call runs out of gas and the message fails."""
+        router = self.ctx.l2.contract("AssetRouter", self.ctx.config.chain.contracts.asset_router)
+        new = 0
+        for asset in {row["asset_id"] for row, _ in work if int(row["amount"])}:
+            token = (await self.ctx.call(router.functions.assets(bytes.fromhex(asset[2:]))))[2]
+            new += int(token, 16) == 0
+        return new * BRIDGED_TOKEN_DEPLOY_GAS
 
     def _outcomes(self, receipt: Any) -> dict[bytes, tuple[str, str]]:
         events = self.ctx.inbox.events

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 class Receiver:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._verified: dict[tuple[int, int, str], bool] = {}  # (chain, batch, proof) -> verdict
+        self._verified: dict[tuple[int, int, tuple[int, ...], str], bool] = {}  # verdicts by batch and proof
         self._arrivals: dict[str, deque[float]] = {}
 
     async def peers(self) -> dict[str, PeerKey]:
@@ -179,6 +179,9 @@ class Receiver:
             return (
                 f"bad batch: the batch is chain {batch.chain_id}'s, the message chain {m.source_chain_id}'s"
             )
+        verdict = await self._proof_verifies(batch)
+        if verdict is not None:
+            return verdict
         if len(item.siblings) != depth:
             return (
                 f"bad path: {len(item.siblings)} siblings, a batch of capacity {batch.capacity} needs {depth}"
@@ -187,11 +190,8 @@ class Receiver:
             reached = merkle.poseidon_root_from_path(m.leaf(), item.index, item.siblings)
         except (ValueError, merkle.MerkleError) as exc:
             return f"bad path: {exc}"
-        if len(batch.public_inputs) < 6 or reached != batch.batch_root:
+        if reached != batch.batch_root:
             return "bad path: the message's leaf does not reach the batch root"
-        verdict = await self._proof_verifies(batch)
-        if verdict is not None:
-            return verdict
         record = await self.ctx.call(self.ctx.hub.functions.batches(batch.chain_id, batch.batch_number))
         if not record[3]:
             return "not settled"
@@ -200,9 +200,9 @@ class Receiver:
         return None
 
     async def _proof_verifies(self, batch: BatchEvidence) -> str | None:
-        key = (batch.chain_id, batch.batch_number, repr(batch.proof))
+        key = (batch.chain_id, batch.batch_number, batch.public_inputs, repr(batch.proof))
         if key not in self._verified:
-            if batch.public_inputs[0] != batch.chain_id or batch.public_inputs[1] != batch.batch_number:
+            if batch.public_inputs[:2] != (batch.chain_id, batch.batch_number):
                 return "bad proof: its public inputs are for another chain or batch"
             try:
                 vk = self.ctx.verifying_key(batch.capacity)

@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {AssetRouter} from "./AssetRouter.sol";
+import {KeccakMerkle} from "./lib/KeccakMerkle.sol";
+import {Messages} from "./lib/Messages.sol";
+import {PoseidonMerkle} from "./lib/PoseidonMerkle.sol";
+
+/// @title Inbox
+/// @notice Where every message arriving on this chain ends. It executes a message once it is
+///         proven settled on L1: its leaf is in a batch tree whose aggregated leaf is in an
+///         aggregated tree with a root that the chain's operator imported from the L1 Hub.
+///
+///         batchRoot = PoseidonMerkle.rootOf(leafOf(message), proof.index, proof.batchSiblings)
+///         aggLeaf   = aggregatedLeaf(message.sourceChainId, proof.batchNumber, batchSiblings.length, batchRoot)
+///         KeccakMerkle.rootOf(aggLeaf, proof.aggregatedIndex, proof.aggregatedSiblings) == proof.aggregatedRoot
+///
+///         The depth (the batch path's length) is part of the aggregated leaf, so a path of another
+///         length than the batch's never reaches a root; an L1 deposit is a batch of depth 0.
+///
+///         Execution is never half-applied: the nullifier executed[id] is set, then one inner call
+///         of this contract to itself (applyMessage) releases or mints the value through the
+///         AssetRouter and calls the target with the message's data; native value is released to
+///         this Inbox and forwarded as the call's msg.value, a token is released or minted to the
+///         target. If that inner call reverts, nothing of it is applied, the nullifier is cleared,
+///         MessageFailed is emitted and execute returns false: the message can be executed again.
+///         During the target call, context() tells the target who sent the message and what it carries.
+///         An inner call that ran out of gas reverts the whole transaction (NotEnoughGas()) instead:
+///         a message is never recorded as failed for want of gas.
+contract Inbox is Ownable2Step {
+    /// @notice Batch trees are at most 2^10 = 1024 leaves deep (the largest batch capacity).
+    uint256 public constant MAX_BATCH_DEPTH = 10;
+    /// @notice Stand-in address for the native base token (as in AssetRouter).
+    address public constant NATIVE_TOKEN = address(1);
+
+    /// @notice executeMany's outcomes, per message.
+    uint8 public constant EXECUTED = 0;
+    uint8 public constant FAILED = 1;
+    uint8 public constant REJECTED = 2;
+
+    AssetRouter public immutable router;
+    uint64 public immutable chainId;
+    /// @notice The L1's chain id: the source chain of deposits.
+    uint64 public immutable l1ChainId;
+    /// @notice The asset id of this chain's native token: the one asset the router releases as value.
+    bytes32 public immutable nativeAssetId;
+
+    /// @notice Aggregated roots of the L1 Hub that the owner imported.
+    mapping(bytes32 root => bool) public importedRoots;
+    /// @notice The nullifiers: messages executed, by message id.
+    mapping(bytes32 messageId => bool) public executed;
+
+    // The message whose target is being called; restored after a nested execution.
+    bool private transient _active;
+    uint64 private transient _sourceChainId;
+    address private transient _sender;
+    bytes32 private transient _assetId;
+    uint256 private transient _amount;
+
+    event RootImported(bytes32 indexed root);
+    event MessageExecuted(
+        bytes32 indexed id, uint64 indexed sourceChainId, uint64 nonce, address target, bytes32 assetId, uint256 amount
+    );
+    event MessageFailed(bytes32 indexed id, uint64 indexed sourceChainId, uint64 nonce, bytes reason);
+    event MessageRejected(bytes32 indexed id, bytes reason);
+
+    error ChainIdTooLarge(uint256 chainId);
+    error WrongDestination(uint64 destChainId);
+    error SourceIsThisChain();
+    error UnknownRoot(bytes32 root);
+    error BatchTooDeep(uint256 depth);
+    error BadPath();
+    error AlreadyExecuted(bytes32 id);
+    error LengthMismatch(uint256 messages, uint256 proofs);
+    error OnlySelf(address caller);
+    error OnlyRouter(address caller);
+    error NoMessage();
+    error NotEnoughGas();
+
+    constructor(AssetRouter router_, address owner_, uint64 l1ChainId_) Ownable(owner_) {
+        if (block.chainid > type(uint64).max) revert ChainIdTooLarge(block.chainid);
+        router = router_;
+        chainId = uint64(block.chainid);
+        l1ChainId = l1ChainId_;
+        nativeAssetId = keccak256(abi.encode(block.chainid, NATIVE_TOKEN));
+    }
+
+    /// @notice Native value arrives only from the router, released for a message being executed.
+    receive() external payable {
+        if (msg.sender != address(router)) revert OnlyRouter(msg.sender);
+    }
+
+    /// @notice Accepts an aggregated root of the L1 Hub (the owner, the chain's operator, reads it
+    ///         there). Idempotent: importing a root again changes nothing.
+    function importRoot(bytes32 root) external onlyOwner {
+        if (importedRoots[root]) return;
+        importedRoots[root] = true;
+        emit RootImported(root);
+    }
+
+    /// @notice Executes a settled message: see the contract's notice. Anyone may send it.
+    /// @return success true if the target call succeeded (MessageExecuted); false if it reverted
+    ///         (MessageFailed; nothing applied, the message may be executed again).
+    function execute(Messages.Message calldata message, Messages.MessageProof calldata proof)
+        external
+        returns (bool success)
+    {
+        bytes32 id = _verify(message, proof);
+        executed[id] = true;
+        uint256 gasBefore = gasleft();
+        try this.applyMessage(message) {
+            emit MessageExecuted(id, message.sourceChainId, message.nonce, message.target, message.assetId, message.amount);
+            return true;
+        } catch (bytes memory reason) {
+            _checkNotStarved(gasBefore);
+            executed[id] = false;
+            emit MessageFailed(id, message.sourceChainId, message.nonce, reason);
+            return false;
+        }
+    }
+
+    /// @notice Executes each message with its proof; one item never reverts the others.
+    /// @return outcomes per message: EXECUTED (0), FAILED (1: the target reverted; retryable) or
+    ///         REJECTED (2: execute itself reverted, e.g. a bad proof or a message already executed;
+    ///         MessageRejected carries the reason).
+    function executeMany(Messages.Message[] calldata messages, Messages.MessageProof[] calldata proofs)
+        external
+        returns (uint8[] memory outcomes)
+    {
+        if (messages.length != proofs.length) revert LengthMismatch(messages.length, proofs.length);
+        outcomes = new uint8[](messages.length);
+        for (uint256 i; i < messages.length; ++i) {
+            uint256 gasBefore = gasleft();
+            try this.execute(messages[i], proofs[i]) returns (bool ok) {
+                outcomes[i] = ok ? EXECUTED : FAILED;
+            } catch (bytes memory reason) {
+                _checkNotStarved(gasBefore);
+                outcomes[i] = REJECTED;
+                emit MessageRejected(Messages.idOf(messages[i].sourceChainId, messages[i].nonce), reason);
+            }
+        }
+    }
+
+    /// @notice The message whose target is being called: only during a target call.
+    function context() external view returns (uint64 sourceChainId, address sender, bytes32 assetId, uint256 amount) {
+        if (!_active) revert NoMessage();
+        return (_sourceChainId, _sender, _assetId, _amount);
+    }
+
+    /// @notice The all-or-nothing part of execute: value, then the target call. Only this Inbox may
+    ///         call it (execute's inner call); a revert in it undoes all of it.
+    function applyMessage(Messages.Message calldata message) external {
+        if (msg.sender != address(this)) revert OnlySelf(msg.sender);
+        uint256 amount = message.amount;
+        uint256 value;
+        if (amount != 0) {
+            if (message.assetId == nativeAssetId) {
+                router.releaseOrMint(message.assetId, address(this), amount, message.assetData);
+                value = amount;
+            } else {
+                router.releaseOrMint(message.assetId, message.target, amount, message.assetData);
+            }
+        }
+        // Save the context of an execution this one is nested in (a target that executes another
+        // message), and restore it afterwards.
+        (bool outerActive, uint64 outerSource, address outerSender, bytes32 outerAsset, uint256 outerAmount) =
+            (_active, _sourceChainId, _sender, _assetId, _amount);
+        (_active, _sourceChainId, _sender, _assetId, _amount) =
+            (true, message.sourceChainId, message.sender, message.assetId, amount);
+        (bool ok, bytes memory reason) = message.target.call{value: value}(message.data);
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(reason, 0x20), mload(reason))
+            }
+        }
+        (_active, _sourceChainId, _sender, _assetId, _amount) =
+            (outerActive, outerSource, outerSender, outerAsset, outerAmount);
+    }
+
+    /// @dev After an inner call reverted: if less than 1/32 of the gas there was before it is left,
+    ///      the call (or one it made) most likely ran out of gas: EIP-150 keeps back 1/64 at each
+    ///      level, about 1/63 of it in all. That says nothing about the message, so the whole
+    ///      transaction reverts: a message is never recorded as failed or rejected for want of gas,
+    ///      and eth_estimateGas settles on a limit that is enough. (A target that reverts only after
+    ///      burning almost all the gas it is given is never recorded as failed either.)
+    function _checkNotStarved(uint256 gasBefore) private view {
+        if (gasleft() < gasBefore / 32) revert NotEnoughGas();
+    }
+
+    /// @dev Every check of execute; returns the message id.
+    function _verify(Messages.Message calldata message, Messages.MessageProof calldata proof)
+        private
+        view
+        returns (bytes32 id)
+    {
+        if (message.destChainId != chainId) revert WrongDestination(message.destChainId);
+        if (message.sourceChainId == chainId) revert SourceIsThisChain();
+        if (!importedRoots[proof.aggregatedRoot]) revert UnknownRoot(proof.aggregatedRoot);
+        uint256 depth = proof.batchSiblings.length;
+        if (depth > MAX_BATCH_DEPTH) revert BatchTooDeep(depth);
+        id = Messages.idOf(message.sourceChainId, message.nonce);
+        if (executed[id]) revert AlreadyExecuted(id);
+
+        uint256 batchRoot = PoseidonMerkle.rootOf(Messages.leafOf(message), proof.index, proof.batchSiblings);
+        bytes32 aggLeaf = Messages.aggregatedLeaf(message.sourceChainId, proof.batchNumber, uint32(depth), batchRoot);
+        if (
+            proof.aggregatedSiblings.length != KeccakMerkle.DEPTH || proof.aggregatedIndex >> KeccakMerkle.DEPTH != 0
+                || KeccakMerkle.rootOf(aggLeaf, proof.aggregatedIndex, proof.aggregatedSiblings) != proof.aggregatedRoot
+        ) revert BadPath();
+    }
+}

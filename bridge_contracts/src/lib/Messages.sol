@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {PoseidonT6} from "../generated/PoseidonT6.sol";
+
+/// @title Messages
+/// @notice The cross-chain message, how it is identified and hashed, and the proof that it was
+///         settled: shared by the Outbox (which emits it), the L1 Hub (deposits, withdrawals) and
+///         the Inbox (which executes it).
+///
+///         leaf      = Poseidon(destChainId, assetId >> 128, assetId & (2^128 - 1), amount, body)
+///         body      = uint256(keccak256(abi.encode(sourceChainId, nonce, sender, target, data, assetData))) >> 8
+///         messageId = keccak256(abi.encode(uint64 sourceChainId, uint64 nonce))
+///         aggLeaf   = keccak256(abi.encode(uint64 sourceChainId, uint64 batchNumber, uint32 depth, uint256 batchRoot))
+///
+///         A message is settled when its leaf is in a batch tree (PoseidonMerkle) whose root the L1 Hub
+///         appended to the aggregated tree (KeccakMerkle) as aggLeaf. An L1 deposit is a "batch" of one
+///         message: batchNumber = its deposit nonce, depth 0, batchRoot = its leaf.
+///         Python twin: bridge_contracts.messages (Message.leaf, message_id, aggregated_leaf).
+library Messages {
+    struct Message {
+        uint64 sourceChainId;
+        uint64 destChainId;
+        uint64 nonce;
+        address sender;
+        address target;
+        /// @dev 0 when the message carries no value.
+        bytes32 assetId;
+        uint256 amount;
+        bytes data;
+        /// @dev What the destination's AssetRouter needs to deploy the bridged token; empty without value.
+        bytes assetData;
+    }
+
+    /// @notice Where a message's leaf is: position `index` of batch `batchNumber` of its source chain
+    ///         (batchSiblings bottom-up, log2(capacity) of them; none for an L1 deposit), whose
+    ///         aggregated leaf is at `aggregatedIndex` of the aggregated tree with root `aggregatedRoot`
+    ///         (exactly 32 siblings, bottom-up).
+    struct MessageProof {
+        uint64 batchNumber;
+        uint256 index;
+        uint256[] batchSiblings;
+        uint256 aggregatedIndex;
+        bytes32[] aggregatedSiblings;
+        bytes32 aggregatedRoot;
+    }
+
+    uint256 private constant LOW_128 = type(uint128).max;
+
+    /// @notice The message's leaf, as the batch circuit computes it.
+    function leafOf(Message memory message) internal pure returns (uint256) {
+        uint256 body = uint256(
+            keccak256(
+                abi.encode(
+                    message.sourceChainId, message.nonce, message.sender, message.target, message.data, message.assetData
+                )
+            )
+        ) >> 8;
+        uint256 assetId = uint256(message.assetId);
+        return PoseidonT6.hash([uint256(message.destChainId), assetId >> 128, assetId & LOW_128, message.amount, body]);
+    }
+
+    /// @notice The message's unique id: its source chain and its nonce there.
+    function idOf(uint64 sourceChainId, uint64 nonce) internal pure returns (bytes32) {
+        return keccak256(abi.encode(sourceChainId, nonce));
+    }
+
+    /// @notice The leaf the L1 Hub appends to the aggregated tree for batch `batchNumber` of chain
+    ///         `sourceChainId`, a batch tree of `depth` levels with root `batchRoot`.
+    function aggregatedLeaf(uint64 sourceChainId, uint64 batchNumber, uint32 depth, uint256 batchRoot)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(sourceChainId, batchNumber, depth, batchRoot));
+    }
+}

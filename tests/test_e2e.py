@@ -1,0 +1,432 @@
+"""End to end: the devnet (L1 and three institution chains on anvil), the hub service with the
+embedded broker, and each institution's daemon as a separate process, all real. Messages go in
+through the Outbox and are checked where they end up: on the destination chain, in both daemons'
+stores and on the L1 Hub.
+
+The tests share one network and run in file order; the last one freezes bank-c on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from bridge_contracts import anvil
+from bridge_contracts.chain import Chain, Reverted
+from bridge_contracts.messages import Message, MessageProof, message_id, sent_messages
+from hub.bus import Bus, Envelope, institution_topic
+from hub.client import HubClient
+from hub.delivery import DeliveredMessage, Delivery, delivery_from_json, delivery_to_json, message_key
+from proofs.groth16.proof import Proof
+from relayer import devnet
+from relayer.cli import cli
+from relayer.config import load as load_config
+from relayer.services import Services
+from relayer.store import Store
+
+pytestmark = pytest.mark.timeout(900)
+
+USER = anvil.dev_account(devnet.USER_ACCOUNT)
+ONE = 10**18
+WAIT = 180.0
+
+
+@dataclass
+class Net:
+    manifest: dict[str, Any]
+    services: Services
+
+    def entry(self, name: str) -> dict[str, Any]:
+        return next(c for c in self.manifest["chains"] if c["name"] == name)
+
+    def chain(self, name: str, account: Any = USER) -> Chain:
+        return Chain(self.entry(name)["rpc_url"], account)
+
+    def contract(self, name: str, contract: str, key: str | None = None) -> Any:
+        return self.chain(name).contract(contract, self.entry(name)["contracts"][key or _snake(contract)])
+
+    def hub(self) -> Any:
+        l1 = Chain(self.manifest["l1"]["rpc_url"], USER)
+        return l1.contract("Hub", self.manifest["l1"]["contracts"]["hub"])
+
+    def config(self, name: str) -> Path:
+        return Path(self.entry(name)["config"])
+
+    def store(self, name: str) -> Store:
+        return Store(load_config(self.config(name)).store.path)
+
+    def row(self, name: str, key: str) -> dict[str, Any] | None:
+        with self.store(name) as store:
+            return store.message(key)
+
+    def send(
+        self, source: str, dest: str, target: str, data: bytes = b"", value: tuple[bytes, int] | None = None
+    ) -> str:
+        chain = self.chain(source)
+        outbox = self.contract(source, "Outbox")
+        dest_id = self.entry(dest)["chain_id"]
+        if value is None:
+            receipt = chain.send(outbox.functions.send(dest_id, target, data))
+        else:
+            asset, amount = value
+            router = self.contract(source, "AssetRouter")
+            origin, origin_token, token = router.functions.assets(asset).call()
+            native = origin_token == NATIVE and origin == self.entry(source)["chain_id"]
+            if not native and origin == self.entry(source)["chain_id"]:
+                chain.send(chain.contract("DevToken", token).functions.approve(router.address, amount))
+            receipt = chain.send(
+                outbox.functions.sendWithAsset(dest_id, target, data, asset, amount),
+                value=amount if native else 0,
+            )
+        (sent,) = sent_messages(outbox, [receipt])
+        return message_key(sent.message.source_chain_id, sent.message.nonce)
+
+    def wait(self, name: str, keys: list[str], status: str = "executed", timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.store(name) as store:
+                rows = {key: store.message(key) for key in keys}
+            if all(row is not None and row["status"] == status for row in rows.values()):
+                return
+            time.sleep(0.25)
+        shown = {key: (row or {}).get("status") for key, row in rows.items()}
+        raise AssertionError(f"{name}: waited {timeout:.0f} s for {status}; have {shown}")
+
+    def bridged(self, name: str, asset: bytes) -> Any:
+        router = self.contract(name, "AssetRouter")
+        token = router.functions.assets(asset).call()[2]
+        return self.chain(name).contract("BridgedToken", token)
+
+
+NATIVE = "0x0000000000000000000000000000000000000001"
+
+
+def _snake(contract: str) -> str:
+    return {
+        "Outbox": "outbox",
+        "Inbox": "inbox",
+        "AssetRouter": "asset_router",
+        "CallRecorder": "call_recorder",
+    }[contract]
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    state = tmp_path_factory.mktemp("e2e")
+    manifest = devnet.up(state, l2=3, capacity=8)
+    services = Services(state)
+    try:
+        services.start()
+        yield Net(manifest, services)
+    finally:
+        services.stop()
+        devnet.down(state)
+
+
+def _asset(net: Net, name: str, native: bool) -> bytes:
+    router = net.contract(name, "AssetRouter")
+    if native:
+        return bytes(router.functions.nativeAssetId().call())
+    return bytes(router.functions.assetIdOfToken(net.entry(name)["contracts"]["deposit_token"]).call())
+
+
+def _ledger(net: Net, asset: bytes, origin: str) -> dict[str, int]:
+    """Where an asset of `origin` is: locked there, bridged supply elsewhere, L1 balances."""
+    hub = net.hub()
+    found = {f"locked on {origin}": net.contract(origin, "AssetRouter").functions.locked(asset).call()}
+    for entry in net.manifest["chains"]:
+        if entry["name"] == origin:
+            continue
+        router = net.contract(entry["name"], "AssetRouter")
+        token = router.functions.assets(asset).call()[2]
+        supply = (
+            0
+            if int(token, 16) == 0
+            else net.chain(entry["name"]).contract("BridgedToken", token).functions.totalSupply().call()
+        )
+        found[f"supply on {entry['name']}"] = supply
+        found[f"L1 balance of {entry['name']}"] = hub.functions.balances(entry["chain_id"], asset).call()
+    return found
+
+
+def _adds_up(ledger: dict[str, int], origin: str) -> None:
+    """Nothing in flight: what is locked on the origin is exactly what exists elsewhere, and L1 says
+    each chain holds exactly its bridged supply."""
+    others = [k.removeprefix("supply on ") for k in ledger if k.startswith("supply on ")]
+    assert ledger[f"locked on {origin}"] == sum(ledger[f"supply on {o}"] for o in others), ledger
+    for other in others:
+        assert ledger[f"supply on {other}"] == ledger[f"L1 balance of {other}"], ledger
+
+
+def test_value_arrives_exactly_and_a_call_with_value_reaches_its_target(net: Net) -> None:
+    native_a, token_a = _asset(net, "bank-a", True), _asset(net, "bank-a", False)
+    recorder = net.contract("bank-b", "CallRecorder")
+    token_on_a = net.chain("bank-a").contract("DevToken", net.entry("bank-a")["contracts"]["deposit_token"])
+    user_tokens_before = token_on_a.functions.balanceOf(USER.address).call()
+    calls_before = recorder.functions.count().call()
+    before = {asset: _ledger(net, asset, "bank-a") for asset in (native_a, token_a)}
+
+    note = b"invoice 42"
+    keys = [
+        net.send(
+            "bank-a",
+            "bank-b",
+            recorder.address,
+            recorder.encode_abi("receiveMessage", [note]),
+            (native_a, 3 * ONE // 2),
+        ),
+        net.send("bank-a", "bank-b", USER.address, b"", (token_a, 100 * ONE)),
+        net.send("bank-a", "bank-c", USER.address, b"", (token_a, 7)),
+    ]
+    net.wait("bank-b", keys[:2])
+    net.wait("bank-c", keys[2:])
+    back = net.send("bank-b", "bank-a", USER.address, b"", (token_a, 40 * ONE))
+    net.wait("bank-a", [back])
+    net.wait("bank-a", [*keys, back])  # the receipts came back: every outgoing message is executed
+
+    # The call reached its target with the message's source chain, sender and value.
+    assert recorder.functions.count().call() == calls_before + 1
+    source, sender, asset, amount, msg_value, got_note = recorder.functions.records(calls_before).call()
+    assert (source, sender, bytes(asset), amount, msg_value, got_note) == (
+        901,
+        USER.address,
+        native_a,
+        3 * ONE // 2,
+        0,
+        note,
+    )
+    assert net.bridged("bank-b", native_a).functions.balanceOf(recorder.address).call() >= 3 * ONE // 2
+
+    # Value arrived exactly, and every ledger adds up before and after.
+    assert (
+        token_on_a.functions.balanceOf(USER.address).call() == user_tokens_before - 100 * ONE - 7 + 40 * ONE
+    )
+    after = {asset: _ledger(net, asset, "bank-a") for asset in (native_a, token_a)}
+    for asset in (native_a, token_a):
+        _adds_up(before[asset], "bank-a")
+        _adds_up(after[asset], "bank-a")
+    assert after[token_a]["L1 balance of bank-b"] - before[token_a]["L1 balance of bank-b"] == 60 * ONE
+    assert after[token_a]["L1 balance of bank-c"] - before[token_a]["L1 balance of bank-c"] == 7
+    assert after[native_a]["L1 balance of bank-b"] - before[native_a]["L1 balance of bank-b"] == 3 * ONE // 2
+    with net.store("bank-b") as store:
+        history = [t["to_status"] for t in store.history(keys[0])]
+    assert history == ["received", "verified", "executing", "executed"]
+
+
+def test_a_failed_call_is_replayed_once_after_the_target_is_fixed(net: Net) -> None:
+    recorder = net.contract("bank-b", "CallRecorder")
+    on_b = net.chain("bank-b")
+    on_b.send(recorder.functions.setFailing(True))
+    count = recorder.functions.count().call()
+    key = net.send("bank-a", "bank-b", recorder.address, recorder.encode_abi("receiveMessage", [b"retry me"]))
+    net.wait("bank-b", [key], "failed")
+    net.wait("bank-a", [key], "failed")  # the receipt says so at the source too
+    row = net.row("bank-b", key)
+    assert row is not None and "TargetFailing" in row["error"]
+    assert recorder.functions.count().call() == count
+
+    on_b.send(recorder.functions.setFailing(False))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["replay", "-c", str(net.config("bank-b")), key])
+    assert result.exit_code == 0, result.output
+    again = runner.invoke(cli, ["replay", "-c", str(net.config("bank-b")), key])  # idempotent
+    assert again.exit_code == 0, again.output
+    net.wait("bank-b", [key])
+    net.wait("bank-a", [key])
+    assert recorder.functions.count().call() == count + 1
+    refused = runner.invoke(cli, ["replay", "-c", str(net.config("bank-b")), key])
+    assert refused.exit_code != 0 and "executed" in refused.output
+
+
+def _publish(net: Net, sender: str, dest: str, body: dict[str, Any]) -> None:
+    entry = net.entry(sender)
+    operator = anvil.dev_account(entry["operator_account"])
+    envelope = Envelope("messages", sender, entry["chain_id"], body).sign(operator)
+
+    async def go() -> None:
+        async with Bus(net.manifest["hub_service"]["bus_url"], f"test-{sender}", topics=()) as bus:
+            await bus.publish(institution_topic(dest), envelope)
+            assert await bus.drain(10)
+
+    asyncio.run(go())
+
+
+def _refusal(net: Net, name: str, key: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = net.row(name, key)
+        if row is not None and row["status"] == "refused":
+            return str(row["error"])
+        time.sleep(0.25)
+    raise AssertionError(f"{key} was not refused by {name}: {net.row(name, key)}")
+
+
+def test_a_message_delivered_twice_runs_once_and_tampering_is_refused_off_and_on_chain(net: Net) -> None:
+    recorder = net.contract("bank-b", "CallRecorder")
+    key = net.send("bank-a", "bank-b", recorder.address, recorder.encode_abi("receiveMessage", [b"once"]))
+    net.wait("bank-b", [key])
+    count = recorder.functions.count().call()
+    row = net.row("bank-b", key)
+    assert row is not None
+    delivery = delivery_from_json(orjson.loads(row["payload"]))
+
+    # The same message again, correctly signed by bank-a: the daemon does not run it twice...
+    _publish(net, "bank-a", "bank-b", delivery_to_json(delivery))
+    time.sleep(3)
+    assert net.row("bank-b", key)["status"] == "executed"  # type: ignore[index]
+    assert recorder.functions.count().call() == count
+    # ...and forced on-chain, the Inbox's nullifier refuses it.
+    inbox = net.contract("bank-b", "Inbox")
+    item = delivery.messages[0]
+    leaf_index = net.hub().functions.batches(901, delivery.batch.batch_number).call()[2]
+    path = asyncio.run(_proof(net, leaf_index))
+    proof = MessageProof(
+        delivery.batch.batch_number, item.index, item.siblings, leaf_index, tuple(path.siblings), path.root
+    )
+    with pytest.raises(Reverted, match="AlreadyExecuted"):
+        net.chain("bank-b").send(inbox.functions.execute(item.message.as_tuple(), proof.as_tuple()))
+
+    # Tampered copies (under fresh nonces, so they are not mere duplicates) are refused off-chain.
+    def forged(nonce: int, **changes: Any) -> tuple[str, Delivery]:
+        m = item.message
+        fields = {**m.__dict__, "nonce": nonce, **changes.pop("message", {})}
+        message = Message(**fields)
+        changed = DeliveredMessage(message, item.index, changes.pop("siblings", item.siblings))
+        return message_key(m.source_chain_id, nonce), Delivery(
+            changes.pop("batch", delivery.batch), (changed,)
+        )
+
+    a, b, c = delivery.batch.proof.a, delivery.batch.proof.b, delivery.batch.proof.c
+    cases = {
+        "bad path": forged(10**6),  # a leaf no batch holds
+        "bad path ": forged(10**6 + 1, siblings=(item.siblings[0] + 1, *item.siblings[1:])),
+        "bad proof": forged(
+            10**6 + 2, batch=delivery.batch.__class__(**{**delivery.batch.__dict__, "proof": Proof(c, b, a)})
+        ),
+    }
+    for expected, (forged_key, forged_delivery) in cases.items():
+        _publish(net, "bank-a", "bank-b", delivery_to_json(forged_delivery))
+        assert _refusal(net, "bank-b", forged_key).startswith(expected.strip()), forged_key
+
+    # Forced on-chain, the Inbox refuses a tampered leaf and a tampered path.
+    tampered = Message(**{**item.message.__dict__, "amount": item.message.amount + 1})
+    with pytest.raises(Reverted, match="BadPath"):
+        net.chain("bank-b").send(inbox.functions.execute(tampered.as_tuple(), proof.as_tuple()))
+    bent = MessageProof(
+        proof.batch_number,
+        proof.index,
+        proof.batch_siblings,
+        proof.aggregated_index,
+        (proof.aggregated_siblings[0][::-1], *proof.aggregated_siblings[1:]),
+        proof.aggregated_root,
+    )
+    with pytest.raises(Reverted, match="BadPath"):
+        net.chain("bank-b").send(inbox.functions.execute(item.message.as_tuple(), bent.as_tuple()))
+    assert recorder.functions.count().call() == count
+
+
+async def _proof(net: Net, leaf_index: int) -> Any:
+    client = HubClient(net.manifest["hub_service"]["api"])
+    try:
+        return await client.proof(leaf_index)
+    finally:
+        await client.close()
+
+
+def test_daemons_killed_at_random_points_lose_nothing_and_run_nothing_twice(net: Net) -> None:
+    recorder = net.contract("bank-b", "CallRecorder")
+    inbox = net.contract("bank-b", "Inbox")
+    rng = random.Random(5)
+    sent: list[str] = []
+    count = recorder.functions.count().call()
+    for round_, victim in enumerate(["bank-a", "bank-b", "bank-a", "bank-b", "bank-a"]):
+        keys = [
+            net.send(
+                "bank-a",
+                "bank-b",
+                recorder.address,
+                recorder.encode_abi("receiveMessage", [f"kill {round_}.{i}".encode()]),
+            )
+            for i in range(3)
+        ]
+        sent += keys
+        time.sleep(rng.uniform(0.0, 8.0))
+        daemon = net.services.daemons[victim]
+        with net.store(victim) as store:
+            at = {key: (store.message(key) or {}).get("status") for key in keys}
+        daemon.kill()
+        daemon.start()
+        print(f"round {round_}: SIGKILL to {victim} with messages at {at}")
+    net.wait("bank-b", sent)
+    net.wait("bank-a", sent)
+    assert recorder.functions.count().call() == count + len(sent)
+    for key in sent:
+        source, nonce = map(int, key.split(":"))
+        executed = inbox.events.MessageExecuted().get_logs(
+            from_block=0, argument_filters={"id": message_id(source, nonce)}
+        )
+        assert len(executed) == 1, key
+
+
+def test_a_chain_outside_the_peering_is_refused_until_it_is_added(net: Net) -> None:
+    runner = CliRunner()
+    config_b = str(net.config("bank-b"))
+    removed = runner.invoke(cli, ["peers", "remove", "-c", config_b, "bank-c"])
+    assert removed.exit_code == 0, removed.output
+    time.sleep(2)  # the running daemon picks the change up by itself
+    recorder = net.contract("bank-b", "CallRecorder")
+    key = net.send("bank-c", "bank-b", recorder.address, recorder.encode_abi("receiveMessage", [b"from c"]))
+    net.wait("bank-c", [key], "pushed")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with net.store("bank-b") as store:
+            refusals = [r for r in store.refusals() if r["peer"] == "bank-c"]
+        if refusals:
+            break
+        time.sleep(0.25)
+    assert refusals and "unknown" in refusals[0]["reason"], refusals
+    assert net.row("bank-b", key) is None  # refused and recorded, never stored as a message
+
+    added = runner.invoke(
+        cli, ["peers", "add", "-c", config_b, "bank-c", str(net.entry("bank-c")["chain_id"])]
+    )
+    assert added.exit_code == 0, added.output
+    net.wait("bank-b", [key], timeout=120)  # bank-c pushes it again; now it is a peer
+
+
+def test_a_batch_that_would_overdraw_its_chain_is_rejected_by_l1(net: Net) -> None:
+    token_a = _asset(net, "bank-a", False)
+    hub = net.hub()
+    held = hub.functions.balances(net.entry("bank-c")["chain_id"], token_a).call()
+    assert held > 0  # bank-c holds some of bank-a's tokens (from the first test)
+    # bank-c's operator lies: its chain mints bridged tokens out of nothing (here, by impersonating
+    # the router on anvil), and its user sends them on.
+    bridged = net.bridged("bank-c", token_a)
+    router = net.contract("bank-c", "AssetRouter")
+    w3 = net.chain("bank-c").w3
+    w3.provider.make_request("anvil_impersonateAccount", [router.address])  # type: ignore[arg-type]
+    w3.provider.make_request("anvil_setBalance", [router.address, hex(ONE)])  # type: ignore[arg-type]
+    tx = bridged.functions.mint(USER.address, 1000 * ONE).transact({"from": router.address})
+    assert w3.eth.wait_for_transaction_receipt(tx)["status"] == 1
+    key = net.send("bank-c", "bank-b", USER.address, b"", (token_a, 500 * ONE))
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        with net.store("bank-c") as store:
+            row = store.message(key)
+            batch = store.batch(row["batch_number"]) if row and row["batch_number"] is not None else None
+        if batch is not None and batch["error"] and "Overdraft" in batch["error"]:
+            break
+        time.sleep(0.25)
+    assert batch is not None and "Overdraft" in batch["error"], batch
+    assert batch["status"] != "settled"
+    assert hub.functions.balances(net.entry("bank-c")["chain_id"], token_a).call() == held
+    assert net.row("bank-b", key) is None
