@@ -8,7 +8,7 @@ DEMO_DIR := .xrelay/demo
 
 BENCH_DIR := bench-results
 
-.PHONY: setup demo test lint typecheck unit bench bench-prover contracts constraints clean
+.PHONY: setup demo test lint typecheck unit bench bench-prover bench-relay contracts constraints clean
 
 setup: $(PY_STAMP) $(NPM_STAMP)
 
@@ -31,12 +31,10 @@ $(NPM_STAMP): bridge_contracts/package.json bridge_contracts/package-lock.json
 	cd bridge_contracts && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The main job at this stage: bring the devnet up, deploy, show it, bring it down (also on failure).
+# The main job: the devnet, the hub service and two daemons; messages, a call with value and a
+# tokenized asset both ways; a table of the results; everything shut down (also on failure).
 demo: setup
-	@trap '$(BIN)/xrelay devnet down --state-dir $(DEMO_DIR) >/dev/null 2>&1 || true' EXIT; \
-	$(BIN)/xrelay devnet up --state-dir $(DEMO_DIR) && \
-	$(BIN)/xrelay devnet status --state-dir $(DEMO_DIR) && \
-	$(BIN)/xrelay devnet down --state-dir $(DEMO_DIR)
+	$(BIN)/xrelay demo --state-dir $(DEMO_DIR)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -56,6 +54,10 @@ bench: setup
 	$(BIN)/python -m benchmarks.outbox_gas --out $(BENCH_DIR)/outbox_gas.json
 	$(BIN)/python -m benchmarks.batch_circuit --out $(BENCH_DIR)/batch_circuit.json
 	$(BIN)/python -m benchmarks.verifier_gas --out $(BENCH_DIR)/verifier_gas.json
+
+# End-to-end throughput and latency through the real daemons, beside the node's raw capacity.
+bench-relay: setup
+	$(BIN)/python -m benchmarks.relay --out $(BENCH_DIR)/relay.json
 
 # Our Groth16 prover beside snarkjs on the same keys and witnesses (several minutes on 2 cores).
 bench-prover: setup

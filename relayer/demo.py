@@ -50,6 +50,8 @@ class Demo:
         self.user = anvil.dev_account(devnet.USER_ACCOUNT)
 
     def run(self, *, capacity: int) -> None:
+        if devnet.read_manifest(self.state_dir.resolve()) is not None:
+            devnet.down(self.state_dir)  # what an interrupted demo left behind
         with self.console.status(
             "starting the devnet: L1, bank-a, bank-b; deploying; making the dev proving key"
         ):

@@ -54,6 +54,7 @@ class Receiver:
         self.ctx = ctx
         self._verified: dict[tuple[int, int, tuple[int, ...], str], bool] = {}  # verdicts by batch and proof
         self._arrivals: dict[str, deque[float]] = {}
+        self._lock = asyncio.Lock()  # one verification at a time: handle() and recheck() share rows
 
     async def peers(self) -> dict[str, PeerKey]:
         keys = {}
@@ -79,7 +80,8 @@ class Receiver:
         assert peer is not None  # open_envelope accepts known peers only
         try:
             if envelope.kind == "messages":
-                await self._messages(peer, envelope, delivery_from_json(envelope.body))
+                async with self._lock:
+                    await self._messages(peer, envelope, delivery_from_json(envelope.body))
             elif envelope.kind == "receipts":
                 self._receipts(peer, receipts_from_json(envelope.body))
             else:
@@ -244,6 +246,10 @@ class Receiver:
 
     async def recheck(self) -> bool:
         """Check again the messages whose batch L1 had not settled when they arrived."""
+        async with self._lock:
+            return await self._recheck()
+
+    async def _recheck(self) -> bool:
         did = False
         for row in self.ctx.store.messages(direction="in", status="received"):
             if not row["payload"]:
