@@ -28,7 +28,7 @@ from web3.types import EventData
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import Message
 from hub.broker import EmbeddedBroker
-from hub.bus import ROOTS_TOPIC, Bus, BusTls
+from hub.bus import Bus, BusTls, institution_topic
 from hub.client import HubClient
 from hub.delivery import message_key
 from relayer import api
@@ -137,7 +137,10 @@ class Daemon:
             tls = BusTls(ca_cert=bus.ca_cert, client_cert=bus.client_cert, client_key=bus.client_key)
         username = os.environ.get(bus.username_env) if bus.username_env else None
         password = os.environ.get(bus.password_env) if bus.password_env else None
-        return Bus(url, self.config.institution, username=username, password=password, tls=tls)
+        # Only its own topic: the executor asks the hub service and L1 for roots, so announcements
+        # (hints for others) are not needed here.
+        topics = (institution_topic(self.config.institution),)
+        return Bus(url, self.config.institution, topics=topics, username=username, password=password, tls=tls)
 
     async def _check_chains(self, ctx: Context) -> None:
         """Refuse to start against the wrong chains: a config pointing elsewhere would do harm."""
@@ -229,9 +232,6 @@ class Daemon:
 
     async def _listen(self, ctx: Context, receiver: Receiver) -> None:
         async for message in ctx.bus.messages():
-            if message.topic == ROOTS_TOPIC:
-                ctx.wake.set()  # a new aggregated root: a hint only, the executor checks it on L1
-                continue
             try:
                 await receiver.handle(message.payload)
             except Exception:
@@ -248,7 +248,6 @@ class Daemon:
                     f"MessageSent in block {event['blockNumber']}",
                     outbox_hash=str(event["args"]["outboxHash"]),
                 )
-            ctx.wake.set()
 
         return handle
 

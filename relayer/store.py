@@ -237,6 +237,7 @@ class Store:
             )
             db.table("messages").create_index(["status"])
             db.table("messages").create_index(["direction", "peer", "status"])
+            db.table("messages").create_index(["direction", "batch_number"])
             db.table("transitions").create(
                 {
                     "id": "INTEGER",
@@ -333,6 +334,7 @@ class Store:
         status: str | Sequence[str] | None = None,
         peer: str | None = None,
         direction: str | None = None,
+        batch_number: int | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Messages matching every filter given, oldest first."""
@@ -348,6 +350,9 @@ class Store:
         if direction is not None:
             where.append("direction = ?")
             params.append(direction)
+        if batch_number is not None:
+            where.append("batch_number = ?")
+            params.append(batch_number)
         sql = "SELECT * FROM messages"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -16,7 +16,7 @@ import orjson
 
 from proofs.circuits.batch import Batch
 from proofs.formats import snarkjs_json
-from relayer.pipeline.context import Context, message_of, now
+from relayer.pipeline.context import Context, batch_messages, message_of, now
 from relayer.pipeline.prover import ProverPool
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,7 @@ class Batcher:
 
     async def _prove(self, row: dict[str, Any]) -> None:
         store, number = self.ctx.store, row["batch_number"]
-        rows = sorted(
-            (m for m in store.messages(direction="out") if m["batch_number"] == number),
-            key=lambda m: m["nonce"],
-        )
+        rows = batch_messages(store, number)
         if len(rows) != row["count"]:
             raise BatcherError(
                 f"batch {number} should hold {row['count']} messages; the store has {len(rows)}"

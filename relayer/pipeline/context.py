@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,6 @@ class Context:
     bus: Bus
     hub_client: HubClient
     metrics: Metrics
-    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set when new work may be waiting
     _config_mtime: float = 0.0
 
     @property
@@ -134,6 +133,11 @@ def message_row(m: Message, peer: str, direction: str, block: int | None = None)
         block_number=block,
         sent_at=now(),
     )
+
+
+def batch_messages(store: Store, number: int) -> list[dict[str, Any]]:
+    """This chain's messages in its batch `number`, in nonce order."""
+    return sorted(store.messages(direction="out", batch_number=number), key=lambda m: m["nonce"])
 
 
 def message_of(row: dict[str, Any]) -> Message:

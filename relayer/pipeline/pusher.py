@@ -22,7 +22,7 @@ from hub.bus import Envelope, institution_topic
 from hub.delivery import BatchEvidence, DeliveredMessage, Delivery, delivery_to_json
 from proofs.formats import snarkjs_json
 from proofs.merkle import PoseidonTree
-from relayer.pipeline.context import L1_PEER, Context, message_of, now
+from relayer.pipeline.context import L1_PEER, Context, batch_messages, message_of, now
 from relayer.sender import SendFailed, backoff, failure_reason
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,7 @@ class Pusher:
         store = self.ctx.store
         batch = store.batch(number)
         assert batch is not None and batch["status"] == "settled"
-        rows = sorted(
-            (m for m in store.messages(direction="out") if m["batch_number"] == number),
-            key=lambda m: m["nonce"],
-        )
+        rows = batch_messages(store, number)
         tree = PoseidonTree([int(m["leaf"]) for m in rows], batch["capacity"])
         evidence = BatchEvidence(
             chain_id=self.ctx.chain_id,

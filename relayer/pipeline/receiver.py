@@ -128,7 +128,6 @@ class Receiver:
                 continue
             if refusal is None:
                 ctx.store.transition(key, "verified", "path, batch proof and L1 settlement checked")
-                ctx.wake.set()
             else:
                 ctx.store.transition(key, "refused", refusal, error=refusal)
                 ctx.metrics.failure(refusal.split(":")[0])

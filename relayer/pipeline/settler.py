@@ -21,7 +21,7 @@ from bridge_contracts.messages import commitment
 from bridge_contracts.verifier_gen import calldata
 from proofs.circuits.batch import PublicInputs, ValueSlot
 from proofs.formats import snarkjs_json
-from relayer.pipeline.context import Context, now
+from relayer.pipeline.context import Context, batch_messages, now
 from relayer.sender import SendFailed, backoff, failure_reason
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ class Settler:
             asset = slot.asset_id.to_bytes(32, "big")
             if await self.ctx.call(hub.functions.assetOrigin(asset)):
                 continue
-            for m in self.ctx.store.messages(direction="out"):
-                if m["batch_number"] == row["batch_number"] and m["asset_id"] == "0x" + asset.hex():
+            for m in batch_messages(self.ctx.store, row["batch_number"]):
+                if m["asset_id"] == "0x" + asset.hex():
                     origin, token = abi_decode(["uint256", "address"], bytes(m["asset_data"])[:64])
                     if origin == self.ctx.chain_id:
                         await self.ctx.l1_sender.send(
@@ -126,12 +126,7 @@ class Settler:
             settled_at=now(),
             error=None,
         )
-        ids = [
-            m["id"]
-            for m in ctx.store.messages(direction="out", status="batched")
-            if m["batch_number"] == number
-        ]
+        ids = [m["id"] for m in batch_messages(ctx.store, number) if m["status"] == "batched"]
         ctx.store.transition_many(ids, "settled", f"batch {number} settled on L1 ({reason})")
         ctx.metrics.batch_settled()
-        ctx.wake.set()
         log.info("batch %d settled on L1 (%s, leaf %d)", number, reason, record[2])

@@ -1,0 +1,226 @@
+"""relayer.watcher.Watcher over a real Outbox on anvil, with its cursor in a real Store: confirmed
+blocks only, the cursor moved only after the handler succeeded, restarts, backfill and range splits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3.contract import Contract
+from web3.types import EventData
+
+from bridge_contracts import anvil, deploy
+from bridge_contracts.chain import Chain
+from relayer.store import Store
+from relayer.watcher import Watcher
+
+L1_ID, PEER_ID = 900, 902
+USER = anvil.dev_account(5)
+TARGET = anvil.dev_account(7).address
+INBOX = anvil.dev_account(2)
+NAME = "outbox"
+
+
+@dataclass
+class Setup:
+    chain: Chain
+    outbox: Contract
+    store_path: Path
+    deployed_at: int  # the block the Outbox's set-up ended in
+
+    def send(self, dest: int = PEER_ID) -> int:
+        """Send a message; its nonce."""
+        receipt = self.chain.with_signer(USER).send(self.outbox.functions.send(dest, TARGET, b"hi"))
+        [event] = self.outbox.events.MessageSent().process_receipt(receipt)
+        return int(event["args"]["nonce"])
+
+    def mine(self, blocks: int = 1) -> None:
+        response = self.chain.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+        assert "error" not in response, response
+
+    @property
+    def head(self) -> int:
+        return self.chain.w3.eth.block_number
+
+
+@dataclass
+class Recorder:
+    """A handler that records each call's events, failing the first `fail` calls."""
+
+    fail: int = 0
+    calls: list[list[EventData]] = field(default_factory=list)
+    failed: int = 0
+
+    async def __call__(self, events: Sequence[EventData]) -> None:
+        if self.failed < self.fail:
+            self.failed += 1
+            raise RuntimeError("handler failed")
+        self.calls.append(list(events))
+
+    @property
+    def nonces(self) -> list[int]:
+        return [int(e["args"]["nonce"]) for call in self.calls for e in call]
+
+
+@pytest.fixture
+def setup(chain_a: Chain, tmp_path: Path) -> Setup:
+    router = deploy.deploy_asset_router(chain_a)
+    outbox = deploy.deploy_outbox(chain_a, router.address, owner=chain_a.signer.address)
+    chain_a.send(router.functions.connect(outbox.address, INBOX.address))
+    for dest in (L1_ID, PEER_ID):
+        chain_a.send(outbox.functions.setDestination(dest, True))
+    return Setup(chain_a, outbox, tmp_path / "store.db", chain_a.w3.eth.block_number)
+
+
+@pytest.fixture
+def store(setup: Setup) -> Iterator[Store]:
+    with Store(setup.store_path) as s:
+        yield s
+
+
+def watcher(setup: Setup, store: Store, handler: Recorder, **kwargs: Any) -> Watcher:
+    kwargs.setdefault("confirmations", 0)
+    kwargs.setdefault("start_block", setup.deployed_at)
+    return Watcher(NAME, setup.chain, setup.outbox.events.MessageSent, store, handler, **kwargs)
+
+
+def poll(w: Watcher) -> int:
+    return asyncio.run(w.poll())
+
+
+def test_handles_events_only_once_confirmed(setup: Setup, store: Store) -> None:
+    handler = Recorder()
+    w = watcher(setup, store, handler, confirmations=2)
+    setup.send()
+    sent_in = setup.head
+    assert sent_in == setup.deployed_at + 1
+    assert poll(w) == 0
+    assert handler.calls == []
+    assert store.cursor(NAME) is None  # no block past the start is confirmed yet
+    setup.mine()
+    assert poll(w) == 0
+    assert handler.calls == []
+    assert store.cursor(NAME) == sent_in - 1
+    setup.mine()
+    assert poll(w) == 1
+    [[event]] = handler.calls
+    assert event["blockNumber"] == sent_in
+    assert event["args"]["nonce"] == 0
+    assert event["args"]["message"]["destChainId"] == PEER_ID
+    assert store.cursor(NAME) == sent_in
+    assert poll(w) == 0  # nothing new, nothing again
+    assert len(handler.calls) == 1
+
+
+def test_the_cursor_moves_only_after_the_handler_succeeded(setup: Setup, store: Store) -> None:
+    handler = Recorder(fail=1)
+    w = watcher(setup, store, handler)
+    setup.send()
+    setup.send()
+    with pytest.raises(RuntimeError, match="handler failed"):
+        poll(w)
+    assert store.cursor(NAME) is None
+    assert handler.calls == []
+    assert poll(w) == 2
+    assert handler.nonces == [0, 1]
+    assert store.cursor(NAME) == setup.head
+
+
+def test_a_failure_in_a_later_range_keeps_the_earlier_ranges(setup: Setup, store: Store) -> None:
+    setup.send()
+    setup.mine(5)
+    handler = Recorder()
+    first = watcher(setup, store, handler, max_range=3)
+    assert poll(first) == 1
+    end_of_first = store.cursor(NAME)
+    assert end_of_first == setup.head
+    setup.send()
+    setup.mine(4)
+    setup.send()
+    failing = Recorder(fail=1)
+    w = watcher(setup, store, failing, max_range=3)
+    # The second message's range fails: the cursor stays where it was.
+    with pytest.raises(RuntimeError):
+        poll(w)
+    assert store.cursor(NAME) == end_of_first
+    assert poll(w) == 2
+    assert failing.nonces == [1, 2]
+
+
+def test_a_new_watcher_resumes_from_the_stored_cursor(setup: Setup) -> None:
+    with Store(setup.store_path) as store:
+        before = Recorder()
+        assert setup.send() == 0
+        assert setup.send() == 1
+        assert poll(watcher(setup, store, before)) == 2
+        assert before.nonces == [0, 1]
+        cursor = store.cursor(NAME)
+        assert cursor == setup.head
+    assert setup.send() == 2
+    with Store(setup.store_path) as reopened:  # the daemon restarted
+        after = Recorder()
+        assert poll(watcher(setup, reopened, after)) == 1
+        assert after.nonces == [2]
+        assert all(e["blockNumber"] > cursor for call in after.calls for e in call)
+        assert reopened.cursor(NAME) == setup.head
+
+
+def test_events_emitted_while_not_polling_are_backfilled_in_order(setup: Setup, store: Store) -> None:
+    handler = Recorder()
+    w = watcher(setup, store, handler)
+    assert poll(w) == 0
+    for dest in (PEER_ID, L1_ID, PEER_ID, PEER_ID, L1_ID):
+        setup.send(dest)
+        setup.mine(3)
+    assert poll(w) == 5
+    assert handler.nonces == [0, 1, 2, 3, 4]
+    blocks = [e["blockNumber"] for call in handler.calls for e in call]
+    assert blocks == sorted(blocks) and len(set(blocks)) == 5
+
+
+def test_filters_select_events(setup: Setup, store: Store) -> None:
+    handler = Recorder()
+    w = watcher(setup, store, handler, filters={"destChainId": L1_ID})
+    for dest in (PEER_ID, L1_ID, PEER_ID, L1_ID):
+        setup.send(dest)
+    assert poll(w) == 2
+    assert handler.nonces == [1, 3]
+
+
+def test_long_ranges_are_split_without_missing_or_repeating(setup: Setup, store: Store) -> None:
+    # Messages in consecutive blocks (every range boundary falls next to one), then gaps of 1 to 5.
+    for _ in range(4):
+        setup.send()
+    for gap in (1, 2, 3, 4, 5, 1):
+        setup.mine(gap)
+        setup.send()
+    setup.mine(2)
+    handler = Recorder()
+    w = watcher(setup, store, handler, max_range=3)
+    assert poll(w) == 10
+    assert handler.nonces == list(range(10))
+    for call in handler.calls:
+        blocks = [e["blockNumber"] for e in call]
+        assert max(blocks) - min(blocks) < 3  # one call per range of at most 3 blocks
+        assert (min(blocks) - setup.deployed_at) // 3 == (max(blocks) - setup.deployed_at) // 3
+    assert store.cursor(NAME) == setup.head
+    assert poll(w) == 0
+
+
+def test_split_ranges_respect_confirmations(setup: Setup, store: Store) -> None:
+    for _ in range(3):
+        setup.send()
+        setup.mine(2)
+    last_sent = setup.head - 2
+    handler = Recorder()
+    w = watcher(setup, store, handler, max_range=2, confirmations=3)
+    assert poll(w) == 2  # the last message is 2 blocks deep, not 3
+    assert store.cursor(NAME) == setup.head - 3
+    setup.mine()
+    assert poll(w) == 1
+    assert handler.nonces == [0, 1, 2]
+    assert handler.calls[-1][0]["blockNumber"] == last_sent
