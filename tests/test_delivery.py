@@ -63,7 +63,7 @@ def test_receipts_round_trip() -> None:
 
 
 def _broken(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    body = _wire(delivery_to_json(DELIVERY))
+    body: dict[str, Any] = _wire(delivery_to_json(DELIVERY))
     node = body
     for key in path[:-1]:
         node = node[key]
