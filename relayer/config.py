@@ -717,6 +717,7 @@ def summary(config: InstitutionConfig) -> list[tuple[str, str]]:
         ("signer", config.chain.signer.describe()),
         ("l1", _rpc(config.l1)),
         ("l1 hub", config.l1.hub or "not set"),
+        ("hub service", config.l1.hub_api or "not set"),
     ]
     rows += [
         (
@@ -727,7 +728,7 @@ def summary(config: InstitutionConfig) -> list[tuple[str, str]]:
         for peer in config.peers
     ] or [("peers", "none")]
     bus = config.bus
-    bus_text = bus.url or "embedded broker"
+    bus_text = bus.url or "embedded broker (127.0.0.1:1883)"
     if bus.username_env:
         bus_text += f", user in {bus.username_env} ({_env_state(bus.username_env)})"
     if bus.client_cert:
@@ -735,6 +736,7 @@ def summary(config: InstitutionConfig) -> list[tuple[str, str]]:
     admin = config.admin
     rows += [
         ("batch", f"{config.batch.capacity} messages or {config.batch.max_wait_seconds:g} s, first reached"),
+        ("keys", str(config.batch.keys_dir)),
         ("store", str(config.store.path)),
         ("bus", bus_text),
         ("admin", f"{admin.listen}, token in {admin.token_env} ({_env_state(admin.token_env)})"),

@@ -9,6 +9,7 @@ import pytest
 from eth_account import Account
 
 from bridge_contracts.anvil import dev_account
+from hub import config as hub_config
 from relayer import config
 from relayer.config import ConfigError
 
@@ -94,7 +95,7 @@ def test_example_configs_load(name: str, chain_id: int, peer: str, account: int)
     assert "assets: any" in rows[f"peer {peer}"]
     assert rows["batch"].startswith("16 messages or 5 s")
     assert rows["store"] == str(CONFIGS / f"{name}.sqlite")
-    assert rows["bus"] == "embedded broker"
+    assert rows["bus"] == "embedded broker (127.0.0.1:1883)"
     assert rows["admin"].startswith("127.0.0.1:870")
 
 
@@ -365,3 +366,8 @@ def test_models_are_frozen(tmp_path: Path) -> None:
     loaded = config.load(write(tmp_path, BASE))
     with pytest.raises(ValueError, match="frozen"):
         loaded.institution = "bank-z"  # type: ignore[misc]
+
+
+def test_the_example_hub_config_loads() -> None:
+    hub = hub_config.load(Path(__file__).parent.parent / "configs" / "hub.toml")
+    assert (hub.l1.chain_id, hub.api.listen, hub.bus.listen) == (900, "127.0.0.1:8700", "127.0.0.1:1883")
