@@ -176,9 +176,9 @@ class Chain:
         self, rpc_url: str | Sequence[str], signer: LocalAccount, *, request_timeout: float = 30.0
     ) -> None:
         self.rpc_urls = (rpc_url,) if isinstance(rpc_url, str) else tuple(rpc_url)
+        self.w3 = Web3(FailoverProvider(self.rpc_urls, timeout=request_timeout))
         self.rpc_url = self.rpc_urls[0]
         self.request_timeout = request_timeout
-        self.w3 = Web3(FailoverProvider(self.rpc_urls, timeout=request_timeout))
         self.signer = signer
 
     def with_signer(self, signer: LocalAccount) -> Chain:

@@ -57,10 +57,9 @@ class Demo:
         ):
             self.manifest = devnet.up(self.state_dir, l2=2, capacity=capacity)
         try:
-            services = Services(self.state_dir)
-            with services, self.console.status("starting the hub service, the broker and both daemons"):
-                services.start()
-            with services:
+            with Services(self.state_dir) as services:
+                with self.console.status("starting the hub service, the broker and both daemons"):
+                    services.start()
                 self._main()
         finally:
             devnet.down(self.state_dir)

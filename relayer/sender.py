@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any, cast
 
 from eth_account.datastructures import SignedTransaction
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt, Wei
 
 from bridge_contracts.chain import Chain, Reverted, reverted_error
@@ -34,9 +35,16 @@ def backoff(attempts: int) -> float:
     return BACKOFF_STEPS[min(max(attempts, 1), len(BACKOFF_STEPS)) - 1]
 
 
+_ERROR_NAME = re.compile(r"([A-Za-z_]\w*)\(")
+
+
 def failure_reason(step: str, exc: Exception) -> str:
-    """A short, fixed label for the failures metric: the step and the contract error's name."""
-    return f"{step}: {exc.error.split('(')[0]}" if isinstance(exc, Reverted) else f"{step}: not sent"
+    """A short, fixed label for the failures metric: the step and the contract error's name (one
+    time series per kind of failure, never one per transaction)."""
+    if not isinstance(exc, Reverted):
+        return f"{step}: not sent"
+    name = _ERROR_NAME.match(exc.error)
+    return f"{step}: {name.group(1) if name else 'failed on chain'}"
 
 
 class SendFailed(RuntimeError):
@@ -99,7 +107,7 @@ class Sender:
                 tx["maxFeePerGas"] = int(tx["maxFeePerGas"] * self.bump) + 1
                 self.bumps += 1
                 log.warning(
-                    "%s: nonce %d unmined after %.0f s; bumping fees (%d)",
+                    "%s: nonce %d unmined after %g s; bumping fees (%d)",
                     what,
                     nonce,
                     self.stuck_after,
@@ -108,7 +116,7 @@ class Sender:
             signed: SignedTransaction = self.chain.signer.sign_transaction(tx)
             try:
                 sent.append(HexBytes(w3.eth.send_raw_transaction(signed.raw_transaction)))
-            except ValueError as exc:  # "nonce too low": an earlier version was mined meanwhile
+            except (ValueError, Web3RPCError) as exc:  # e.g. "nonce too low": an earlier version was mined
                 if not sent:
                     raise SendFailed(f"{what}: the node refused the transaction: {exc}") from exc
             receipt = self._wait(sent, self.stuck_after)

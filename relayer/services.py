@@ -76,9 +76,10 @@ class Service:
         return self.process.returncode
 
     def kill(self) -> None:
-        """SIGKILL: no chance to clean up, as when a machine loses power."""
+        """SIGKILL to the service and its children (the prover pool): no chance to clean up, as when
+        a machine loses power."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)  # it leads a session of its own
             self.process.wait()
 
 

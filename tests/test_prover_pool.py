@@ -127,11 +127,6 @@ def test_a_key_for_another_capacity_fails_at_the_first_batch(key: tuple[ProvingK
         with_pool(path, 16, use)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ProverPool.start() (_warm) reads the key and builds the circuit but never checks that "
-    "they belong together: a key for another capacity passes start() and fails at the first batch",
-)
 def test_a_key_for_another_capacity_fails_at_start(key: tuple[ProvingKey, Path]) -> None:
     _, path = key
     with pytest.raises(Exception, match=r"capacity|wires|circuit"):

@@ -233,11 +233,6 @@ def test_a_provider_needs_a_url() -> None:
         FailoverProvider([])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Chain.__init__ indexes rpc_urls[0] before FailoverProvider checks for an empty list, "
-    "so Chain([]) raises IndexError instead of the clear ValueError",
-)
 def test_a_chain_needs_a_url() -> None:
     with pytest.raises(ValueError, match="at least one URL"):
         Chain([], anvil.dev_account(0))

@@ -137,11 +137,6 @@ def test_a_transaction_that_reverts_once_mined_raises_reverted(fresh: Chain) -> 
     assert sender.bumps == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: web3 8 raises Web3RPCError (not a ValueError) for a refused raw transaction, so "
-    "Sender._send's `except ValueError` never turns it into SendFailed",
-)
 def test_a_transaction_the_node_refuses_raises_send_failed(fresh: Chain) -> None:
     token = token_on(fresh)
     # The estimate passes, but the next block's base fee is above the fee cap the sender offers.
@@ -254,11 +249,6 @@ def test_failure_reason_names_the_step_and_the_error() -> None:
     assert failure_reason("commit", ConnectionError("refused")) == "commit: not sent"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: failure_reason labels a mined-but-failed transaction (and an undecodable revert) with "
-    "its whole text, hash and block included: a new metrics time series per transaction",
-)
 def test_failure_reason_is_a_fixed_label_for_every_reverted() -> None:
     mined = Reverted("commit", "transaction 0xab12 failed in block 77")
     other = Reverted("commit", "transaction 0xcd34 failed in block 78")

@@ -49,15 +49,16 @@ class Setup:
 
 @dataclass
 class Recorder:
-    """A handler that records each call's events, failing the first `fail` calls."""
+    """A handler that records the events of each call that succeeded; the calls numbered in `fail`
+    (1 for the first call, counting failed ones too) raise instead."""
 
-    fail: int = 0
+    fail: frozenset[int] = frozenset()
     calls: list[list[EventData]] = field(default_factory=list)
-    failed: int = 0
+    attempts: int = 0
 
     async def __call__(self, events: Sequence[EventData]) -> None:
-        if self.failed < self.fail:
-            self.failed += 1
+        self.attempts += 1
+        if self.attempts in self.fail:
             raise RuntimeError("handler failed")
         self.calls.append(list(events))
 
@@ -117,7 +118,7 @@ def test_handles_events_only_once_confirmed(setup: Setup, store: Store) -> None:
 
 
 def test_the_cursor_moves_only_after_the_handler_succeeded(setup: Setup, store: Store) -> None:
-    handler = Recorder(fail=1)
+    handler = Recorder(fail=frozenset({1}))
     w = watcher(setup, store, handler)
     setup.send()
     setup.send()
@@ -132,23 +133,21 @@ def test_the_cursor_moves_only_after_the_handler_succeeded(setup: Setup, store: 
 
 def test_a_failure_in_a_later_range_keeps_the_earlier_ranges(setup: Setup, store: Store) -> None:
     setup.send()
-    setup.mine(5)
-    handler = Recorder()
-    first = watcher(setup, store, handler, max_range=3)
-    assert poll(first) == 1
-    end_of_first = store.cursor(NAME)
-    assert end_of_first == setup.head
-    setup.send()
     setup.mine(4)
     setup.send()
-    failing = Recorder(fail=1)
-    w = watcher(setup, store, failing, max_range=3)
-    # The second message's range fails: the cursor stays where it was.
-    with pytest.raises(RuntimeError):
+    # Ranges of 3 blocks from the start block: the cursor may reach the end of the range before the
+    # second message's, never past it.
+    range_end = setup.deployed_at + 3 * ((setup.head - setup.deployed_at) // 3) - 1
+    assert range_end > setup.deployed_at + 2  # the first message's range comes earlier
+    handler = Recorder(fail=frozenset({2}))  # the second range's call fails
+    w = watcher(setup, store, handler, max_range=3)
+    with pytest.raises(RuntimeError, match="handler failed"):
         poll(w)
-    assert store.cursor(NAME) == end_of_first
-    assert poll(w) == 2
-    assert failing.nonces == [1, 2]
+    assert handler.nonces == [0]
+    assert store.cursor(NAME) == range_end
+    assert poll(w) == 1  # only the failed range again
+    assert handler.nonces == [0, 1]
+    assert store.cursor(NAME) == setup.head
 
 
 def test_a_new_watcher_resumes_from_the_stored_cursor(setup: Setup) -> None:

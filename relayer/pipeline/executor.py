@@ -23,7 +23,7 @@ from hub.client import HubClientError
 from hub.delivery import Receipt, delivery_from_json
 from relayer.pipeline.context import L1_PEER, Context, message_of, now
 from relayer.pipeline.receiver import send_receipts
-from relayer.sender import SendFailed, backoff, failure_reason
+from relayer.sender import backoff, failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Executor:
         try:
             extra = await self._deployments(work)
             receipt = await ctx.l2_sender.send(fn, what=f"executeMany of {len(work)}", extra_gas=extra)
-        except (Reverted, SendFailed) as exc:
+        except Exception as exc:
             reason = exc.error if isinstance(exc, Reverted) else str(exc)
             for row, _ in work:
                 attempts = (row["attempts"] or 0) + 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +23,10 @@ from proofs.groth16.proof import Proof
 from proofs.groth16.prover import prove
 
 _keys: dict[Path, ProvingKey] = {}
+
+
+class ProverPoolError(RuntimeError):
+    """The proving key does not fit the batch circuit."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +47,27 @@ def _prove_batch(key_path: Path, capacity: int, batch: Batch) -> ProvenBatch:
     return ProvenBatch(public, proof, time.perf_counter() - started)
 
 
-def _warm(key_path: Path, capacity: int) -> int:
+def _warm(key_path: Path, capacity: int) -> None:
     if key_path not in _keys:
         _keys[key_path] = zkey.read(key_path)
-    return BatchCircuit(capacity).r1cs.n_constraints
+    key, r1cs = _keys[key_path], BatchCircuit(capacity).r1cs
+    if (key.n_vars, len(key.vk.ic) - 1) != (r1cs.n_wires, r1cs.n_public):
+        raise ProverPoolError(
+            f"{key_path} is not a key of the batch circuit of capacity {capacity}: it has {key.n_vars} wires "
+            f"and {len(key.vk.ic) - 1} public inputs, the circuit {r1cs.n_wires} and {r1cs.n_public}"
+        )
+
+
+def _exit_with(parent: int) -> None:
+    """In the worker: exit when the daemon that started it is gone (even after a SIGKILL, which
+    leaves no chance to shut the pool down)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 class ProverPool:
@@ -54,7 +77,10 @@ class ProverPool:
         self.key_path = key_path
         self.capacity = capacity
         self._executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with,
+            initargs=(os.getpid(),),
         )
 
     async def start(self) -> None:

@@ -1,0 +1,574 @@
+"""End-to-end relay throughput and latency on the devnet, beside the raw capacity of the same node.
+
+For each batch capacity: a fresh devnet (L1, bank-a, bank-b on anvil with 1 s blocks), the hub service
+and both daemons as processes, as `xrelay demo` runs them. Then:
+
+1. relay: N plain messages (Outbox.send to bank-b's CallRecorder) from bank-a, signed beforehand with
+   consecutive nonces and sent back to back without waiting for receipts; each message's submission
+   wall time is recorded, and it is done when bank-b's store has it "executed". Throughput is
+   N / (last executed_at - first submission); latency is executed_at - submission, per message.
+   Proving seconds and commit gas per batch come from bank-a's store, execute gas from bank-b's.
+2. raw capacity of the same node for the same call: bank-b's daemon is stopped, M more messages go
+   a -> b until bank-a's store has them "pushed" (settled on L1 and published), and this script
+   executes them itself on bank-b's Inbox, one `Inbox.execute(message, proof)` transaction each,
+   signed beforehand with consecutive nonces and sent back to back (batch paths rebuilt from bank-a's
+   store, aggregated paths from the hub service, the root imported by bank-b's operator first).
+   Raw capacity is M / (last receipt seen - first submission). When M fits in a block or two, that
+   depends on where in the block interval the first submission fell: the JSON also gives the blocks
+   it took, the gas limit per transaction and the block gas limit (their quotient is the node's
+   ceiling in executes per block).
+
+Both phases sign every transaction before the clock starts: signing is not what is measured. Figures
+only, never assertions: the targets (throughput >= 0.5 x raw at capacity 64, p50 latency < 5 s) are
+reported beside them, and the relay's latency is broken down by the median time after submission at
+which the messages reached each status in bank-a's and bank-b's stores. A failed run keeps its state
+directory (logs in <state_dir>/logs/).
+
+    python -m benchmarks.relay [--out FILE] [--capacities 16 64] [--messages N] [--timeout S] [--keep]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.logs import DISCARD
+from web3.types import Nonce, TxParams, TxReceipt, Wei
+
+from benchmarks import arguments, report
+from bridge_contracts import anvil
+from bridge_contracts.chain import Chain
+from bridge_contracts.messages import MessageProof, message_id, sent_messages
+from hub.client import HubClient
+from hub.delivery import message_key
+from hub.indexer import AggregatedProof
+from proofs.merkle import PoseidonTree
+from relayer import devnet
+from relayer.config import load as load_config
+from relayer.pipeline.context import message_of
+from relayer.services import Services
+from relayer.store import Store
+
+BLOCK_TIME = 1.0
+CAPACITIES = (16, 64)
+TIMEOUT = 900.0
+GAS_MARGIN = 1.25  # over the first transaction's estimate, for every transaction of a phase
+POLL = 0.25
+TARGET_RATIO = 0.5  # relay throughput / raw capacity, at capacity 64
+TARGET_RATIO_CAPACITY = 64
+TARGET_P50 = 5.0  # seconds, with 1 s blocks
+LOG_TAIL = 15
+STAGES_OUT = ("sent", "batched", "settled", "pushed")
+STAGES_IN = ("received", "verified", "executing", "executed")
+
+
+class BenchError(RuntimeError):
+    """The run could not measure what it was to measure; the message says why."""
+
+
+@dataclass(frozen=True)
+class Blast:
+    """Transactions sent back to back: each one's hash and submission wall time, and when the last
+    receipt was seen (wall time)."""
+
+    hashes: list[HexBytes]
+    submitted: list[float]
+    receipts: list[TxReceipt]
+    last_receipt_at: float
+
+    @property
+    def seconds(self) -> float:
+        return self.last_receipt_at - self.submitted[0]
+
+    @property
+    def submit_seconds(self) -> float:
+        return self.submitted[-1] - self.submitted[0]
+
+
+def _fees(chain: Chain) -> tuple[int, int]:
+    """(maxFeePerGas, maxPriorityFeePerGas): far above the base fee, which full 1 s blocks raise by
+    up to 12.5% a block, so that no transaction waits for the fee."""
+    base = int(chain.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+    tip = 10**9
+    return max(20 * base, 10 * 10**9) + tip, tip
+
+
+def sign_all(
+    chain: Chain, account: LocalAccount, calls: Sequence[ContractFunction]
+) -> tuple[int, list[bytes]]:
+    """Every call signed by `account`, with consecutive nonces from its pending one, and one gas limit
+    (returned with them): the first call's estimate with a margin (a phase's calls are the same call)."""
+    gas = int(calls[0].estimate_gas({"from": account.address}) * GAS_MARGIN)
+    nonce = chain.w3.eth.get_transaction_count(account.address, "pending")
+    max_fee, tip = _fees(chain)
+    raw = []
+    for i, fn in enumerate(calls):
+        params: TxParams = {
+            "from": account.address,
+            "nonce": Nonce(nonce + i),
+            "gas": gas,
+            "maxFeePerGas": Wei(max_fee),
+            "maxPriorityFeePerGas": Wei(tip),
+            "chainId": chain.chain_id,
+            "value": Wei(0),
+        }
+        tx = fn.build_transaction(params)  # gas, fees, nonce and chain id given: nothing asked of the node
+        raw.append(bytes(account.sign_transaction(cast(dict[str, Any], tx)).raw_transaction))
+    return gas, raw
+
+
+def blast(chain: Chain, raw: Sequence[bytes], *, timeout: float) -> Blast:
+    """Send the signed transactions back to back, then wait for the last one's receipt (consecutive
+    nonces of one account: it is mined last) and fetch the others'; every one must have succeeded."""
+    w3 = chain.w3
+    hashes, submitted = [], []
+    for tx in raw:
+        submitted.append(time.time())
+        hashes.append(w3.eth.send_raw_transaction(tx))
+    last = w3.eth.wait_for_transaction_receipt(hashes[-1], timeout=timeout, poll_latency=0.05)
+    last_at = time.time()
+    receipts = [w3.eth.wait_for_transaction_receipt(h, timeout=timeout) for h in hashes[:-1]] + [last]
+    failed = [r for r in receipts if r["status"] != 1]
+    if failed:
+        raise BenchError(
+            f"{len(failed)} of {len(receipts)} transactions failed, the first "
+            f"{failed[0]['transactionHash'].to_0x_hex()} in block {failed[0]['blockNumber']}"
+        )
+    return Blast(hashes, submitted, receipts, last_at)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), interpolated linearly between the closest ranks."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class Run:
+    """One capacity: the devnet and services up, the two phases, everything down."""
+
+    def __init__(self, capacity: int, messages: int, timeout: float, console: Console, keep: bool) -> None:
+        self.capacity = capacity
+        self.n = messages
+        self.timeout = timeout
+        self.console = console
+        self.keep = keep
+        self.user = anvil.dev_account(devnet.USER_ACCOUNT)
+        self.state_dir = Path(tempfile.mkdtemp(prefix=f"xrelay-bench-relay-{capacity}-"))
+
+    def run(self) -> dict[str, Any]:
+        ok = False
+        try:
+            with self.console.status(f"capacity {self.capacity}: devnet up (L1, bank-a, bank-b; dev key)"):
+                self.manifest = devnet.up(self.state_dir, l2=2, block_time=BLOCK_TIME, capacity=self.capacity)
+            try:
+                self.services = Services(self.state_dir)
+                try:
+                    with self.console.status(f"capacity {self.capacity}: hub service and both daemons"):
+                        self.services.start()
+                    result = self._measure()
+                    ok = True
+                    return result
+                finally:
+                    self.services.stop()
+            finally:
+                devnet.down(self.state_dir)
+        finally:
+            if ok and not self.keep:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+            else:
+                if not ok:
+                    self._show_logs()
+                self.console.print(f"capacity {self.capacity}: state and logs kept in {self.state_dir}")
+
+    def _show_logs(self) -> None:
+        for log in sorted((self.state_dir / "logs").glob("*.log")):
+            if log.stem in ("l1", "bank-a", "bank-b"):
+                continue  # the anvil nodes
+            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+            self.console.print(f"[bold]{log}[/bold] (last {len(lines)} lines)")
+            for line in lines:
+                self.console.print(line, markup=False, highlight=False)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _entry(self, name: str) -> dict[str, Any]:
+        return next(c for c in self.manifest["chains"] if c["name"] == name)
+
+    def _store(self, name: str) -> Store:
+        return Store(load_config(self._entry(name)["config"]).store.path)
+
+    def _send_messages(self, label: str, count: int) -> tuple[Blast, list[str]]:
+        """`count` plain messages bank-a -> bank-b's CallRecorder, back to back; the blast and the
+        messages' ids in submission order."""
+        a, b = self._entry("bank-a"), self._entry("bank-b")
+        on_a = Chain(a["rpc_url"], self.user)
+        outbox = on_a.contract("Outbox", a["contracts"]["outbox"])
+        recorder = on_a.contract("CallRecorder", b["contracts"]["call_recorder"])
+
+        def call(i: int) -> ContractFunction:
+            note = f"{label} {i}".encode()
+            data = bytes.fromhex(recorder.encode_abi("receiveMessage", [note])[2:])
+            return outbox.functions.send(b["chain_id"], recorder.address, data)
+
+        _, raw = sign_all(on_a, self.user, [call(i) for i in range(count)])
+        sent = blast(on_a, raw, timeout=self.timeout)
+        ids = []
+        for receipt in sent.receipts:
+            (event,) = sent_messages(outbox, [receipt])
+            ids.append(message_key(event.message.source_chain_id, event.message.nonce))
+        return sent, ids
+
+    def _wait(self, description: str, name: str, ids: list[str], done: str) -> dict[str, dict[str, Any]]:
+        """Poll `name`'s store until every one of `ids` has status `done`; their rows."""
+        wanted = set(ids)
+        bad = {"failed", "refused"}
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=self.console) as progress:
+            task = progress.add_task(description, total=len(ids), status="")
+            deadline = time.monotonic() + self.timeout
+            while True:
+                with self._store(name) as store:
+                    rows = {r["id"]: r for r in store.messages(direction=None) if r["id"] in wanted}
+                    if name == "bank-b":  # what bank-a has of the rest
+                        with self._store("bank-a") as source:
+                            behind = Counter(
+                                r["status"]
+                                for r in source.messages(direction="out")
+                                if r["id"] in wanted and r["id"] not in rows
+                            )
+                    else:
+                        behind = Counter()
+                statuses = Counter(r["status"] for r in rows.values()) + behind
+                finished = sum(r["status"] == done for r in rows.values())
+                shown = " ".join(f"{s} {n}" for s, n in sorted(statuses.items()))
+                progress.update(task, completed=finished, status=shown)
+                failures = [r for r in rows.values() if r["status"] in bad]
+                if failures:
+                    first = failures[0]
+                    raise BenchError(
+                        f"{len(failures)} message(s) {first['status']} on {name}, e.g. {first['id']}: "
+                        f"{first['error']}"
+                    )
+                if finished == len(ids):
+                    return rows
+                if time.monotonic() > deadline:
+                    raise BenchError(
+                        f"{description}: {len(ids) - finished} of {len(ids)} messages not {done} on "
+                        f"{name} within {self.timeout:.0f} s ({shown})"
+                    )
+                time.sleep(POLL)
+
+    # --- the two phases -----------------------------------------------------------------------
+
+    def _measure(self) -> dict[str, Any]:
+        relay = self._relay()
+        raw = self._raw(self.n)
+        ratio = relay["messages_per_second"] / raw["messages_per_second"]
+        return {
+            "capacity": self.capacity,
+            "messages": self.n,
+            "raw_messages": self.n,
+            "relay": relay,
+            "raw": raw,
+            "throughput_ratio": round(ratio, 4),
+            "targets": {
+                "p50_latency_under_seconds": TARGET_P50,
+                "p50_latency_met": relay["latency_p50_seconds"] < TARGET_P50,
+                "throughput_ratio_at_least": TARGET_RATIO,
+                # the throughput target is for capacity 64; shown for every capacity
+                "throughput_ratio_met": ratio >= TARGET_RATIO,
+            },
+        }
+
+    def _relay(self) -> dict[str, Any]:
+        label = f"c{self.capacity} relay"
+        sent, ids = self._send_messages(label, self.n)
+        submitted = dict(zip(ids, sent.submitted, strict=True))
+        rows = self._wait(f"capacity {self.capacity}: relay a -> b", "bank-b", ids, "executed")
+        executed = {i: float(rows[i]["executed_at"]) for i in ids}
+        latencies = [executed[i] - submitted[i] for i in ids]
+        seconds = max(executed.values()) - min(submitted.values())
+        with self._store("bank-a") as source:
+            out = {r["id"]: r for r in source.messages(direction="out") if r["id"] in submitted}
+            numbers = sorted({r["batch_number"] for r in out.values()})
+            batches = [source.batch(n) for n in numbers]
+        if any(b is None for b in batches):
+            raise BenchError(f"bank-a's store lacks some of batches {numbers}")
+        proven = [cast(dict[str, Any], b) for b in batches]
+        exec_gas = [int(rows[i]["exec_gas"]) for i in ids]
+        stages = self._stages(submitted)
+        return {
+            "messages_per_second": round(self.n / seconds, 3),
+            "seconds": round(seconds, 3),
+            "submit_seconds": round(sent.submit_seconds, 3),
+            "latency_p50_seconds": round(percentile(latencies, 50), 3),
+            "latency_p99_seconds": round(percentile(latencies, 99), 3),
+            "latency_min_seconds": round(min(latencies), 3),
+            "latency_max_seconds": round(max(latencies), 3),
+            "latency_mean_seconds": round(statistics.fmean(latencies), 3),
+            "batches": len(proven),
+            "batch_sizes": [int(b["count"]) for b in proven],
+            "proving_seconds_mean": round(statistics.fmean(float(b["proving_seconds"]) for b in proven), 3),
+            "commit_gas_mean": round(statistics.fmean(int(b["commit_gas"]) for b in proven)),
+            "execute_gas_per_message_mean": round(statistics.fmean(exec_gas)),
+            "execute_transactions": len({rows[i]["exec_tx"] for i in ids}),
+            "stages_p50_seconds": stages,
+        }
+
+    def _stages(self, submitted: dict[str, float]) -> dict[str, float]:
+        """Per status each message went through (bank-a's "out" ones, then bank-b's "in" ones), the
+        median over the messages of when it first got there, in seconds after its submission."""
+        reached: dict[str, list[float]] = {}
+        for name, statuses in (("bank-a", STAGES_OUT), ("bank-b", STAGES_IN)):
+            with self._store(name) as store:
+                for key, at in submitted.items():
+                    first: dict[str, float] = {}
+                    for t in store.history(key):
+                        first.setdefault(t["to_status"], float(t["at"]))
+                    for status in statuses:
+                        if status in first:
+                            reached.setdefault(f"{name} {status}", []).append(first[status] - at)
+        return {stage: round(statistics.median(times), 3) for stage, times in reached.items()}
+
+    def _raw(self, m: int) -> dict[str, Any]:
+        a, b = self._entry("bank-a"), self._entry("bank-b")
+        with self.console.status(f"capacity {self.capacity}: stopping bank-b's daemon"):
+            code = self.services.daemons["bank-b"].stop()
+        self.console.print(f"capacity {self.capacity}: bank-b's daemon stopped (exit code {code})")
+        _, ids = self._send_messages(f"c{self.capacity} raw", m)
+        self._wait(f"capacity {self.capacity}: a -> L1, pushed", "bank-a", ids, "pushed")
+
+        l1 = Chain(self.manifest["l1"]["rpc_url"], self.user)
+        hub = l1.contract("Hub", self.manifest["l1"]["contracts"]["hub"])
+        with self._store("bank-a") as source:
+            rows = {r["id"]: r for r in source.messages(direction="out")}
+        numbers = sorted({rows[i]["batch_number"] for i in ids})
+        trees, leaf_indexes = {}, {}
+        for number in numbers:
+            members = sorted(
+                (r for r in rows.values() if r["batch_number"] == number), key=lambda r: r["nonce"]
+            )
+            trees[number] = PoseidonTree([int(r["leaf"]) for r in members], self.capacity)
+            leaf_indexes[number] = int(hub.functions.batches(a["chain_id"], number).call()[2])
+        size, root, paths = self._aggregated_paths(hub, sorted(set(leaf_indexes.values())))
+
+        operator = Chain(b["rpc_url"], anvil.dev_account(b["operator_account"]))
+        inbox = operator.contract("Inbox", b["contracts"]["inbox"])
+        if not inbox.functions.importedRoots(root).call():
+            operator.send(inbox.functions.importRoot(root), what="importRoot")
+        on_b = Chain(b["rpc_url"], self.user)
+        inbox = on_b.contract("Inbox", b["contracts"]["inbox"])
+        calls = []
+        for i in ids:
+            row = rows[i]
+            number, index = row["batch_number"], row["index_in_batch"]
+            path = paths[leaf_indexes[number]]
+            proof = MessageProof(
+                number, index, tuple(trees[number].proof(index)), path.leaf_index, tuple(path.siblings), root
+            )
+            calls.append(inbox.functions.execute(message_of(row).as_tuple(), proof.as_tuple()))
+        with self.console.status(f"capacity {self.capacity}: signing {m} Inbox.execute transactions"):
+            gas_limit, raw = sign_all(on_b, self.user, calls)
+        with self.console.status(f"capacity {self.capacity}: {m} Inbox.execute transactions to bank-b"):
+            sent = blast(on_b, raw, timeout=self.timeout)
+        self._check_executed(inbox, ids, sent.receipts)
+        blocks = {int(r["blockNumber"]) for r in sent.receipts}
+        return {
+            "messages_per_second": round(m / sent.seconds, 3),
+            "seconds": round(sent.seconds, 3),
+            "submit_seconds": round(sent.submit_seconds, 3),
+            "execute_gas_per_message_mean": round(statistics.fmean(int(r["gasUsed"]) for r in sent.receipts)),
+            "blocks": len(blocks),
+            "gas_limit_per_transaction": gas_limit,
+            "block_gas_limit": int(on_b.w3.eth.get_block("latest")["gasLimit"]),
+            "batches": len(numbers),
+            "aggregated_size": size,
+        }
+
+    def _aggregated_paths(
+        self, hub: Contract, leaf_indexes: list[int]
+    ) -> tuple[int, bytes, dict[int, AggregatedProof]]:
+        """The hub service's aggregated root once it covers every leaf (and L1 knows it), and each
+        leaf's path against it."""
+
+        async def fetch() -> tuple[int, bytes, dict[int, AggregatedProof]]:
+            async with HubClient(self.manifest["hub_service"]["api"]) as client:
+                deadline = time.monotonic() + self.timeout
+                while True:
+                    status = await client.status()
+                    size = int(status["aggregated_size"])
+                    root = bytes.fromhex(str(status["aggregated_root"]).removeprefix("0x"))
+                    if size > max(leaf_indexes) and hub.functions.isAggregatedRoot(root).call():
+                        break
+                    if time.monotonic() > deadline:
+                        raise BenchError(
+                            f"the hub service's aggregated tree has {size} leaves, not past "
+                            f"{max(leaf_indexes)}, after {self.timeout:.0f} s"
+                        )
+                    await asyncio.sleep(POLL)
+                paths = {i: await client.proof(i, size) for i in leaf_indexes}
+            for i, path in paths.items():
+                if path.root != root:
+                    raise BenchError(f"the hub service's path of leaf {i} leads to another root")
+            return size, root, paths
+
+        return asyncio.run(fetch())
+
+    @staticmethod
+    def _check_executed(inbox: Contract, ids: list[str], receipts: list[TxReceipt]) -> None:
+        """Inbox.execute returns false (and the transaction succeeds) when the target reverted: check
+        every message's MessageExecuted event."""
+        executed = set()
+        for receipt in receipts:
+            for event in inbox.events.MessageExecuted().process_receipt(receipt, errors=DISCARD):
+                executed.add(bytes(event["args"]["id"]))
+        missing = [i for i in ids if message_id(*map(int, i.split(":"))) not in executed]
+        if missing:
+            raise BenchError(
+                f"{len(missing)} raw execute(s) did not execute their message, e.g. {missing[0]}"
+            )
+
+
+def table(results: dict[str, Any]) -> Table:
+    runs = results["capacities"]
+    out = Table(
+        title=(
+            f"relay a -> b vs raw Inbox.execute, same node\n({results['block_time_seconds']:g} s blocks, "
+            f"{results['machine']['cpu_count']} CPUs)"
+        )
+    )
+    out.add_column("figure")
+    for capacity in runs:
+        out.add_column(f"capacity {capacity}", justify="right")
+
+    def row(name: str, show: Callable[[dict[str, Any]], str]) -> None:
+        out.add_row(name, *(show(r) for r in runs.values()))
+
+    row("messages N (relay) / M (raw)", lambda r: f"{r['messages']} / {r['raw_messages']}")
+    row("relay throughput", lambda r: f"{r['relay']['messages_per_second']:.2f} msg/s")
+    row("  over", lambda r: f"{r['relay']['seconds']:.1f} s (sent in {r['relay']['submit_seconds']:.2f} s)")
+    row("latency p50", lambda r: f"{r['relay']['latency_p50_seconds']:.2f} s")
+    row("latency p99", lambda r: f"{r['relay']['latency_p99_seconds']:.2f} s")
+    row(
+        "latency min / max",
+        lambda r: f"{r['relay']['latency_min_seconds']:.2f} / {r['relay']['latency_max_seconds']:.2f} s",
+    )
+    stages = [stage for r in runs.values() for stage in r["relay"]["stages_p50_seconds"]]
+
+    def until(stage: str) -> Callable[[dict[str, Any]], str]:
+        def show(r: dict[str, Any]) -> str:
+            seconds = r["relay"]["stages_p50_seconds"].get(stage)
+            return "-" if seconds is None else f"{seconds:.2f} s"
+
+        return show
+
+    for stage in dict.fromkeys(stages):
+        row(f"  p50 until {stage}", until(stage))
+    row(
+        "batches (sizes)",
+        lambda r: f"{r['relay']['batches']} ({', '.join(map(str, r['relay']['batch_sizes']))})",
+    )
+    row("proving per batch (mean)", lambda r: f"{r['relay']['proving_seconds_mean']:.2f} s")
+    row("commit gas per batch (mean)", lambda r: f"{r['relay']['commit_gas_mean']:,}")
+    row(
+        "execute gas per message (relay)",
+        lambda r: (
+            f"{r['relay']['execute_gas_per_message_mean']:,} ({r['relay']['execute_transactions']} txs)"
+        ),
+    )
+    row("raw capacity (Inbox.execute)", lambda r: f"{r['raw']['messages_per_second']:.2f} msg/s")
+    row("  over", lambda r: f"{r['raw']['seconds']:.2f} s, {r['raw']['blocks']} block(s)")
+    row("execute gas per message (raw)", lambda r: f"{r['raw']['execute_gas_per_message_mean']:,}")
+    row("relay / raw", lambda r: f"{r['throughput_ratio']:.3f}")
+    row(
+        f"target: relay/raw >= {TARGET_RATIO} (at {TARGET_RATIO_CAPACITY})",
+        lambda r: (
+            ("met" if r["targets"]["throughput_ratio_met"] else "NOT met")
+            + ("" if r["capacity"] == TARGET_RATIO_CAPACITY else " (n/a)")
+        ),
+    )
+    row(
+        f"target: p50 < {TARGET_P50:g} s",
+        lambda r: "met" if r["targets"]["p50_latency_met"] else "NOT met",
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments("relay", __doc__ or "")
+    parser.add_argument(
+        "--capacities",
+        type=int,
+        nargs="+",
+        default=list(CAPACITIES),
+        help="batch capacities (default: 16 64)",
+    )
+    parser.add_argument(
+        "--messages", type=int, help="messages per capacity, relayed and raw (default: 4 x capacity)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=TIMEOUT,
+        help=f"seconds to wait for each phase (default {TIMEOUT:.0f})",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep each run's state directory and logs")
+    args = parser.parse_args(argv)
+    if args.messages is not None and args.messages < 1:
+        parser.error("--messages must be at least 1")
+    console = Console()
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "block_time_seconds": BLOCK_TIME,
+        "capacities": {},
+    }
+    for capacity in args.capacities:
+        n = args.messages or 4 * capacity
+        try:
+            results["capacities"][str(capacity)] = Run(capacity, n, args.timeout, console, args.keep).run()
+        except (BenchError, devnet.DevnetError) as exc:
+            console.print(f"[red]capacity {capacity}: {exc}[/red]")
+            return 1
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    wide = Console(width=max(console.width, 100))  # a pipe's 80 columns would wrap every row
+    with wide.capture() as captured:
+        wide.print(table(results))
+    report(captured.get().rstrip("\n"), results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
