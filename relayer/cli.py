@@ -464,7 +464,8 @@ def run_daemon(config_file: Path, log_level: str) -> None:
 def demo(state_dir: Path, capacity: int) -> None:
     """The whole system on a fresh devnet: messages, a call with value and a tokenized asset between
     two institutions through their daemons, then the results. DEVNET ONLY."""
-    Demo(state_dir, console).run(capacity=capacity)
+    wide = Console(highlight=False, width=max(console.width, 110))  # the tables need the room
+    Demo(state_dir, wide).run(capacity=capacity)
 
 
 def _logging(level: str) -> None:

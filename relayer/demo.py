@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -82,14 +83,14 @@ class Demo:
             return bytes.fromhex(recorder.encode_abi("receiveMessage", [note])[2:])
 
         first = [
-            self._send(ab, "plain message", recorder.address, call(b"hello from bank-a")),
+            self._send(ab, "plain", recorder.address, call(b"hello from bank-a")),
             self._send(
-                ab, "method call with value", recorder.address, call(b"invoice 42"), (native_a, 3 * one // 2)
+                ab, "call with value", recorder.address, call(b"invoice 42"), (native_a, 3 * one // 2)
             ),
-            self._send(ab, "tokenized deposit", self.user.address, b"", (token_a, 100 * one)),
+            self._send(ab, "asset", self.user.address, b"", (token_a, 100 * one)),
         ]
         self._wait(first)
-        back = [self._send(ba, "tokenized deposit, back", self.user.address, b"", (token_a, 40 * one))]
+        back = [self._send(ba, "asset back", self.user.address, b"", (token_a, 40 * one))]
         self._wait(back)
         self._report(first + back, native_a, token_a)
 
@@ -121,9 +122,8 @@ class Demo:
             shown = f"{Web3.from_wei(amount, 'ether')} {self._symbol(router, asset)}"
         (sent,) = sent_messages(outbox, [receipt])
         key = message_key(sent.message.source_chain_id, sent.message.nonce)
-        return Sent(
-            label, f"{source['name']} -> {dest['name']}", shown, key, source["name"], dest["name"], receipt
-        )
+        route_text = f"{source['name'].removeprefix('bank-')}→{dest['name'].removeprefix('bank-')}"
+        return Sent(label, route_text, shown, key, source["name"], dest["name"], receipt)
 
     @staticmethod
     def _symbol(router: Any, asset: bytes) -> str:
@@ -166,27 +166,17 @@ class Demo:
         )
 
     def _report(self, sent: list[Sent], native_a: bytes, token_a: bytes) -> None:
-        table = Table(title="messages")
-        for column in (
-            "message",
-            "what",
-            "route",
-            "value",
-            "batch",
-            "proving",
-            "latency",
-            "settle gas",
-            "execute gas",
-        ):
-            table.add_column(column)
+        table = Table(title="messages", box=box.SIMPLE_HEAD)
+        for column in ("id", "what", "route", "value", "batch", "proving", "latency", "L1 gas", "L2 gas"):
+            table.add_column(
+                column, justify="right" if column.endswith(("gas", "latency", "proving")) else "left"
+            )
         for s in sent:
             with self._store(s.source) as source, self._store(s.dest) as dest:
                 out, inn = source.message(s.key), dest.message(s.key)
                 assert out is not None and inn is not None
                 batch = source.batch(out["batch_number"])
             assert batch is not None
-            latency = inn["executed_at"] - out["sent_at"]
-            settle_share = (batch["commit_gas"] or 0) // batch["count"]
             table.add_row(
                 s.key,
                 s.label,
@@ -194,21 +184,41 @@ class Demo:
                 s.value,
                 str(out["batch_number"]),
                 f"{batch['proving_seconds']:.2f} s",
-                f"{latency:.1f} s",
-                f"{settle_share:,} (1/{batch['count']} of {batch['commit_gas']:,})",
+                f"{inn['executed_at'] - out['sent_at']:.1f} s",
+                f"{(batch['commit_gas'] or 0) // batch['count']:,}",
                 f"{inn['exec_gas']:,}",
             )
         self.console.print(table)
-        l1 = Chain(self.manifest["l1"]["rpc_url"], self.user)
-        hub = l1.contract("Hub", self.manifest["l1"]["contracts"]["hub"])
-        balances = Table(
-            title="chain balances on the L1 Hub (value each chain holds of assets from elsewhere)"
+        self.console.print(
+            "latency: from the source daemon seeing the message to its execution on the destination; "
+            "L1 gas: the message's share of its batch's commitBatch; L2 gas: its share of executeMany "
+            "(an asset's first arrival deploys its bridged token)."
         )
-        for column in ("chain", "asset", "origin", "L1 balance"):
-            balances.add_column(column)
-        for chain in self.manifest["chains"]:
-            for asset, name in ((native_a, "bank-a ETH"), (token_a, "bank-a DTA")):
-                amount = hub.functions.balances(chain["chain_id"], asset).call()
-                origin = "bank-a" if chain["name"] == "bank-a" else "elsewhere"
-                balances.add_row(chain["name"], name, origin, f"{Web3.from_wei(amount, 'ether')}")
+        a, b = self._chain("bank-a"), self._chain("bank-b")
+        hub = Chain(self.manifest["l1"]["rpc_url"], self.user).contract(
+            "Hub", self.manifest["l1"]["contracts"]["hub"]
+        )
+        router_a = Chain(a["rpc_url"], self.user).contract("AssetRouter", a["contracts"]["asset_router"])
+        router_b = Chain(b["rpc_url"], self.user).contract("AssetRouter", b["contracts"]["asset_router"])
+        balances = Table(title="bank-a's assets: where the value is", box=box.SIMPLE_HEAD)
+        for column in ("asset", "locked on bank-a", "bridged on bank-b", "bank-b's balance on L1"):
+            balances.add_column(column, justify="right")
+        for asset in (native_a, token_a):
+            bridged = router_b.functions.assets(asset).call()[2]
+            supply = (
+                Chain(b["rpc_url"], self.user)
+                .contract("BridgedToken", bridged)
+                .functions.totalSupply()
+                .call()
+            )
+            balances.add_row(
+                self._symbol(router_a, asset),
+                _ether(router_a.functions.locked(asset).call()),
+                _ether(supply),
+                _ether(hub.functions.balances(b["chain_id"], asset).call()),
+            )
         self.console.print(balances)
+
+
+def _ether(amount: int) -> str:
+    return f"{Web3.from_wei(amount, 'ether'):,}"

@@ -136,6 +136,8 @@ def up(
                 f"run `xrelay devnet down --state-dir {state_dir}` first"
             )
     state_dir.mkdir(parents=True, exist_ok=True)
+    for stale in state_dir.glob("*.sqlite*"):  # the stores of an earlier devnet's chains, gone with them
+        stale.unlink()
     logs = state_dir / "logs"
 
     started: list[AnvilNode] = []
