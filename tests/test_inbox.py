@@ -352,6 +352,20 @@ def test_execute_many_gas_per_message(world: World) -> None:
     )
 
 
+def test_the_operator_imports_a_root_and_executes_against_it_in_one_transaction(world: World) -> None:
+    batch = [world.to_recorder(i, b"w%d" % i) for i in range(2)]
+    world.hub.commit(C, batch, OPERATOR_C)  # settled on L1; its root is not imported on B
+    root = world.hub.tree.root
+    proofs = [world.hub.proof(m).as_tuple() for m in batch]
+    fn = world.inbox.functions.executeManyWithRoot(root, [m.as_tuple() for m in batch], proofs)
+    with pytest.raises(Reverted, match=r"OwnableUnauthorizedAccount"):
+        world.chain.with_signer(USER).send(fn)
+    receipt = world.chain.with_signer(OPERATOR_B).send(fn)
+    assert events(world.inbox, "RootImported", receipt) == [{"root": root}]
+    assert [e["nonce"] for e in events(world.inbox, "MessageExecuted", receipt)] == [0, 1]
+    assert world.recorder.functions.count().call() == 2
+
+
 def test_only_the_owner_imports_roots(world: World) -> None:
     root = b"\x07" * 32
     with pytest.raises(Reverted, match=r"OwnableUnauthorizedAccount"):

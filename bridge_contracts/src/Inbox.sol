@@ -94,9 +94,7 @@ contract Inbox is Ownable2Step {
     /// @notice Accepts an aggregated root of the L1 Hub (the owner, the chain's operator, reads it
     ///         there). Idempotent: importing a root again changes nothing.
     function importRoot(bytes32 root) external onlyOwner {
-        if (importedRoots[root]) return;
-        importedRoots[root] = true;
-        emit RootImported(root);
+        _importRoot(root);
     }
 
     /// @notice Executes a settled message: see the contract's notice. Anyone may send it.
@@ -125,7 +123,7 @@ contract Inbox is Ownable2Step {
     ///         REJECTED (2: execute itself reverted, e.g. a bad proof or a message already executed;
     ///         MessageRejected carries the reason).
     function executeMany(Messages.Message[] calldata messages, Messages.MessageProof[] calldata proofs)
-        external
+        public
         returns (uint8[] memory outcomes)
     {
         if (messages.length != proofs.length) revert LengthMismatch(messages.length, proofs.length);
@@ -140,6 +138,17 @@ contract Inbox is Ownable2Step {
                 emit MessageRejected(Messages.idOf(messages[i].sourceChainId, messages[i].nonce), reason);
             }
         }
+    }
+
+    /// @notice The operator's round: imports `root` (if it is new) and executes the messages against
+    ///         it, in one transaction instead of two.
+    function executeManyWithRoot(
+        bytes32 root,
+        Messages.Message[] calldata messages,
+        Messages.MessageProof[] calldata proofs
+    ) external onlyOwner returns (uint8[] memory outcomes) {
+        _importRoot(root);
+        return executeMany(messages, proofs);
     }
 
     /// @notice The message whose target is being called: only during a target call.
@@ -176,6 +185,12 @@ contract Inbox is Ownable2Step {
         }
         (_active, _sourceChainId, _sender, _assetId, _amount) =
             (outerActive, outerSource, outerSender, outerAsset, outerAmount);
+    }
+
+    function _importRoot(bytes32 root) private {
+        if (importedRoots[root]) return;
+        importedRoots[root] = true;
+        emit RootImported(root);
     }
 
     /// @dev After an inner call reverted: if less than 1/32 of the gas there was before it is left,

@@ -1,8 +1,9 @@
 """The executor: runs verified messages on this chain through its Inbox.
 
 It takes the L1 Hub's latest aggregated root (the hub service says which; L1 itself confirms it),
-imports it into the Inbox if it is new there, fetches each message's aggregated-tree path against it
-from the hub service, and calls `Inbox.executeMany` for up to `MAX_PER_TX` messages at a time. The
+fetches each message's aggregated-tree path against it from the hub service, and calls
+`Inbox.executeManyWithRoot` (which imports the root if it is new there, in the same transaction) for
+up to `MAX_PER_TX` messages at a time. The
 messages are marked "executing" before the transaction is sent; after a restart, the Inbox's
 nullifiers say which of them were executed. Each message's outcome comes from the transaction's
 events: executed, failed (the target reverted: nothing was applied, and `xrelay replay` runs it
@@ -27,7 +28,7 @@ from relayer.sender import backoff, failure_reason
 
 log = logging.getLogger(__name__)
 
-MAX_PER_TX = 32
+MAX_PER_TX = 64  # about 18M gas of plain messages: a round fits a 30M block
 BRIDGED_TOKEN_DEPLOY_GAS = 1_500_000  # a BridgedToken's deployment costs about 1.2M
 EXECUTABLE = ("verified", "replay")
 
@@ -90,18 +91,15 @@ class Executor:
             work.append((row, MessageProof(number, index, siblings, leaf_index, tuple(path.siblings), root)))
         if not work:
             return False
-        if not await ctx.call(ctx.inbox.functions.importedRoots(root)):
-            await ctx.l2_sender.send(ctx.inbox.functions.importRoot(root), what=f"importRoot 0x{root.hex()}")
-            log.info("imported aggregated root 0x%s (%d leaves)", root.hex(), size)
-        await self._execute(work)
+        await self._execute(root, work)
         return True
 
-    async def _execute(self, work: list[tuple[dict[str, Any], MessageProof]]) -> None:
+    async def _execute(self, root: bytes, work: list[tuple[dict[str, Any], MessageProof]]) -> None:
         ctx = self.ctx
         ids = [row["id"] for row, _ in work]
         ctx.store.transition_many(ids, "executing", "in an executeMany transaction")
-        fn = ctx.inbox.functions.executeMany(
-            [message_of(row).as_tuple() for row, _ in work], [proof.as_tuple() for _, proof in work]
+        fn = ctx.inbox.functions.executeManyWithRoot(  # imports the root too, if it is new
+            root, [message_of(row).as_tuple() for row, _ in work], [proof.as_tuple() for _, proof in work]
         )
         try:
             extra = await self._deployments(work)

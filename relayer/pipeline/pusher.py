@@ -27,7 +27,7 @@ from relayer.sender import SendFailed, backoff, failure_reason
 
 log = logging.getLogger(__name__)
 
-REPUSH_SCALE = 10.0  # a peer gets a message again after 10 s, 20 s, 50 s, ... without a receipt
+REPUSH_SCALE = 30.0  # a peer gets a message again after 30 s, 60 s, 150 s, ... without a receipt
 
 
 class Pusher:

@@ -48,6 +48,8 @@ from relayer.pipeline.context import Context, message_row, now
 
 log = logging.getLogger(__name__)
 
+NOT_SETTLED = "not settled"  # a check's answer when L1 has not settled the batch yet: ask again later
+
 
 class Receiver:
     def __init__(self, ctx: Context) -> None:
@@ -98,6 +100,7 @@ class Receiver:
     async def _messages(self, peer: PeerConfig, envelope: Envelope, delivery: Delivery) -> None:
         ctx = self.ctx
         answers: list[Receipt] = []
+        fresh: list[DeliveredMessage] = []
         for item in delivery.messages:
             m = item.message
             key = message_key(m.source_chain_id, m.nonce)
@@ -121,20 +124,30 @@ class Receiver:
                 f"from {peer.name} in envelope {envelope.id}",
                 payload=single.decode(),
             )
-            refusal = self._admit(peer, m)
-            if refusal is None:
-                refusal = await self._check(delivery.batch, item)
-            if refusal == "not settled":
-                continue
-            if refusal is None:
-                ctx.store.transition(key, "verified", "path, batch proof and L1 settlement checked")
-            else:
-                ctx.store.transition(key, "refused", refusal, error=refusal)
-                ctx.metrics.failure(refusal.split(":")[0])
-                answers.append(Receipt(key, "refused", None, refusal))
-                log.warning("refused message %s from %s: %s", key, peer.name, refusal)
+            fresh.append(item)
+        answers += await self._verify(peer, delivery.batch, fresh)
         if answers:
             await send_receipts(ctx, peer.name, answers)
+
+    async def _verify(
+        self, peer: PeerConfig, batch: BatchEvidence, items: list[DeliveredMessage]
+    ) -> list[Receipt]:
+        """Check stored "received" messages of one batch; the ones that pass become "verified" together
+        (so the executor takes them in one round), the refused get a receipt. A batch L1 has not
+        settled yet leaves its messages "received"."""
+        verified, refused = [], []
+        for item in items:
+            key = message_key(item.message.source_chain_id, item.message.nonce)
+            refusal = self._admit(peer, item.message) or await self._check(batch, item)
+            if refusal is None:
+                verified.append(key)
+            elif refusal != NOT_SETTLED:
+                self.ctx.store.transition(key, "refused", refusal, error=refusal)
+                self.ctx.metrics.failure(refusal.split(":")[0])
+                refused.append(Receipt(key, "refused", None, refusal))
+                log.warning("refused message %s from %s: %s", key, peer.name, refusal)
+        self.ctx.store.transition_many(verified, "verified", "path, batch proof and L1 settlement checked")
+        return refused
 
     def _postpone(self, peer: PeerConfig, m: Message) -> str | None:
         """Why a message cannot be taken now (it is not stored; the sender pushes it again), or None."""
@@ -169,7 +182,7 @@ class Receiver:
         return None
 
     async def _check(self, batch: BatchEvidence, item: DeliveredMessage) -> str | None:
-        """The off-chain checks of one message of a batch; None if it passes, "not settled" if L1 has
+        """The off-chain checks of one message of a batch; None if it passes, NOT_SETTLED if L1 has
         not settled its batch yet, otherwise the reason it is refused."""
         m = item.message
         try:
@@ -195,7 +208,7 @@ class Receiver:
             return "bad path: the message's leaf does not reach the batch root"
         record = await self.ctx.call(self.ctx.hub.functions.batches(batch.chain_id, batch.batch_number))
         if not record[3]:
-            return "not settled"
+            return NOT_SETTLED
         if record[0] != batch.batch_root or record[1] != depth:
             return f"not on L1: L1 has batch {batch.batch_number} of chain {batch.chain_id} with another root"
         return None
@@ -249,23 +262,21 @@ class Receiver:
             return await self._recheck()
 
     async def _recheck(self) -> bool:
-        did = False
+        groups: dict[tuple[str, int], tuple[BatchEvidence, list[DeliveredMessage]]] = {}
         for row in self.ctx.store.messages(direction="in", status="received"):
-            if not row["payload"]:
-                continue
-            delivery = delivery_from_json(orjson.loads(row["payload"]))
-            refusal = await self._check(delivery.batch, delivery.messages[0])
-            if refusal == "not settled":
-                continue
-            did = True
-            if refusal is None:
-                self.ctx.store.transition(
-                    row["id"], "verified", "path, batch proof and L1 settlement checked"
-                )
-            else:
-                self.ctx.store.transition(row["id"], "refused", refusal, error=refusal)
-                await send_receipts(self.ctx, row["peer"], [Receipt(row["id"], "refused", None, refusal)])
-        return did
+            if (
+                row["payload"] and self.ctx.peer_by_name(row["peer"]) is not None
+            ):  # else it waits for the peering
+                delivery = delivery_from_json(orjson.loads(row["payload"]))
+                group = groups.setdefault((row["peer"], delivery.batch.batch_number), (delivery.batch, []))
+                group[1].extend(delivery.messages)
+        for (name, _), (batch, items) in groups.items():
+            peer = self.ctx.peer_by_name(name)
+            assert peer is not None
+            refused = await self._verify(peer, batch, items)
+            if refused:
+                await send_receipts(self.ctx, name, refused)
+        return False
 
 
 async def send_receipts(ctx: Context, peer: str, receipts: list[Receipt]) -> None:
