@@ -3,10 +3,13 @@
 For each batch capacity: a fresh devnet (L1, bank-a, bank-b on anvil with 1 s blocks), the hub service
 and both daemons as processes, as `xrelay demo` runs them. Then:
 
+0. latency: 8 messages a -> b one at a time, each sent once the one before it was executed: the
+   latency of a message that waits for nothing but the pipeline (its batch closing after
+   `max_wait_seconds`, proving, settling, delivery, execution). The p50 target is checked on this.
 1. relay: N plain messages (Outbox.send to bank-b's CallRecorder) from bank-a, signed beforehand with
    consecutive nonces and sent back to back without waiting for receipts; each message's submission
    wall time is recorded, and it is done when bank-b's store has it "executed". Throughput is
-   N / (last executed_at - first submission); latency is executed_at - submission, per message.
+   N / (last executed_at - first submission); latency under the flood is executed_at - submission.
    Proving seconds and commit gas per batch come from bank-a's store, execute gas from bank-b's.
 2. raw capacity of the same node for the same call: bank-b's daemon is stopped, M more messages go
    a -> b until bank-a's store has them "pushed" (settled on L1 and published), and this script
@@ -75,6 +78,7 @@ POLL = 0.25
 TARGET_RATIO = 0.5  # relay throughput / raw capacity, at capacity 64
 TARGET_RATIO_CAPACITY = 64
 TARGET_P50 = 5.0  # seconds, with 1 s blocks
+PACED = 8  # messages sent one at a time for the latency figure
 LOG_TAIL = 15
 STAGES_OUT = ("sent", "batched", "settled", "pushed")
 STAGES_IN = ("received", "verified", "executing", "executed")
@@ -289,6 +293,7 @@ class Run:
     # --- the two phases -----------------------------------------------------------------------
 
     def _measure(self) -> dict[str, Any]:
+        paced = self._paced(PACED)
         relay = self._relay()
         raw = self._raw(self.n)
         ratio = relay["messages_per_second"] / raw["messages_per_second"]
@@ -296,16 +301,34 @@ class Run:
             "capacity": self.capacity,
             "messages": self.n,
             "raw_messages": self.n,
+            "paced": paced,
             "relay": relay,
             "raw": raw,
             "throughput_ratio": round(ratio, 4),
             "targets": {
                 "p50_latency_under_seconds": TARGET_P50,
-                "p50_latency_met": relay["latency_p50_seconds"] < TARGET_P50,
+                "p50_latency_met": paced["latency_p50_seconds"] < TARGET_P50,
                 "throughput_ratio_at_least": TARGET_RATIO,
                 # the throughput target is for capacity 64; shown for every capacity
                 "throughput_ratio_met": ratio >= TARGET_RATIO,
             },
+        }
+
+    def _paced(self, count: int) -> dict[str, Any]:
+        """Latency without a queue: `count` messages one at a time, each sent once the one before it
+        was executed. (Under the flood of the relay phase, latency is mostly waiting in line.)"""
+        latencies = []
+        for i in range(count):
+            sent, ids = self._send_messages(f"c{self.capacity} paced {i}", 1)
+            rows = self._wait(
+                f"capacity {self.capacity}: one message ({i + 1}/{count})", "bank-b", ids, "executed"
+            )
+            latencies.append(float(rows[ids[0]]["executed_at"]) - sent.submitted[0])
+        return {
+            "messages": count,
+            "latency_p50_seconds": round(percentile(latencies, 50), 3),
+            "latency_max_seconds": round(max(latencies), 3),
+            "latencies_seconds": [round(x, 3) for x in latencies],
         }
 
     def _relay(self) -> dict[str, Any]:
@@ -472,11 +495,13 @@ def table(results: dict[str, Any]) -> Table:
     def row(name: str, show: Callable[[dict[str, Any]], str]) -> None:
         out.add_row(name, *(show(r) for r in runs.values()))
 
+    row("latency p50, one at a time", lambda r: f"{r['paced']['latency_p50_seconds']:.2f} s")
+    row("  max", lambda r: f"{r['paced']['latency_max_seconds']:.2f} s ({r['paced']['messages']} messages)")
     row("messages N (relay) / M (raw)", lambda r: f"{r['messages']} / {r['raw_messages']}")
     row("relay throughput", lambda r: f"{r['relay']['messages_per_second']:.2f} msg/s")
     row("  over", lambda r: f"{r['relay']['seconds']:.1f} s (sent in {r['relay']['submit_seconds']:.2f} s)")
-    row("latency p50", lambda r: f"{r['relay']['latency_p50_seconds']:.2f} s")
-    row("latency p99", lambda r: f"{r['relay']['latency_p99_seconds']:.2f} s")
+    row("latency p50 under the flood", lambda r: f"{r['relay']['latency_p50_seconds']:.2f} s")
+    row("latency p99 under the flood", lambda r: f"{r['relay']['latency_p99_seconds']:.2f} s")
     row(
         "latency min / max",
         lambda r: f"{r['relay']['latency_min_seconds']:.2f} / {r['relay']['latency_max_seconds']:.2f} s",
@@ -516,7 +541,7 @@ def table(results: dict[str, Any]) -> Table:
         ),
     )
     row(
-        f"target: p50 < {TARGET_P50:g} s",
+        f"target: p50 < {TARGET_P50:g} s (one at a time)",
         lambda r: "met" if r["targets"]["p50_latency_met"] else "NOT met",
     )
     return out

@@ -321,7 +321,7 @@ def _write_institution_config(
             "hub_api": manifest["hub_service"]["api"],
         },
         "peers": peers,
-        "batch": {"capacity": capacity, "max_wait_seconds": 2.0, "keys_dir": KEYS_DIR},
+        "batch": {"capacity": capacity, "max_wait_seconds": 1.0, "keys_dir": KEYS_DIR},
         "store": {"path": f"{name}.sqlite"},
         "bus": {"url": manifest["hub_service"]["bus_url"]},
         "admin": {"listen": entry["admin"], "token_env": entry["admin_token_env"]},
