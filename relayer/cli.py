@@ -10,6 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from web3.exceptions import ProviderConnectionError
 
 from bridge_contracts import build as contract_build
 from bridge_contracts.anvil import AnvilError
@@ -18,6 +19,10 @@ from bridge_contracts.build import CompileError
 from bridge_contracts.chain import Reverted
 from bridge_contracts.toolchain import ToolchainMissing
 from hub import cli as hub_cli
+from hub.broker import BrokerError
+from hub.bus import BusError
+from hub.config import HubConfigError
+from proofs.formats import FormatError
 from relayer import config as institution_config
 from relayer import daemon
 from relayer import devnet as devnet_ops
@@ -27,6 +32,7 @@ from relayer.config import ANY, ConfigError
 from relayer.demo import Demo
 from relayer.devnet import DevnetError
 from relayer.peers import PeerError
+from relayer.pipeline.prover import ProverPoolError
 from relayer.store import Store, StoreError
 
 console = Console(highlight=False)
@@ -42,6 +48,12 @@ OPERATOR_ERRORS = (
     Reverted,
     StoreError,
     PeerError,
+    FormatError,
+    ProverPoolError,
+    BrokerError,
+    BusError,
+    HubConfigError,
+    ProviderConnectionError,
 )
 
 

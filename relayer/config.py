@@ -12,23 +12,16 @@ variables that hold them.
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
 import json
 import os
 import re
-import tomllib
-from datetime import date, datetime, time
 from pathlib import Path
-from typing import Annotated, Any, get_args
-from urllib.parse import urlsplit
+from typing import Annotated, Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     StrictFloat,
@@ -38,17 +31,33 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
-from web3 import Web3
 
 from bridge_contracts.anvil import DEV_ACCOUNT_COUNT, dev_account
+from hub.config_fields import (
+    Address,
+    ChainId,
+    ConfigProblems,
+    Confirmations,
+    EnvName,
+    Listen,
+    Section,
+    check_address,
+    check_database_path,
+    check_distinct_urls,
+    check_existing_file,
+    check_url,
+    host_port,
+    located,
+    problems,
+    read_toml,
+    resolve,
+    show,
+)
 
 ANY = "*"
 """In allowed_assets or allowed_targets: anything is allowed."""
 
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
-_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _ASSET_ID = re.compile(r"0x[0-9a-fA-F]{64}")
 _PLAIN_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _SIGNER_FORMS = ("env", "keystore", "devnet_account")
@@ -60,167 +69,70 @@ _PLAIN_KEY_REFUSED = (
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(ConfigProblems):
     """Every problem found in one config file.
 
     `problems` holds (key, message) pairs: key is a dotted path such as "peers[1].chain_id", or ""
     for a problem with the whole file (missing, not TOML). str() gives one line per problem.
     """
 
-    def __init__(self, path: Path, problems: list[tuple[str, str]]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__(
-            "\n".join(
-                f"{path}: {key}: {message}" if key else f"{path}: {message}" for key, message in problems
-            )
-        )
-
 
 # --- values -----------------------------------------------------------------------------------
-
-
-def _show(value: object) -> str:
-    """A value as a TOML file would spell it, shortened."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-    else:
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _either(options: tuple[str, ...]) -> str:
-    return ", ".join(options[:-1]) + " or " + options[-1]
 
 
 def _check_name(value: str) -> str:
     if not _NAME.fullmatch(value):
         raise ValueError(
-            f"{_show(value)} is not a valid name: use 1 to 63 lower-case letters, digits and '-', "
+            f"{show(value)} is not a valid name: use 1 to 63 lower-case letters, digits and '-', "
             "starting with a letter"
         )
     return value
 
 
-def _check_env_name(value: str) -> str:
-    if not _ENV_NAME.fullmatch(value):
-        raise ValueError(
-            f"{_show(value)} is not a valid environment variable name: use upper-case letters, "
-            "digits and '_', not starting with a digit"
-        )
-    return value
-
-
-def _check_address(value: str) -> str:
-    if not _ADDRESS.fullmatch(value):
-        raise ValueError(f"{_show(value)} is not an address: expected 0x followed by 40 hex digits")
-    digits = value[2:]
-    if digits not in (digits.lower(), digits.upper()) and not Web3.is_checksum_address(value):
-        raise ValueError(
-            f"{_show(value)} is mixed-case but not a valid EIP-55 checksum address: check it for a typo"
-        )
-    return str(Web3.to_checksum_address(value))
-
-
-def _check_url(value: str, schemes: tuple[str, ...]) -> str:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 (raises on a bad port)
-    except ValueError as exc:
-        raise ValueError(f"{_show(value)} is not a valid URL: {exc}") from None
-    if parts.scheme not in schemes:
-        given = f"scheme '{parts.scheme}'" if parts.scheme else "no scheme"
-        raise ValueError(f"{_show(value)} has {given}: expected {_either(schemes)}")
-    if not parts.hostname:
-        raise ValueError(f"{_show(value)} has no host")
-    return value
-
-
 def _check_rpc_url(value: str) -> str:
-    return _check_url(value, ("http", "https", "ws", "wss"))
+    return check_url(value, ("http", "https", "ws", "wss"))
 
 
 def _check_asset(value: str) -> str:
     if value == ANY:
         return value
     if not _ASSET_ID.fullmatch(value):
-        raise ValueError(f'{_show(value)} is not an asset id: expected "*" or 0x followed by 64 hex digits')
+        raise ValueError(f'{show(value)} is not an asset id: expected "*" or 0x followed by 64 hex digits')
     return value.lower()
 
 
 def _check_target(value: str) -> str:
-    return value if value == ANY else _check_address(value)
-
-
-def _check_listen(value: str) -> str:
-    if value.startswith("["):
-        host, sep, port = value[1:].partition("]:")
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{_show(value)}: {host!r} in brackets is not an IPv6 address") from None
-    else:
-        host, sep, port = value.rpartition(":")
-        if ":" in host:
-            raise ValueError(f"{_show(value)}: put an IPv6 address in brackets, e.g. [::1]:8701")
-    if not sep or not host:
-        raise ValueError(f"{_show(value)}: expected host:port, e.g. 127.0.0.1:8701 ([::1]:8701 for IPv6)")
-    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{_show(value)}: the port must be a number from 1 to 65535")
-    return value
-
-
-def _resolve(path: Path, info: ValidationInfo) -> Path:
-    """`path` made absolute against the config file's folder (the working directory without one)."""
-    base = info.context.get("base_dir") if isinstance(info.context, dict) else None
-    return (Path(base or Path.cwd()) / path.expanduser()).resolve()
-
-
-def _located(problems: list[tuple[tuple[str | int, ...], str]]) -> PydanticCustomError:
-    """An error for keys below the one being validated (pydantic puts a validator's error at its own
-    key); `load` expands it into one problem per key."""
-    text = "; ".join(f"{_key(where)}: {message}" for where, message in problems)
-    return PydanticCustomError("located", "{text}", {"text": text, "problems": problems})
+    return value if value == ANY else check_address(value)
 
 
 _Name = Annotated[str, AfterValidator(_check_name)]
-_EnvName = Annotated[str, AfterValidator(_check_env_name)]
-_Address = Annotated[str, AfterValidator(_check_address)]
-_ChainId = Annotated[StrictInt, Field(gt=0)]
-_Confirmations = Annotated[StrictInt, Field(ge=0, le=1000)]
 _RpcUrl = Annotated[str, AfterValidator(_check_rpc_url)]
 
 
 # --- sections ---------------------------------------------------------------------------------
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-class ContractsConfig(_Section):
+class ContractsConfig(Section):
     """[chain.contracts]: where xrelay's contracts live on the institution's chain."""
 
-    asset_router: _Address
+    asset_router: Address
     """The AssetRouter contract, which locks, mints and releases value-carrying messages."""
-    outbox: _Address
+    outbox: Address
     """The Outbox contract, where every message leaving the chain is numbered, hashed and emitted."""
-    inbox: _Address | None = None
+    inbox: Address | None = None
     """The Inbox contract, which imports L1's aggregated roots and executes proven messages; the
     daemon needs it to receive."""
 
 
-class SignerConfig(_Section):
+class SignerConfig(Section):
     """[chain.signer]: where the operator's key comes from; exactly one of env, keystore (with
     password_env) or devnet_account. A plain private key in the file is refused."""
 
-    env: _EnvName | None = None
+    env: EnvName | None = None
     """The environment variable holding the private key (hex), read when the daemon starts."""
     keystore: Path | None = None
     """An encrypted Ethereum keystore (V3) file, relative to the config file; it must exist."""
-    password_env: _EnvName | None = None
+    password_env: EnvName | None = None
     """With keystore, and only with it: the environment variable holding the keystore's password."""
     devnet_account: StrictInt | None = None
     """anvil's well-known development account 0-9. DEVNET ONLY: its key is public."""
@@ -250,7 +162,7 @@ class SignerConfig(_Section):
     def _keystore_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:
             return None
-        path = _resolve(value, info)
+        path = resolve(value, info)
         if not path.is_file():
             raise ValueError(f"keystore file {path} does not exist")
         return path
@@ -270,9 +182,9 @@ class SignerConfig(_Section):
         if len(forms) > 1:
             raise ValueError(f"set exactly one of env, keystore or devnet_account, not {' and '.join(forms)}")
         if self.keystore is not None and self.password_env is None:
-            raise _located([(("password_env",), "required with keystore: the variable holding its password")])
+            raise located([(("password_env",), "required with keystore: the variable holding its password")])
         if self.keystore is None and self.password_env is not None:
-            raise _located([(("password_env",), "only used with keystore")])
+            raise located([(("password_env",), "only used with keystore")])
         return self
 
     def resolve(self) -> LocalAccount:
@@ -326,25 +238,17 @@ class SignerConfig(_Section):
         return ConfigError(self._config_path or Path("<config>"), [(f"chain.signer.{key}", message)])
 
 
-class _RpcChain(_Section):
+class _RpcChain(Section):
     """A chain reached over JSON-RPC."""
 
-    chain_id: _ChainId
+    chain_id: ChainId
     """The chain's EIP-155 chain id."""
     rpc_urls: tuple[_RpcUrl, ...]
     """JSON-RPC endpoints (http, https, ws or wss), tried in this order: the next on failure."""
-    confirmations: _Confirmations = 1
+    confirmations: Confirmations = 1
     """How many blocks to wait past an event's block before acting on it (0 to 1000)."""
 
-    @field_validator("rpc_urls")
-    @classmethod
-    def _some_distinct_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
-        if not urls:
-            raise ValueError("must list at least one URL")
-        for index, url in enumerate(urls):
-            if url in urls[:index]:
-                raise ValueError(f"{_show(url)} is listed twice")
-        return urls
+    _some_distinct_urls = field_validator("rpc_urls")(check_distinct_urls)
 
 
 class ChainConfig(_RpcChain):
@@ -359,7 +263,7 @@ class ChainConfig(_RpcChain):
 class L1Config(_RpcChain):
     """[l1]: the settlement layer all the institutions' chains settle to."""
 
-    hub: _Address | None = None
+    hub: Address | None = None
     """The L1 Hub contract, where batches settle; the daemon needs it to run."""
     hub_api: str | None = None
     """The hub service's HTTP API (http://host:port), which serves aggregated-tree proofs; the
@@ -368,15 +272,15 @@ class L1Config(_RpcChain):
     @field_validator("hub_api")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_url(value, ("http", "https"))
+        return None if value is None else check_url(value, ("http", "https"))
 
 
-class PeerConfig(_Section):
+class PeerConfig(Section):
     """[[peers]]: a chain this institution exchanges messages with, and what it accepts from it."""
 
     name: _Name
     """The peer institution's name, as in its own config's `institution`."""
-    chain_id: _ChainId
+    chain_id: ChainId
     """The peer's chain id."""
     allowed_assets: tuple[Annotated[str, AfterValidator(_check_asset)], ...] = ()
     """Asset ids (0x + 64 hex digits) the peer may send value in, or ["*"] for any; [] refuses value."""
@@ -393,7 +297,7 @@ class PeerConfig(_Section):
         return values
 
 
-class BatchConfig(_Section):
+class BatchConfig(Section):
     """[batch]: when a batch of outgoing messages closes."""
 
     capacity: StrictInt = 16
@@ -408,7 +312,7 @@ class BatchConfig(_Section):
     @field_validator("keys_dir")
     @classmethod
     def _resolved(cls, value: Path, info: ValidationInfo) -> Path:
-        return _resolve(value, info)
+        return resolve(value, info)
 
     @field_validator("capacity")
     @classmethod
@@ -418,34 +322,26 @@ class BatchConfig(_Section):
         return value
 
 
-class StoreConfig(_Section):
+class StoreConfig(Section):
     """[store]: the daemon's SQLite database."""
 
     path: Path
     """The database file (default "<institution>.sqlite"), relative to the config file; its folder
     must exist."""
 
-    @field_validator("path")
-    @classmethod
-    def _folder_exists(cls, value: Path, info: ValidationInfo) -> Path:
-        path = _resolve(value, info)
-        if path.is_dir():
-            raise ValueError(f"{path} is a folder: name the database file")
-        if not path.parent.is_dir():
-            raise ValueError(f"the folder {path.parent} does not exist")
-        return path
+    _folder_exists = field_validator("path")(check_database_path)
 
 
-class BusConfig(_Section):
+class BusConfig(Section):
     """[bus]: the MQTT broker the institutions' daemons talk through."""
 
     url: str | None = None
     """mqtt://host[:port] or mqtts://host[:port]; unset, the daemon runs an embedded broker on
     127.0.0.1:1883 (a single institution trying things out; the devnet's daemons share the broker
     the hub service embeds)."""
-    username_env: _EnvName | None = None
+    username_env: EnvName | None = None
     """The environment variable holding the broker user name."""
-    password_env: _EnvName | None = None
+    password_env: EnvName | None = None
     """The environment variable holding the broker password."""
     client_cert: Path | None = None
     """TLS client certificate (PEM), relative to the config file; with client_key."""
@@ -457,45 +353,37 @@ class BusConfig(_Section):
     @field_validator("url")
     @classmethod
     def _mqtt_url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_url(value, ("mqtt", "mqtts"))
+        return None if value is None else check_url(value, ("mqtt", "mqtts"))
 
-    @field_validator("client_cert", "client_key", "ca_cert")
-    @classmethod
-    def _file_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        path = _resolve(value, info)
-        if not path.is_file():
-            raise ValueError(f"file {path} does not exist")
-        return path
+    _files_exist = field_validator("client_cert", "client_key", "ca_cert")(check_existing_file)
 
     @model_validator(mode="after")
     def _cert_with_key(self) -> BusConfig:
         if self.client_cert is not None and self.client_key is None:
-            raise _located([(("client_key",), "required with client_cert")])
+            raise located([(("client_key",), "required with client_cert")])
         if self.client_key is not None and self.client_cert is None:
-            raise _located([(("client_cert",), "required with client_key")])
+            raise located([(("client_cert",), "required with client_key")])
         return self
 
 
-class AdminConfig(_Section):
+class AdminConfig(Section):
     """[admin]: the daemon's HTTP admin API."""
 
-    listen: Annotated[str, AfterValidator(_check_listen)]
+    listen: Listen
     """host:port to listen on ([::1]:8701 for IPv6); keep it on loopback unless fronted by a proxy."""
-    token_env: _EnvName
+    token_env: EnvName
     """The environment variable holding the bearer token the admin API requires."""
 
     @property
     def host(self) -> str:
-        return self.listen.rpartition(":")[0].strip("[]")
+        return host_port(self.listen)[0]
 
     @property
     def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
+        return host_port(self.listen)[1]
 
 
-class InstitutionConfig(_Section):
+class InstitutionConfig(Section):
     """One institution's relayer daemon: the whole config file."""
 
     institution: _Name
@@ -531,7 +419,7 @@ class InstitutionConfig(_Section):
     def _l1_is_another_chain(cls, l1: L1Config, info: ValidationInfo) -> L1Config:
         chain = info.data.get("chain")
         if isinstance(chain, ChainConfig) and l1.chain_id == chain.chain_id:
-            raise _located([(("chain_id",), f"must differ from chain.chain_id (both are {l1.chain_id})")])
+            raise located([(("chain_id",), f"must differ from chain.chain_id (both are {l1.chain_id})")])
         return l1
 
     @field_validator("peers")
@@ -545,24 +433,24 @@ class InstitutionConfig(_Section):
         if isinstance(l1 := info.data.get("l1"), L1Config):
             users.setdefault(l1.chain_id, "the L1 (l1.chain_id)")
         names: dict[str, int] = {}
-        problems: list[tuple[tuple[str | int, ...], str]] = []
+        found: list[tuple[tuple[str | int, ...], str]] = []
         for index, peer in enumerate(peers):
             if peer.name == info.data.get("institution"):
-                problems.append(((index, "name"), f"{_show(peer.name)} is this institution itself"))
+                found.append(((index, "name"), f"{show(peer.name)} is this institution itself"))
             elif peer.name in names:
-                problems.append(
-                    ((index, "name"), f"duplicate peer {_show(peer.name)}: see peers[{names[peer.name]}]")
+                found.append(
+                    ((index, "name"), f"duplicate peer {show(peer.name)}: see peers[{names[peer.name]}]")
                 )
             else:
                 names[peer.name] = index
             if peer.chain_id in users:
-                problems.append(
+                found.append(
                     ((index, "chain_id"), f"{peer.chain_id} is already used by {users[peer.chain_id]}")
                 )
             else:
-                users[peer.chain_id] = f"peers[{index}] ({_show(peer.name)})"
-        if problems:
-            raise _located(problems)
+                users[peer.chain_id] = f"peers[{index}] ({show(peer.name)})"
+        if found:
+            raise located(found)
         return peers
 
 
@@ -572,122 +460,13 @@ class InstitutionConfig(_Section):
 def load(path: str | Path) -> InstitutionConfig:
     """Read and validate one institution's config file. Raises ConfigError with every problem found."""
     path = Path(path)
-    try:
-        with path.open("rb") as file:
-            data = tomllib.load(file)
-    except FileNotFoundError:
-        raise ConfigError(path, [("", "no such file")]) from None
-    except OSError as exc:
-        raise ConfigError(path, [("", f"cannot read the file: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, [("", "invalid TOML: the file is not UTF-8 text")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, [("", f"invalid TOML: {exc}")]) from None
+    data = read_toml(path, ConfigError)
     try:
         return InstitutionConfig.model_validate(
             data, context={"base_dir": path.resolve().parent, "path": path}
         )
     except ValidationError as exc:
-        raise ConfigError(path, _problems(exc)) from None
-
-
-def _problems(error: ValidationError) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-    for details in error.errors(include_url=False):
-        loc = tuple(details["loc"])
-        if details["type"] == "located":
-            problems += [(_key(loc + tuple(where)), message) for where, message in details["ctx"]["problems"]]
-        else:
-            problems.append((_key(loc), _message(details)))
-    return problems
-
-
-def _key(loc: tuple[str | int, ...]) -> str:
-    """pydantic's ("peers", 1, "chain_id") as "peers[1].chain_id"."""
-    key = ""
-    for part in loc:
-        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else part
-    return key
-
-
-_EXPECTED = {
-    "int_type": "an integer",
-    "float_type": "a number",
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "tuple_type": "an array",
-    "list_type": "an array",
-    "model_type": "a table",
-    "dict_type": "a table",
-    "path_type": "a path (a string)",
-}
-
-_BOUNDS = {
-    "greater_than": ("gt", "greater than"),
-    "greater_than_equal": ("ge", "at least"),
-    "less_than": ("lt", "less than"),
-    "less_than_equal": ("le", "at most"),
-}
-
-
-def _message(details: ErrorDetails) -> str:
-    kind, value, ctx = details["type"], details["input"], details.get("ctx", {})
-    loc = tuple(details["loc"])
-    if kind == "missing":
-        return "required section is missing" if _section_at(loc) else "required key is missing"
-    if kind == "extra_forbidden":
-        section = _section_at(loc[:-1])
-        known = list(section.model_fields) if section else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else "known keys: " + ", ".join(known)
-        return f"unknown key '{loc[-1]}' ({hint})"
-    if kind in _EXPECTED:
-        return f"expected {_EXPECTED[kind]}, got {_toml_type(value)}"
-    if kind in _BOUNDS:
-        bound, words = _BOUNDS[kind]
-        return f"must be {words} {ctx[bound]}, not {_show(value)}"
-    return details["msg"].removeprefix("Value error, ")
-
-
-def _toml_type(value: object) -> str:
-    if isinstance(value, bool):
-        return f"a boolean ({_show(value)})"
-    if isinstance(value, int):
-        return f"an integer ({value})"
-    if isinstance(value, float):
-        return f"a float ({value})"
-    if isinstance(value, str):
-        return f"a string ({_show(value)})"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, datetime | date | time):
-        return f"a date/time ({value.isoformat()})"
-    return type(value).__name__
-
-
-def _section_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The model of the TOML section at `loc`, or None if `loc` is not a section."""
-    model: type[BaseModel] = InstitutionConfig
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        found = _model_in(field.annotation) if field else None
-        if found is None:
-            return None
-        model = found
-    return model
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        if (found := _model_in(arg)) is not None:
-            return found
-    return None
+        raise ConfigError(path, problems(exc, InstitutionConfig)) from None
 
 
 def _env_state(name: str | None) -> str:

@@ -48,7 +48,7 @@ from relayer.watcher import Watcher
 
 log = logging.getLogger("xrelay")
 
-IDLE = 0.25  # seconds a step waits when it found nothing to do
+IDLE = 0.1  # seconds a step waits when it found nothing to do
 EMBEDDED_BROKER = ("127.0.0.1", 1883)
 
 
@@ -65,6 +65,8 @@ def _require(config: InstitutionConfig, path: Path) -> tuple[str, str, str]:
         problems.append(
             ("batch.keys_dir", f"no proving key {key} for batch capacity {config.batch.capacity}")
         )
+    if not os.environ.get(config.admin.token_env):
+        problems.append(("admin.token_env", f"environment variable {config.admin.token_env} is not set"))
     if problems:
         raise ConfigError(path, problems)
     assert config.chain.contracts.inbox and config.l1.hub and config.l1.hub_api
@@ -77,12 +79,7 @@ class Daemon:
         self.config = institution_config.load(config_path)
         self.inbox_address, self.hub_address, self.hub_api = _require(self.config, config_path)
         self.signer = self.config.chain.signer.resolve()
-        token_env = self.config.admin.token_env
-        self.admin_token = os.environ.get(token_env, "")
-        if not self.admin_token:
-            raise ConfigError(
-                config_path, [("admin.token_env", f"environment variable {token_env} is not set")]
-            )
+        self.admin_token = os.environ[self.config.admin.token_env]
         self.started = time.time()
         self._stop = asyncio.Event()
 

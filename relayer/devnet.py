@@ -247,7 +247,7 @@ def _write_hub_config(state_dir: Path, manifest: dict[str, Any]) -> dict[str, st
             "rpc_urls": [manifest["l1"]["rpc_url"]],
             "confirmations": 0,
             "hub": manifest["l1"]["contracts"]["hub"],
-            "poll_interval": 0.25,
+            "poll_interval": 0.1,
         },
         "api": {"listen": api},
         "store": {"path": "hub.sqlite"},

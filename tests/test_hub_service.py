@@ -393,7 +393,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         hub_config.load(path)
     problems = dict(error.value.problems)
     assert problems["l1.chain_id"] == "must be greater than 0, not 0"
-    assert "the scheme must be http or https" in problems["l1.rpc_urls[0]"]
+    assert "has scheme 'ftp': expected http or https" in problems["l1.rpc_urls[0]"]
     assert problems["l1.confirmatons"] == "unknown key 'confirmatons' (did you mean 'confirmations'?)"
     assert "is not an address" in problems["l1.hub"]
     assert "expected host:port" in problems["api.listen"]
