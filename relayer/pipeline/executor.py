@@ -79,16 +79,22 @@ class Executor:
         if size == 0 or not await ctx.call(ctx.hub.functions.isAggregatedRoot(root)):
             return False  # the hub service is ahead of (or apart from) L1 as this daemon sees it
         work = []
+        leaves: dict[tuple[int, int], int] = {}  # (source, batch) -> aggregated leaf index
+        paths: dict[int, tuple[bytes, ...]] = {}  # aggregated leaf index -> its path at `size`
         for row in ready[:MAX_PER_TX]:
             number, index, siblings = _proof_source(row)
-            if row["source_chain_id"] == ctx.l1_chain_id:
-                leaf_index = orjson.loads(row["payload"])["deposit"]["leaf_index"]
-            else:
-                leaf_index = (await ctx.call(ctx.hub.functions.batches(row["source_chain_id"], number)))[2]
+            source = row["source_chain_id"]
+            if (source, number) not in leaves:
+                if source == ctx.l1_chain_id:
+                    leaves[source, number] = orjson.loads(row["payload"])["deposit"]["leaf_index"]
+                else:
+                    leaves[source, number] = (await ctx.call(ctx.hub.functions.batches(source, number)))[2]
+            leaf_index = leaves[source, number]
             if leaf_index >= size:
                 continue  # settled after the root the hub service has: next round
-            path = await ctx.hub_client.proof(leaf_index, size)
-            work.append((row, MessageProof(number, index, siblings, leaf_index, tuple(path.siblings), root)))
+            if leaf_index not in paths:
+                paths[leaf_index] = tuple((await ctx.hub_client.proof(leaf_index, size)).siblings)
+            work.append((row, MessageProof(number, index, siblings, leaf_index, paths[leaf_index], root)))
         if not work:
             return False
         await self._execute(root, work)

@@ -136,9 +136,14 @@ class Receiver:
         (so the executor takes them in one round), the refused get a receipt. A batch L1 has not
         settled yet leaves its messages "received"."""
         verified, refused = [], []
+        batch_verdict = await self._check_batch(batch)
+        bad_batch = None if batch_verdict == NOT_SETTLED else batch_verdict
         for item in items:
             key = message_key(item.message.source_chain_id, item.message.nonce)
-            refusal = self._admit(peer, item.message) or await self._check(batch, item)
+            # A bad batch refuses all its messages; a batch not settled yet leaves the good ones waiting.
+            refusal = (
+                self._admit(peer, item.message) or bad_batch or self._check_path(batch, item) or batch_verdict
+            )
             if refusal is None:
                 verified.append(key)
             elif refusal != NOT_SETTLED:
@@ -181,21 +186,36 @@ class Receiver:
             return f"asset not allowed: {peer.name} may not send 0x{m.asset_id.hex()}"
         return None
 
-    async def _check(self, batch: BatchEvidence, item: DeliveredMessage) -> str | None:
-        """The off-chain checks of one message of a batch; None if it passes, NOT_SETTLED if L1 has
-        not settled its batch yet, otherwise the reason it is refused."""
-        m = item.message
+    async def _check_batch(self, batch: BatchEvidence) -> str | None:
+        """The checks of a batch as a whole: None if its proof verifies and L1 settled it with that
+        root, NOT_SETTLED if L1 has not settled it yet, otherwise the reason its messages are refused."""
         try:
             depth = merkle.batch_depth(batch.capacity)
         except merkle.MerkleError as exc:
             return f"bad batch: {exc}"
+        verdict = await self._proof_verifies(batch)
+        if verdict is not None:
+            return verdict
+        record = await self.ctx.call(self.ctx.hub.functions.batches(batch.chain_id, batch.batch_number))
+        if not record[3]:
+            return NOT_SETTLED
+        if record[0] != batch.batch_root or record[1] != depth:
+            return f"not on L1: L1 has batch {batch.batch_number} of chain {batch.chain_id} with another root"
+        return None
+
+    @staticmethod
+    def _check_path(batch: BatchEvidence, item: DeliveredMessage) -> str | None:
+        """Whether one message belongs to the batch: its leaf, recomputed, reaches the batch root
+        through exactly log2(capacity) siblings."""
+        m = item.message
         if batch.chain_id != m.source_chain_id:
             return (
                 f"bad batch: the batch is chain {batch.chain_id}'s, the message chain {m.source_chain_id}'s"
             )
-        verdict = await self._proof_verifies(batch)
-        if verdict is not None:
-            return verdict
+        try:
+            depth = merkle.batch_depth(batch.capacity)
+        except merkle.MerkleError as exc:
+            return f"bad batch: {exc}"
         if len(item.siblings) != depth:
             return (
                 f"bad path: {len(item.siblings)} siblings, a batch of capacity {batch.capacity} needs {depth}"
@@ -206,11 +226,6 @@ class Receiver:
             return f"bad path: {exc}"
         if reached != batch.batch_root:
             return "bad path: the message's leaf does not reach the batch root"
-        record = await self.ctx.call(self.ctx.hub.functions.batches(batch.chain_id, batch.batch_number))
-        if not record[3]:
-            return NOT_SETTLED
-        if record[0] != batch.batch_root or record[1] != depth:
-            return f"not on L1: L1 has batch {batch.batch_number} of chain {batch.chain_id} with another root"
         return None
 
     async def _proof_verifies(self, batch: BatchEvidence) -> str | None:
