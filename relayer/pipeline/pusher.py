@@ -42,8 +42,8 @@ class Pusher:
             if m["status"] == "settled" or (m["next_attempt_at"] or 0) <= moment
         ]
         by_batch: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
-        for m in due:
-            by_batch[m["batch_number"], m["peer"]].append(m)
+        for m in due:  # the peer named by the destination now: peers come and go while messages wait
+            by_batch[m["batch_number"], self.ctx.peer_name(m["dest_chain_id"])].append(m)
         did = False
         for (number, peer), rows in sorted(by_batch.items()):
             if peer == L1_PEER:
@@ -82,6 +82,7 @@ class Pusher:
                 "pushed",
                 f"pushed to {peer}"
                 + (f" again (try {attempts + 1}): no receipt yet" if m["status"] == "pushed" else ""),
+                peer=peer,
                 attempts=attempts + 1,
                 next_attempt_at=now() + REPUSH_SCALE * backoff(attempts + 1),
             )
