@@ -304,6 +304,9 @@ class BatchConfig(Section):
     """Messages per batch: a power of two from 8 to 1024. A batch closes when full..."""
     max_wait_seconds: StrictFloat = Field(default=5.0, gt=0, le=3600)
     """...or this many seconds after its first message, whichever comes first."""
+    provers: Annotated[StrictInt, Field(ge=1, le=64)] = 1
+    """Batches proven at once, each in a prover process of its own holding the proving key. One
+    prover uses every core; more pay off only with cores to spare."""
     keys_dir: Path = Field(default=Path("keys"), validate_default=True)
     """The folder of the batch circuit's keys, relative to the config file: batch-<capacity>.zkey
     (this chain's proving key) and batch-<capacity>.vk.json (the verifying key of each capacity

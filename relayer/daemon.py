@@ -93,7 +93,9 @@ class Daemon:
             broker = EmbeddedBroker(*EMBEDDED_BROKER)
             await broker.start()
         pool = ProverPool(
-            config.batch.keys_dir / f"batch-{config.batch.capacity}.zkey", config.batch.capacity
+            config.batch.keys_dir / f"batch-{config.batch.capacity}.zkey",
+            config.batch.capacity,
+            workers=config.batch.provers,
         )
         hub_client = HubClient(self.hub_api)
         metrics = Metrics()

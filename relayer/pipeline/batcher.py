@@ -9,6 +9,7 @@ Proving runs in the prover pool while the settler commits earlier batches.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -27,22 +28,33 @@ class BatcherError(RuntimeError):
 
 
 class Batcher:
+    """Closes batches and keeps up to `pool.workers` of them proving at once (a batch closes on the
+    outbox hash the one before it ends on, which the chain gave, so it need not wait for its proof)."""
+
     def __init__(self, ctx: Context, pool: ProverPool) -> None:
         self.ctx = ctx
         self.pool = pool
+        self._proving: dict[int, asyncio.Task[None]] = {}
 
     async def step(self) -> bool:
-        """Prove an unfinished batch or close a new one; True if it did something."""
-        store = self.ctx.store
-        unfinished = store.batches(status="proving")
-        if unfinished:
-            await self._prove(unfinished[0])
-            return True
-        batch = self._close()
-        if batch is None:
-            return False
-        await self._prove(batch)
-        return True
+        """Collect finished proofs, then start proving unfinished or newly closed batches; True if
+        it did something. A proof that failed leaves its batch "proving", to be proven again."""
+        for number, task in list(self._proving.items()):
+            if task.done():
+                del self._proving[number]
+                task.result()  # a failure is raised here, logged by the daemon's loop
+        started = False
+        for row in self.ctx.store.batches(status="proving"):
+            if len(self._proving) < self.pool.workers and row["batch_number"] not in self._proving:
+                self._start(row)
+                started = True
+        while len(self._proving) < self.pool.workers and (closed := self._close()) is not None:
+            self._start(closed)
+            started = True
+        return started
+
+    def _start(self, row: dict[str, Any]) -> None:
+        self._proving[row["batch_number"]] = asyncio.create_task(self._prove(row))
 
     def _close(self) -> dict[str, Any] | None:
         store, capacity = self.ctx.store, self.ctx.config.batch.capacity

@@ -76,6 +76,7 @@ class ProverPool:
     def __init__(self, key_path: Path, capacity: int, *, workers: int = 1) -> None:
         self.key_path = key_path
         self.capacity = capacity
+        self.workers = workers
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
