@@ -4,9 +4,10 @@ It takes the L1 Hub's latest aggregated root (the hub service says which; L1 its
 fetches each message's aggregated-tree path against it from the hub service, and calls
 `Inbox.executeManyWithRoot` (which imports the root if it is new there, in the same transaction) for
 up to `MAX_PER_TX` messages at a time. The messages are marked "executing" before the transaction is
-sent; after a restart, the Inbox's nullifiers say which of them were executed. Each message's outcome comes from the transaction's
-events: executed, failed (the target reverted: nothing was applied, and `xrelay replay` runs it
-again) or rejected by the Inbox. The sender gets a receipt for each.
+sent; after a restart, the Inbox's nullifiers say which of them were executed. Each message's
+outcome comes from the transaction's events: executed, failed (the target reverted: nothing was
+applied, and `xrelay replay` runs it again) or rejected by the Inbox. The sender gets a receipt for
+each.
 """
 
 from __future__ import annotations

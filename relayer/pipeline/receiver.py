@@ -48,6 +48,7 @@ from relayer.pipeline.context import Context, message_row, now
 
 log = logging.getLogger(__name__)
 
+OPERATOR_TTL = 30.0  # seconds a peer's operator address, read from the L1 Hub, is trusted
 NOT_SETTLED = "not settled"  # a check's answer when L1 has not settled the batch yet: ask again later
 
 
@@ -56,15 +57,22 @@ class Receiver:
         self.ctx = ctx
         self._verified: dict[tuple[int, int, tuple[int, ...], str], bool] = {}  # verdicts by batch and proof
         self._arrivals: dict[str, deque[float]] = {}
+        self._operators: dict[int, tuple[str, float]] = {}  # chain id -> (operator, when read)
         self._lock = asyncio.Lock()  # one verification at a time: handle() and recheck() share rows
 
     async def peers(self) -> dict[str, PeerKey]:
+        """Each peer's chain and the operator the L1 Hub has for it (read again every OPERATOR_TTL)."""
         keys = {}
         for peer in self.ctx.config.peers:
-            try:
-                keys[peer.name] = PeerKey(peer.chain_id, await self.ctx.peer_operator(peer.chain_id))
-            except Exception as exc:  # an RPC hiccup: that peer's envelopes wait for the next try
-                log.warning("cannot read %s's operator from the L1 Hub: %s", peer.name, exc)
+            cached = self._operators.get(peer.chain_id)
+            if cached is None or cached[1] < time.monotonic() - OPERATOR_TTL:
+                try:
+                    cached = (await self.ctx.peer_operator(peer.chain_id), time.monotonic())
+                except Exception as exc:  # an RPC hiccup: that peer's envelopes wait for the next try
+                    log.warning("cannot read %s's operator from the L1 Hub: %s", peer.name, exc)
+                    continue
+                self._operators[peer.chain_id] = cached
+            keys[peer.name] = PeerKey(peer.chain_id, cached[0])
         return keys
 
     async def handle(self, raw: bytes) -> None:
