@@ -178,7 +178,7 @@ class Store:
         self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         self._db.execute("PRAGMA foreign_keys = ON")
         try:
-            self._db.enable_wal()
+            self._enable_wal()
             self._create_schema()
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -212,6 +212,20 @@ class Store:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._db.query(sql, list(params)))
+
+    def _enable_wal(self) -> None:
+        """Switch the file to WAL once. The switch needs the file to itself, and SQLite does not wait
+        for that (busy_timeout does not apply), so two processes opening a new store at once retry."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._db.enable_wal()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _version(self) -> int:
         version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
