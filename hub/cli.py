@@ -30,6 +30,16 @@ OPERATOR_ERRORS = (
 )
 
 
+log_level_option = click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
+)
+
+
+def setup_logging(level: str) -> None:
+    """Log lines with their time, level and logger, for the long-running services."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 @click.group()
 def hub() -> None:
     """The hub service: indexes the L1 Hub, serves aggregated-tree proofs, announces roots."""
@@ -44,12 +54,10 @@ def hub() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The hub service's TOML config.",
 )
-@click.option(
-    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
-)
+@log_level_option
 def run(config_path: Path, log_level: str) -> None:
     """Index the L1 Hub, serve the API and announce new roots until SIGTERM or SIGINT."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(log_level)
     try:
         config = hub_config.load(config_path)
         asyncio.run(_serve(HubService(config)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -447,21 +446,12 @@ def _field(key: str, value: Any) -> str:
 
 
 @cli.command("run")
-@click.option(
-    "-c",
-    "--config",
-    "config_file",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Institution config.",
-)
-@click.option(
-    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
-)
-def run_daemon(config_file: Path, log_level: str) -> None:
+@config_option
+@hub_cli.log_level_option
+def run_daemon(config_path: Path, log_level: str) -> None:
     """Run this institution's daemon: watch, batch, prove, settle, push, receive, execute."""
-    _logging(log_level)
-    daemon.run(config_file)
+    hub_cli.setup_logging(log_level)
+    daemon.run(config_path)
 
 
 @cli.command("demo")
@@ -478,10 +468,6 @@ def demo(state_dir: Path, capacity: int) -> None:
     two institutions through their daemons, then the results. DEVNET ONLY."""
     wide = Console(highlight=False, width=max(console.width, 110))  # the tables need the room
     Demo(state_dir, wide).run(capacity=capacity)
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 cli.add_command(hub_cli.hub)

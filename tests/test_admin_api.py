@@ -15,31 +15,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from relayer.api import make_app
 from relayer.config import load
 from relayer.metrics import Metrics
-from relayer.store import MessageRow, Store
+from relayer.store import Store
+from tests.stored import ASSET, message_row
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-ASSET = "0x" + "ab" * 32
-
-
-def message(nonce: int, *, direction: str = "in", amount: int = 0) -> MessageRow:
-    source = 902 if direction == "in" else 901
-    return MessageRow(
-        id=f"{source}:{nonce}",
-        direction=direction,
-        peer="bank-b",
-        source_chain_id=source,
-        dest_chain_id=1803 - source,
-        nonce=nonce,
-        sender="0x" + "11" * 20,
-        target="0x" + "22" * 20,
-        asset_id=ASSET,
-        amount=amount,
-        data=b"\xca\xfe",
-        asset_data=b"",
-        leaf=2**250,
-    )
 
 
 class Env:
@@ -48,12 +29,14 @@ class Env:
         shutil.copy(CONFIGS / "bank-a.toml", self.config)
         self.store = Store(load(self.config).store.path)
         self.metrics = Metrics()
-        self.store.add_message(message(1, amount=5), "received", "delivered by bank-b")
+        self.store.add_message(message_row(1, amount=5), "received", "delivered by bank-b")
         self.store.transition("902:1", "verified", "checked")
         self.store.transition("902:1", "failed", "target reverted", error="TargetFailing()")
-        self.store.add_message(message(2), "received", "delivered by bank-b", payload={"deposit": {"x": 1}})
+        self.store.add_message(
+            message_row(2), "received", "delivered by bank-b", payload={"deposit": {"x": 1}}
+        )
         self.store.transition("902:2", "executed", "MessageExecuted", exec_tx="0xbeef", executed_at=0.0)
-        self.store.add_message(message(1, direction="out"), "sent", "MessageSent")
+        self.store.add_message(message_row(1, direction="out"), "sent", "MessageSent")
         self.store.refuse(
             peer="bank-b", chain_id=902, kind="messages", reason="bad signature", raw=b"\x00\x01"
         )

@@ -12,29 +12,10 @@ from click.testing import CliRunner
 from relayer import cli as cli_module
 from relayer.cli import cli
 from relayer.config import load
-from relayer.store import MessageRow, Store
+from relayer.store import Store
+from tests.stored import ASSET, message_row
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-ASSET = "0x" + "ab" * 32
-
-
-def message(nonce: int, *, direction: str = "in", amount: int = 0) -> MessageRow:
-    source = 902 if direction == "in" else 901
-    return MessageRow(
-        id=f"{source}:{nonce}",
-        direction=direction,
-        peer="bank-b",
-        source_chain_id=source,
-        dest_chain_id=1803 - source,
-        nonce=nonce,
-        sender="0x" + "11" * 20,
-        target="0x" + "22" * 20,
-        asset_id=ASSET,
-        amount=amount,
-        data=b"\xca\xfe",
-        asset_data=b"",
-        leaf=12345,
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -53,12 +34,12 @@ def config(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(config: Path) -> Iterator[Store]:
     with Store(load(config).store.path) as opened:
-        opened.add_message(message(1, amount=7), "received", "delivered by bank-b")
+        opened.add_message(message_row(1, amount=7), "received", "delivered by bank-b")
         opened.transition("902:1", "verified", "path and proof checked")
         opened.transition("902:1", "failed", "the target reverted", error="TargetFailing()", attempts=1)
-        opened.add_message(message(2), "received", "delivered by bank-b")
+        opened.add_message(message_row(2), "received", "delivered by bank-b")
         opened.transition("902:2", "executed", "MessageExecuted", exec_tx="0xbeef", executed_at=0.0)
-        opened.add_message(message(1, direction="out"), "sent", "MessageSent in block 4")
+        opened.add_message(message_row(1, direction="out"), "sent", "MessageSent in block 4")
         yield opened
 
 

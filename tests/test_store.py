@@ -13,28 +13,9 @@ from typing import Any
 import pytest
 
 from relayer.store import MessageRow, Store, StoreError, UnknownMessage
+from tests.stored import message_row
 
 BIG = 2**200 + 7  # beyond a 64-bit column: stored as text
-
-
-def message(nonce: int, *, direction: str = "in", source: int = 902, amount: int = 0) -> MessageRow:
-    return MessageRow(
-        id=f"{source}:{nonce}",
-        direction=direction,
-        peer="bank-b",
-        source_chain_id=source,
-        dest_chain_id=901 if source == 902 else 902,
-        nonce=nonce,
-        sender="0x" + "11" * 20,
-        target="0x" + "22" * 20,
-        asset_id="0x" + "ab" * 32,
-        amount=amount,
-        data=b"\x01\x02",
-        asset_data=b"",
-        leaf=BIG,
-        block_number=12,
-        sent_at=1.5,
-    )
 
 
 @pytest.fixture
@@ -44,7 +25,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def test_transitions_are_recorded_in_order_with_their_reasons(store: Store) -> None:
-    assert store.add_message(message(1), "received", "delivered by bank-b")
+    assert store.add_message(message_row(1), "received", "delivered by bank-b")
     store.transition("902:1", "verified", "path and proof checked")
     store.transition("902:1", "executing", "in an executeMany transaction")
     store.transition("902:1", "executed", "MessageExecuted", exec_tx="0xabc", exec_gas=51000, executed_at=9.0)
@@ -70,7 +51,7 @@ def test_transitions_are_recorded_in_order_with_their_reasons(store: Store) -> N
 
 
 def test_a_message_comes_back_as_it_went_in(store: Store) -> None:
-    m = message(3, amount=BIG)
+    m = message_row(3, amount=BIG, leaf=BIG)
     store.add_message(m, "received", "delivered", payload={"delivery": [1, 2**70]})
     row = store.message("902:3")
     assert row is not None
@@ -81,16 +62,16 @@ def test_a_message_comes_back_as_it_went_in(store: Store) -> None:
 
 
 def test_adding_a_message_again_changes_nothing(store: Store) -> None:
-    assert store.add_message(message(1), "received", "first delivery")
+    assert store.add_message(message_row(1), "received", "first delivery")
     store.transition("902:1", "verified", "checked")
-    assert not store.add_message(message(1), "received", "delivered again after a restart")
+    assert not store.add_message(message_row(1), "received", "delivered again after a restart")
     row = store.message("902:1")
     assert row is not None and row["status"] == "verified"
     assert len(store.history("902:1")) == 2
 
 
 def test_transitions_refuse_unknown_messages_statuses_and_columns(store: Store) -> None:
-    store.add_message(message(1), "received", "delivered")
+    store.add_message(message_row(1), "received", "delivered")
     with pytest.raises(UnknownMessage, match="no message 902:9"):
         store.transition("902:9", "verified", "checked")
     with pytest.raises(StoreError, match="'batched' is not a status of an incoming message"):
@@ -98,13 +79,13 @@ def test_transitions_refuse_unknown_messages_statuses_and_columns(store: Store) 
     with pytest.raises(StoreError, match="cannot set colour on a message"):
         store.transition("902:1", "verified", "checked", colour="red")
     with pytest.raises(StoreError, match="does not match its source chain and nonce"):
-        store.add_message(replace(message(2), id="902:3"), "received", "bad id")
+        store.add_message(replace(message_row(2), id="902:3"), "received", "bad id")
     assert [h["to_status"] for h in store.history("902:1")] == ["received"]
 
 
 def test_transition_many_is_all_or_nothing(store: Store) -> None:
     for nonce in (1, 2):
-        store.add_message(message(nonce, direction="out", source=901), "sent", "MessageSent")
+        store.add_message(message_row(nonce, direction="out", source=901), "sent", "MessageSent")
     store.transition_many(["901:1", "901:2"], "batched", "in batch 0", batch_number=0)
     assert {r["status"] for r in store.messages()} == {"batched"}
     with pytest.raises(UnknownMessage):
@@ -114,9 +95,9 @@ def test_transition_many_is_all_or_nothing(store: Store) -> None:
 
 
 def test_messages_filter_and_come_oldest_first(store: Store) -> None:
-    store.add_message(message(1), "received", "delivered")
-    store.add_message(message(1, direction="out", source=901), "sent", "MessageSent")
-    store.add_message(message(2), "received", "delivered")
+    store.add_message(message_row(1), "received", "delivered")
+    store.add_message(message_row(1, direction="out", source=901), "sent", "MessageSent")
+    store.add_message(message_row(2), "received", "delivered")
     store.transition("902:2", "verified", "checked")
     assert [r["id"] for r in store.messages()] == ["902:1", "901:1", "902:2"]
     assert [r["id"] for r in store.messages(direction="in")] == ["902:1", "902:2"]
@@ -133,7 +114,7 @@ def test_messages_filter_and_come_oldest_first(store: Store) -> None:
 
 
 def _failed(store: Store, nonce: int) -> str:
-    store.add_message(message(nonce), "received", "delivered")
+    store.add_message(message_row(nonce), "received", "delivered")
     store.transition(f"902:{nonce}", "verified", "checked")
     store.transition(f"902:{nonce}", "failed", "target reverted", error="TargetFailing()", attempts=3)
     return f"902:{nonce}"
@@ -166,10 +147,10 @@ def test_replay_is_refused_for_executed_unknown_outgoing_and_unverified_messages
         store.request_replay(message_id)
     with pytest.raises(UnknownMessage, match="no message 902:8"):
         store.request_replay("902:8")
-    store.add_message(message(1, direction="out", source=901), "sent", "MessageSent")
+    store.add_message(message_row(1, direction="out", source=901), "sent", "MessageSent")
     with pytest.raises(StoreError, match="message 901:1 is outgoing"):
         store.request_replay("901:1")
-    store.add_message(message(2), "received", "delivered")
+    store.add_message(message_row(2), "received", "delivered")
     store.transition("902:2", "refused", "bad path")
     with pytest.raises(StoreError, match="902:2 is 'refused': only a failed message can be replayed"):
         store.request_replay("902:2")
@@ -219,7 +200,7 @@ def test_refusals_are_kept_newest_first(store: Store) -> None:
 def test_reopening_keeps_everything_and_uses_wal(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite"
     with Store(path) as store:
-        store.add_message(message(1), "received", "delivered")
+        store.add_message(message_row(1), "received", "delivered")
     with Store(path) as store:
         assert [h["to_status"] for h in store.history("902:1")] == ["received"]
     with sqlite3.connect(path) as conn:
@@ -242,7 +223,7 @@ def _writer(path: str, source: int, start: Any) -> None:
     start.wait()  # both processes open the new file, and write, at the same moment
     with Store(path) as store:
         for nonce in range(WRITES):
-            store.add_message(message(nonce, source=source), "received", f"from process {source}")
+            store.add_message(message_row(nonce, source=source), "received", f"from process {source}")
             store.transition(f"{source}:{nonce}", "verified", "checked")
             store.refuse(peer=None, chain_id=source, kind="test", reason="a refusal", raw=b"x")
         store.transition_many([f"{source}:{n}" for n in range(WRITES)], "executing", "all at once")
