@@ -64,10 +64,10 @@ from hub.client import HubClient
 from hub.delivery import message_key
 from hub.indexer import AggregatedProof
 from proofs.merkle import PoseidonTree
-from relayer import devnet
 from relayer.config import load as load_config
+from relayer.devnet import devnet
+from relayer.devnet.services import Services
 from relayer.pipeline.context import message_of
-from relayer.services import Services
 from relayer.store import Store
 
 BLOCK_TIME = 1.0

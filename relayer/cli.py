@@ -24,12 +24,12 @@ from hub.config import HubConfigError
 from proofs.formats import FormatError
 from relayer import config as institution_config
 from relayer import daemon
-from relayer import devnet as devnet_ops
 from relayer import peers as peer_ops
 from relayer import store as store_ops
 from relayer.config import ANY, ConfigError
-from relayer.demo import Demo
-from relayer.devnet import DevnetError
+from relayer.devnet import devnet as devnet_ops
+from relayer.devnet.demo import Demo
+from relayer.devnet.devnet import DevnetError
 from relayer.peers import PeerError
 from relayer.pipeline.prover import ProverPoolError
 from relayer.store import Store, StoreError

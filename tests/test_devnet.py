@@ -19,7 +19,7 @@ from web3 import Web3
 from bridge_contracts import artifacts
 from proofs.formats import snarkjs_json
 from relayer import config
-from relayer.devnet import nodes
+from relayer.devnet.devnet import nodes
 
 XRELAY = [sys.executable, "-m", "relayer"]
 

@@ -29,10 +29,10 @@ from hub.bus import Bus, Envelope, institution_topic
 from hub.client import HubClient
 from hub.delivery import DeliveredMessage, Delivery, delivery_from_json, delivery_to_json, message_key
 from proofs.groth16.proof import Proof
-from relayer import devnet
 from relayer.cli import cli
 from relayer.config import load as load_config
-from relayer.services import Services
+from relayer.devnet import devnet
+from relayer.devnet.services import Services
 from relayer.store import Store
 
 pytestmark = pytest.mark.timeout(900)

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from relayer.devnet import DevnetError, read_manifest
+from relayer.devnet.devnet import DevnetError, read_manifest
 
 
 @dataclass

@@ -24,9 +24,9 @@ from bridge_contracts import anvil
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import sent_messages
 from hub.delivery import message_key
-from relayer import devnet
 from relayer.config import load as load_config
-from relayer.services import Services
+from relayer.devnet import devnet
+from relayer.devnet.services import Services
 from relayer.store import Store
 
 STEPS = ("sent", "batched", "settled", "pushed", "executed")
