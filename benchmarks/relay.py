@@ -60,6 +60,7 @@ from benchmarks import arguments, report
 from bridge_contracts import anvil
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import MessageProof, message_id, sent_messages
+from bridge_contracts.views import hub_batch
 from hub.client import HubClient
 from hub.delivery import message_key
 from hub.indexer import AggregatedProof
@@ -400,7 +401,7 @@ class Run:
                 (r for r in rows.values() if r["batch_number"] == number), key=lambda r: r["nonce"]
             )
             trees[number] = PoseidonTree([int(r["leaf"]) for r in members], self.capacity)
-            leaf_indexes[number] = int(hub.functions.batches(a["chain_id"], number).call()[2])
+            leaf_indexes[number] = hub_batch(hub, a["chain_id"], number).leaf_index
         size, root, paths = self._aggregated_paths(hub, sorted(set(leaf_indexes.values())))
 
         operator = Chain(b["rpc_url"], anvil.dev_account(b["operator_account"]))

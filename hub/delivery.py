@@ -4,7 +4,8 @@
 each with its path in the batch tree, and the batch's public inputs and proof, so that the
 destination can check everything off-chain before it spends gas:
 
-    {"batch": {"chain_id", "batch_number", "capacity", "public_inputs": [22 decimal strings],
+    {"batch": {"chain_id", "batch_number", "capacity",
+               "public_inputs": [22 decimal strings, as PublicInputs.values() orders them],
                "proof": snarkjs proof JSON},
      "messages": [{"message": {...}, "index": int, "siblings": [decimal strings]}]}
 
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from web3 import Web3
 
-from bridge_contracts.messages import Message
+from bridge_contracts.messages import HUB_SLOTS, Message
+from proofs.circuits.batch import PublicInputs
 from proofs.formats import snarkjs_json
 from proofs.groth16.proof import Proof
 
@@ -47,12 +50,17 @@ class BatchEvidence:
     chain_id: int
     batch_number: int
     capacity: int
-    public_inputs: tuple[int, ...]
+    public_inputs: tuple[int, ...]  # as the proof states them, in the circuit's order
     proof: Proof
+
+    @cached_property
+    def public(self) -> PublicInputs:
+        """The public inputs by name; raises ValueError if they are not those of a proof the Hub takes."""
+        return PublicInputs.from_values(self.public_inputs, HUB_SLOTS)
 
     @property
     def batch_root(self) -> int:
-        return self.public_inputs[5]
+        return self.public.batch_root
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,10 @@ def delivery_from_json(value: Any) -> Delivery:
         public_inputs=tuple(_decimal(x, f"batch.public_inputs[{i}]") for i, x in enumerate(inputs)),
         proof=proof,
     )
+    try:
+        _ = batch.public  # parsed now, so that values in another layout are refused as malformed
+    except ValueError as exc:
+        raise DeliveryError(f"batch.public_inputs: {exc}") from None
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise DeliveryError("messages: must be a non-empty list")

@@ -16,3 +16,10 @@ def split128(x: int) -> tuple[int, int]:
     if not 0 <= x < 1 << 256:
         raise ValueError(f"split128 takes a 256-bit unsigned integer, not {x}")
     return x >> 128, x & _MASK_128
+
+
+def join128(hi: int, lo: int) -> int:
+    """The 256-bit integer whose high and low 128 bits are `hi` and `lo`: the inverse of split128."""
+    if not (0 <= hi <= _MASK_128 and 0 <= lo <= _MASK_128):
+        raise ValueError(f"join128 takes two 128-bit unsigned halves, not hi={hi}, lo={lo}")
+    return hi << 128 | lo

@@ -1,13 +1,15 @@
 """The daemon's admin HTTP API (aiohttp). Every route, /metrics included, requires
 `Authorization: Bearer <token>`; every answer is JSON (but /metrics, Prometheus text), an error
 being {"error": "..."} with 400 (a bad request), 401 (no or wrong token), 404 (no such message,
-peer or route) or 409 (the request conflicts with the state: a replay of an executed message, a
-duplicate peer).
+batch, peer or route) or 409 (the request conflicts with the state: a replay of an executed
+message, a duplicate peer).
 
     GET    /v1/status                    the daemon's status (its `status()` callable)
     GET    /v1/messages?status=&peer=&direction=&limit=    oldest first; status may be a,b
     GET    /v1/messages/{id}             the message and its "history" of transitions
     POST   /v1/messages/{id}/replay      {"id", "status", "changed"}
+    GET    /v1/batches?status=&limit=    batches by number; status may be a,b; limit: the last ones
+    GET    /v1/batches/{n}               the batch and its "history" of transitions
     GET    /v1/peers                     the config file's peers
     POST   /v1/peers                     {"name", "chain_id", "allowed_assets"?, "allowed_targets"?,
                                           "rate_limit_per_minute"?} -> 201 and the peer
@@ -15,8 +17,10 @@ duplicate peer).
     GET    /v1/refusals?limit=           refused inputs, newest first
     GET    /metrics                      Prometheus text
 
-Values are the store's: big integers as decimal strings, asset ids and hashes as 0x-hex, bytes as
-0x-hex, times as unix floats.
+Statuses are the store's words (`OutStatus`, `InStatus`, `BatchStatus`); a limit is a positive
+integer (one beyond any store's size is no limit). Messages, batches, their transitions and refusals
+are their rows' `to_json()`: big integers as decimal strings, asset ids, hashes and bytes as 0x-hex,
+times as unix floats; each transition is {"from_status", "to_status", "at", "reason"}.
 """
 
 from __future__ import annotations
@@ -31,13 +35,25 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from hub.config_fields import show
 from relayer import peers as peer_ops
 from relayer.config import ANY, ConfigError, PeerConfig
 from relayer.metrics import CONTENT_TYPE, Metrics
 from relayer.peers import PeerConflict, PeerError, UnknownPeer
-from relayer.store import IN_STATUSES, OUT_STATUSES, Store, StoreError, UnknownMessage
+from relayer.store import (
+    BatchStatus,
+    Direction,
+    InStatus,
+    OutStatus,
+    Store,
+    StoreError,
+    Transition,
+    UnknownMessage,
+)
 
-_STATUSES = frozenset(IN_STATUSES + OUT_STATUSES)
+_MESSAGE_STATUSES = tuple(dict.fromkeys(str(s) for s in (*OutStatus, *InStatus)))
+_BATCH_STATUSES = tuple(str(s) for s in BatchStatus)
+_DIRECTIONS = tuple(str(d) for d in Direction)
 _PEER_FIELDS: dict[str, type] = {
     "name": str,
     "chain_id": int,
@@ -61,6 +77,8 @@ def make_app(
             web.get("/v1/messages", api.messages),
             web.get("/v1/messages/{id}", api.message),
             web.post("/v1/messages/{id}/replay", api.replay),
+            web.get("/v1/batches", api.batches),
+            web.get("/v1/batches/{n}", api.batch),
             web.get("/v1/peers", api.peers),
             web.post("/v1/peers", api.add_peer),
             web.delete("/v1/peers/{name}", api.remove_peer),
@@ -85,33 +103,25 @@ class _Api:
 
     async def messages(self, request: web.Request) -> web.Response:
         query = request.query
-        status: list[str] | None = None
-        if query.get("status"):
-            status = query["status"].split(",")
-            unknown = [s for s in status if s not in _STATUSES]
-            if unknown:
-                raise _error(
-                    400, f"unknown status {', '.join(unknown)}: expected {', '.join(sorted(_STATUSES))}"
-                )
         direction = query.get("direction") or None
-        if direction not in (None, "in", "out"):
-            raise _error(400, f"direction must be 'in' or 'out', not {direction!r}")
+        if direction is not None and direction not in _DIRECTIONS:
+            raise _error(400, f"direction must be 'in' or 'out', not {show(direction)}")
         rows = await asyncio.to_thread(
             self.store.messages,
-            status=status,
+            status=_statuses(query.get("status"), _MESSAGE_STATUSES),
             peer=query.get("peer") or None,
             direction=direction,
             limit=_limit(query.get("limit")),
         )
-        return _json([_message(row) for row in rows])
+        return _json([m.to_json() for m in rows])
 
     async def message(self, request: web.Request) -> web.Response:
         message_id = request.match_info["id"]
-        row = await asyncio.to_thread(self.store.message, message_id)
-        if row is None:
+        m = await asyncio.to_thread(self.store.message, message_id)
+        if m is None:
             raise _error(404, f"no message {message_id}")
         history = await asyncio.to_thread(self.store.history, message_id)
-        return _json(_message(row) | {"history": history})
+        return _json(m.to_json() | {"history": _history(history)})
 
     async def replay(self, request: web.Request) -> web.Response:
         message_id = request.match_info["id"]
@@ -124,8 +134,28 @@ class _Api:
             raise _error(404, str(exc)) from None
         except StoreError as exc:
             raise _error(409, str(exc)) from None
-        changed = before is not None and before["status"] != status
+        changed = before is not None and before.status != status
         return _json({"id": message_id, "status": status, "changed": changed})
+
+    async def batches(self, request: web.Request) -> web.Response:
+        query = request.query
+        found = await asyncio.to_thread(
+            self.store.batches,
+            status=_statuses(query.get("status"), _BATCH_STATUSES),
+            limit=_limit(query.get("limit")),
+        )
+        return _json([b.to_json() for b in found])
+
+    async def batch(self, request: web.Request) -> web.Response:
+        text = request.match_info["n"]
+        if not (text.isascii() and text.isdigit()):
+            raise _error(400, f"a batch number is a non-negative integer, not {show(text)}")
+        digits = text.lstrip("0") or "0"
+        b = None if len(digits) > 18 else await asyncio.to_thread(self.store.batch, int(digits))
+        if b is None:
+            raise _error(404, f"no batch {show(text)}" if len(digits) > 18 else f"no batch {int(digits)}")
+        history = await asyncio.to_thread(self.store.batch_history, b.batch_number)
+        return _json(b.to_json() | {"history": _history(history)})
 
     async def peers(self, request: web.Request) -> web.Response:
         peers = await asyncio.to_thread(peer_ops.list_peers, self.config_path)
@@ -165,8 +195,8 @@ class _Api:
             raise _error(400, str(exc)) from None
 
     async def refusals(self, request: web.Request) -> web.Response:
-        rows = await asyncio.to_thread(self.store.refusals, _limit(request.query.get("limit")))
-        return _json(rows)
+        refusals = await asyncio.to_thread(self.store.refusals, _limit(request.query.get("limit")))
+        return _json([r.to_json() for r in refusals])
 
     async def metrics(self, request: web.Request) -> web.Response:
         await asyncio.to_thread(self.metrics_.refresh_from_store, self.store)
@@ -240,16 +270,29 @@ def _error(status: int, message: str) -> web.HTTPException:
 
 
 def _limit(text: str | None) -> int | None:
+    """A positive integer; one too large for any store to hold that many is no limit (and is never
+    parsed: Python refuses to parse integers of thousands of digits)."""
     if not text:
         return None
-    if not (text.isascii() and text.isdigit()) or int(text) == 0:
-        raise _error(400, f"limit must be a positive integer, not {text!r}")
-    return int(text)
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit()) or not digits:
+        raise _error(400, f"limit must be a positive integer, not {show(text)}")
+    return int(digits) if len(digits) <= 18 else None
 
 
-def _message(row: dict[str, Any]) -> dict[str, Any]:
-    payload = row.get("payload")
-    return row | {"payload": orjson.loads(payload) if payload else None}
+def _statuses(text: str | None, known: tuple[str, ...]) -> list[str] | None:
+    """A status filter, "a,b", each one of `known`."""
+    if not text:
+        return None
+    statuses = [s for s in text.split(",") if s]
+    unknown = [s for s in statuses if s not in known]
+    if unknown:
+        raise _error(400, f"unknown status {', '.join(unknown)}: expected {', '.join(known)}")
+    return statuses or None
+
+
+def _history(history: list[Transition]) -> list[dict[str, Any]]:
+    return [t.to_json() for t in history]
 
 
 def _peer(peer: PeerConfig) -> dict[str, Any]:

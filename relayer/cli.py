@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+import orjson
 from rich.console import Console
 from rich.table import Table
 from web3.exceptions import ProviderConnectionError
@@ -32,9 +34,19 @@ from relayer.devnet.demo import Demo
 from relayer.devnet.devnet import DevnetError
 from relayer.peers import PeerError
 from relayer.pipeline.prover import ProverPoolError
-from relayer.store import Store, StoreError
+from relayer.store import (
+    BatchStatus,
+    Direction,
+    InStatus,
+    OutStatus,
+    Store,
+    StoredMessage,
+    StoreError,
+    Transition,
+)
 
 console = Console(highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Errors that are the operator's to fix: shown as one clear message, never as a traceback.
 OPERATOR_ERRORS = (
@@ -213,12 +225,35 @@ config_option = click.option(
 
 def _open_store(config_path: Path) -> Store:
     """The store of the daemon that runs with this config (which must exist already)."""
-    path = institution_config.load(config_path).store.path
+    config = institution_config.load(config_path)
+    path = config.store.path
     if not path.exists():
         raise StoreError(
             f"no store at {path} yet: the daemon creates it when it first runs with {config_path}"
         )
-    return Store(path)
+    return Store(path, refusals=config.store.refusal_policy())
+
+
+def status_option(statuses: Iterable[str]) -> Callable[[F], F]:
+    """`--status`: one of `statuses` or several (repeated, or as "a,b"); the command gets the list,
+    or None for no filter."""
+    choices = tuple(dict.fromkeys(str(status) for status in statuses))
+
+    def check(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str] | None:
+        words = [word for value in values for word in value.split(",") if word]
+        unknown = [word for word in words if word not in choices]
+        if unknown:
+            raise click.BadParameter(f"unknown status {', '.join(unknown)}: use {', '.join(choices)}")
+        return words or None
+
+    return click.option(
+        "--status",
+        "statuses",
+        multiple=True,
+        callback=check,
+        metavar="STATUS",
+        help=f"Only these statuses (repeat it, or a,b): {', '.join(choices)}.",
+    )
 
 
 @cli.group()
@@ -310,23 +345,22 @@ def messages() -> None:
 
 @messages.command("list")
 @config_option
-@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeat it, or a,b).")
+@status_option([*OutStatus, *InStatus])
 @click.option("--peer", help="Only messages to or from this peer.")
-@click.option("--direction", type=click.Choice(["in", "out"]), help="Only incoming or outgoing messages.")
+@click.option(
+    "--direction", type=click.Choice([str(d) for d in Direction]), help="Only incoming or outgoing messages."
+)
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many (the oldest first).")
 def messages_list(
-    config_path: Path, statuses: tuple[str, ...], peer: str | None, direction: str | None, limit: int | None
+    config_path: Path,
+    statuses: list[str] | None,
+    peer: str | None,
+    direction: str | None,
+    limit: int | None,
 ) -> None:
     """Messages, oldest first, with their status."""
-    wanted = [status for text in statuses for status in text.split(",") if status]
-    known = set(store_ops.IN_STATUSES + store_ops.OUT_STATUSES)
-    unknown = [status for status in wanted if status not in known]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown status {', '.join(unknown)}: use {', '.join(sorted(known))}", param_hint="--status"
-        )
     with _open_store(config_path) as store:
-        rows = store.messages(status=wanted or None, peer=peer, direction=direction, limit=limit)
+        rows = store.messages(status=statuses, peer=peer, direction=direction, limit=limit)
     if not rows:
         console.print("no messages")
         return
@@ -334,17 +368,17 @@ def messages_list(
         f"messages in {config_path}", "id", "dir", "peer", "status", "value", "batch", "tries", "age", "error"
     )
     now = time.time()
-    for row in rows:
+    for m in rows:
         table.add_row(
-            row["id"],
-            row["direction"],
-            row["peer"],
-            row["status"],
-            _value(row),
-            "-" if row["batch_number"] is None else str(row["batch_number"]),
-            str(row["attempts"]),
-            _age(now - row["created_at"]),
-            _short(row["error"] or "", 80),
+            m.id,
+            m.direction,
+            m.peer,
+            m.status,
+            _value(m),
+            _or_dash(m.batch_number),
+            str(m.attempts),
+            _age(now - m.created_at),
+            _short(m.error or "", 80),
         )
     console.print(table)
 
@@ -355,24 +389,12 @@ def messages_list(
 def messages_show(config_path: Path, message_id: str) -> None:
     """One message (ID: "<source chain id>:<nonce>"), and every status it went through, with why."""
     with _open_store(config_path) as store:
-        row = store.message(message_id)
-        if row is None:
+        m = store.message(message_id)
+        if m is None:
             raise store_ops.UnknownMessage(f"no message {message_id} in the store {store.path}")
         history = store.history(message_id)
-    table = _table(f"message {message_id}", "field", "value")
-    table.show_header = False
-    for key, value in row.items():
-        table.add_row(key, _field(key, value))
-    console.print(table)
-    changes = _table("history", "at", "from", "to", "reason")
-    for change in history:
-        changes.add_row(
-            store_ops.format_time(change["at"]),
-            change["from_status"] or "-",
-            change["to_status"],
-            change["reason"],
-        )
-    console.print(changes)
+    _print_fields(f"message {message_id}", m.to_json())
+    _print_history(history)
 
 
 @messages.command("refused")
@@ -381,24 +403,111 @@ def messages_show(config_path: Path, message_id: str) -> None:
 def messages_refused(config_path: Path, limit: int) -> None:
     """Inputs the daemon refused (envelopes, messages), newest first, with the reason."""
     with _open_store(config_path) as store:
-        rows = store.refusals(limit)
-    if not rows:
+        refusals = store.refusals(limit)
+    if not refusals:
         console.print("nothing refused")
         return
     table = _table(
         f"refused by the daemon of {config_path}", "#", "at", "peer", "chain id", "kind", "reason", "bytes"
     )
-    for row in rows:
+    for r in refusals:
         table.add_row(
-            str(row["id"]),
-            store_ops.format_time(row["at"]),
-            row["peer"] or "-",
-            "-" if row["chain_id"] is None else str(row["chain_id"]),
-            row["kind"],
-            row["reason"],
-            str(len(row["raw"])),
+            str(r.id),
+            store_ops.format_time(r.at),
+            r.peer or "-",
+            _or_dash(r.chain_id),
+            r.kind,
+            r.reason,
+            str(r.raw_size),
         )
     console.print(table)
+
+
+@cli.group()
+def batches() -> None:
+    """The batches of this chain's outgoing messages: proving, committing, settled."""
+
+
+@batches.command("list")
+@config_option
+@status_option(BatchStatus)
+@click.option("--limit", type=click.IntRange(min=1), help="Only the last this many.")
+def batches_list(config_path: Path, statuses: list[str] | None, limit: int | None) -> None:
+    """Batches by number, with their status, messages, proving time and commit transaction."""
+    with _open_store(config_path) as store:
+        found = store.batches(status=statuses, limit=limit)
+    if not found:
+        console.print("no batches")
+        return
+    table = _table(
+        f"batches in {config_path}",
+        "batch",
+        "status",
+        "count",
+        "nonces",
+        "proving",
+        "commit tx",
+        "tries",
+        "error",
+        "age",
+    )
+    now = time.time()
+    for b in found:
+        table.add_row(
+            str(b.batch_number),
+            b.status,
+            f"{b.count}/{b.capacity}",
+            f"{b.first_nonce}..{b.last_nonce}",
+            "-" if b.proving_seconds is None else f"{b.proving_seconds:.2f} s",
+            b.commit_tx or "-",
+            str(b.attempts),
+            _short(b.error or "", 80),
+            _age(now - b.created_at),
+        )
+    console.print(table)
+
+
+@batches.command("show")
+@config_option
+@click.argument("batch_number", metavar="N", type=click.IntRange(min=0))
+def batches_show(config_path: Path, batch_number: int) -> None:
+    """Batch N, and every status it went through, with why."""
+    with _open_store(config_path) as store:
+        b = store.batch(batch_number)
+        if b is None:
+            raise StoreError(f"no batch {batch_number} in the store {store.path}")
+        history = store.batch_history(batch_number)
+    _print_fields(f"batch {batch_number}", b.to_json())
+    _print_history(history)
+
+
+@cli.group("store")
+def store_group() -> None:
+    """The daemon's store: whether it is consistent."""
+
+
+@store_group.command("check")
+@config_option
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="First repair what an earlier xrelay left half-way through a step (nothing is lost).",
+)
+def store_check(config_path: Path, repair: bool) -> None:
+    """Check that each batch holds exactly its messages and that every status agrees with its batch's
+    and with its history; exit 1 if anything does not."""
+    with _open_store(config_path) as store:
+        if repair:
+            done = store.repair()
+            for line in done:
+                console.print(f"repaired: {line}")
+            if not done:
+                console.print("nothing to repair")
+        problems = store.check()
+        path = store.path
+    if problems:
+        raise click.ClickException(f"the store {path} is inconsistent:\n  " + "\n  ".join(problems))
+    console.print(f"the store {path} is consistent")
 
 
 @cli.command()
@@ -409,9 +518,9 @@ def replay(config_path: Path, message_id: str) -> None:
     with _open_store(config_path) as store:
         before = store.message(message_id)
         status = store.request_replay(message_id, "replay requested from the CLI")
-    if before is not None and before["status"] != status:
+    if before is not None and before.status != status:
         console.print(
-            f"message {message_id}: {before['status']} -> {status}; the daemon executes it again shortly"
+            f"message {message_id}: {before.status} -> {status}; the daemon executes it again shortly"
         )
     elif status == "replay":
         console.print(f"message {message_id} is already waiting for its replay: nothing changed")
@@ -419,9 +528,13 @@ def replay(config_path: Path, message_id: str) -> None:
         console.print(f"message {message_id} is {status}: it is to be executed already; nothing changed")
 
 
-def _value(row: dict[str, Any]) -> str:
-    amount = int(row["amount"])
-    return "-" if amount == 0 else f"{amount} {row['asset_id'][:10]}…"
+def _value(m: StoredMessage) -> str:
+    amount = m.message.amount
+    return "-" if amount == 0 else f"{amount} 0x{m.message.asset_id.hex()[:8]}…"
+
+
+def _or_dash(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def _age(seconds: float) -> str:
@@ -435,13 +548,34 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _print_fields(title: str, fields: dict[str, Any]) -> None:
+    table = _table(title, "field", "value")
+    table.show_header = False
+    for key, value in fields.items():
+        table.add_row(key, _field(key, value))
+    console.print(table)
+
+
+def _print_history(history: Sequence[Transition]) -> None:
+    """Each status change: when, from what to what, and why."""
+    changes = _table("history", "at", "change", "reason")
+    for t in history:
+        changes.add_row(store_ops.format_time(t.at), f"{t.from_status or '-'} -> {t.to_status}", t.reason)
+    console.print(changes)
+
+
 def _field(key: str, value: Any) -> str:
+    """A value of a row's `to_json()` as an operator reads it."""
     if value is None:
         return "-"
-    if isinstance(value, bytes):
-        return "0x" + value.hex() if value else "(empty)"
+    if value == "0x":
+        return "(empty)"
     if key.endswith("_at") and isinstance(value, float):
         return store_ops.format_time(value)
+    if isinstance(value, list):
+        return "\n".join(map(str, value))
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
     return str(value)
 
 

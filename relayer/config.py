@@ -53,11 +53,15 @@ from hub.config_fields import (
     resolve,
     show,
 )
+from relayer.store import L1_PEER, RefusalPolicy
 
 ANY = "*"
 """In allowed_assets or allowed_targets: anything is allowed."""
 
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_CHAIN_LABEL = re.compile(r"chain-[0-9]+")
+RESERVED_NAMES = frozenset({"hub", L1_PEER})
+"""Names no institution may take: the hub service's on the bus, and the L1's in the store."""
 _ASSET_ID = re.compile(r"0x[0-9a-fA-F]{64}")
 _PLAIN_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _SIGNER_FORMS = ("env", "keystore", "devnet_account")
@@ -85,6 +89,11 @@ def _check_name(value: str) -> str:
         raise ValueError(
             f"{show(value)} is not a valid name: use 1 to 63 lower-case letters, digits and '-', "
             "starting with a letter"
+        )
+    if value in RESERVED_NAMES or _CHAIN_LABEL.fullmatch(value):
+        raise ValueError(
+            f"{show(value)} is reserved ({', '.join(sorted(RESERVED_NAMES))} and chain-<id> name the hub "
+            "service, the L1 and chains that are not peers): choose another name"
         )
     return value
 
@@ -247,6 +256,8 @@ class _RpcChain(Section):
     """JSON-RPC endpoints (http, https, ws or wss), tried in this order: the next on failure."""
     confirmations: Confirmations = 1
     """How many blocks to wait past an event's block before acting on it (0 to 1000)."""
+    poll_seconds: StrictFloat = Field(default=1.0, gt=0, le=600)
+    """How often the daemon asks the chain for new blocks and what waits on it (about the block time)."""
 
     _some_distinct_urls = field_validator("rpc_urls")(check_distinct_urls)
 
@@ -332,7 +343,18 @@ class StoreConfig(Section):
     """The database file (default "<institution>.sqlite"), relative to the config file; its folder
     must exist."""
 
+    refusal_bytes: Annotated[StrictInt, Field(ge=0, le=1 << 20)] = 4096
+    """How much of each refused input (an envelope, a message) is kept, in bytes: enough to see
+    what it was, never what a hostile sender wants to fill the disk with."""
+    refusals_kept: Annotated[StrictInt, Field(ge=1)] = 10_000
+    """How many refused inputs are kept; the oldest go first."""
+    refusals_max_days: StrictFloat = Field(default=30.0, gt=0)
+    """Refused inputs older than this many days are pruned."""
+
     _folder_exists = field_validator("path")(check_database_path)
+
+    def refusal_policy(self) -> RefusalPolicy:
+        return RefusalPolicy(self.refusal_bytes, self.refusals_kept, self.refusals_max_days * 86400)
 
 
 class BusConfig(Section):

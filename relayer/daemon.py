@@ -20,35 +20,36 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiohttp import web
-from web3 import Web3
+from web3.contract import Contract
 from web3.types import EventData
 
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import Message
 from hub.broker import EmbeddedBroker
-from hub.bus import Bus, BusTls, institution_topic
+from hub.bus import ROOTS_TOPIC, Bus, BusTls, institution_topic
 from hub.client import HubClient
-from hub.delivery import message_key
 from relayer import api
 from relayer import config as institution_config
 from relayer.config import ConfigError, InstitutionConfig
 from relayer.metrics import Metrics
 from relayer.pipeline.batcher import Batcher
-from relayer.pipeline.context import L1_PEER, Context, message_row
+from relayer.pipeline.context import Context
 from relayer.pipeline.executor import Executor
 from relayer.pipeline.prover import ProverPool
 from relayer.pipeline.pusher import Pusher
 from relayer.pipeline.receiver import Receiver
 from relayer.pipeline.settler import Settler
+from relayer.retry import RETRY
 from relayer.sender import Sender
-from relayer.store import Store
-from relayer.watcher import Watcher
+from relayer.store import Deposit, RefusalPolicy, Sent, Store, StoreError
+from relayer.watcher import Handler, Watcher
 
 log = logging.getLogger("xrelay")
 
-IDLE = 0.1  # seconds a step waits when it found nothing to do
+Step = Callable[[], Awaitable[float | None]]
+"""A step of the pipeline: None when it did something (it runs again at once), else the seconds it
+has nothing to do (it runs again then, or sooner when another step wakes it)."""
 EMBEDDED_BROKER = ("127.0.0.1", 1883)
 
 
@@ -85,7 +86,7 @@ class Daemon:
 
     async def run(self) -> None:
         config = self.config
-        store = Store(config.store.path)
+        store = open_store(config.store.path, config.store.refusal_policy(), self.config_path)
         l2 = Chain(config.chain.rpc_urls, self.signer)
         l1 = Chain(config.l1.rpc_urls, self.signer)
         broker = None
@@ -136,13 +137,14 @@ class Daemon:
             tls = BusTls(ca_cert=bus.ca_cert, client_cert=bus.client_cert, client_key=bus.client_key)
         username = os.environ.get(bus.username_env) if bus.username_env else None
         password = os.environ.get(bus.password_env) if bus.password_env else None
-        # Only its own topic: the executor asks the hub service and L1 for roots, so announcements
-        # (hints for others) are not needed here.
-        topics = (institution_topic(self.config.institution),)
+        # Its own topic, and the hub service's root announcements: hints that wake the executor (a
+        # root is used only once L1 confirms it).
+        topics = (institution_topic(self.config.institution), ROOTS_TOPIC)
         return Bus(url, self.config.institution, topics=topics, username=username, password=password, tls=tls)
 
     async def _check_chains(self, ctx: Context) -> None:
-        """Refuse to start against the wrong chains: a config pointing elsewhere would do harm."""
+        """Refuse to start against the wrong chains or contracts: a config pointing elsewhere would
+        do harm."""
         for name, chain, expected in (("chain", ctx.l2, ctx.chain_id), ("l1", ctx.l1, ctx.l1_chain_id)):
             actual = await asyncio.to_thread(_remote_chain_id, chain)
             if actual != expected:
@@ -150,43 +152,54 @@ class Daemon:
                     self.config_path,
                     [(f"{name}.chain_id", f"is {expected}, but {chain.rpc_url} is chain {actual}")],
                 )
-        info = await ctx.call(ctx.hub.functions.chains(ctx.chain_id))
-        if not info[0]:
+        contracts = (
+            ("l1.hub", ctx.l1, ctx.hub, "l1ChainId", "Hub"),
+            ("chain.contracts.outbox", ctx.l2, ctx.outbox, "outboxHash", "Outbox"),
+            ("chain.contracts.inbox", ctx.l2, ctx.inbox, "MAX_BATCH_DEPTH", "Inbox"),
+        )
+        for key, chain, contract, probe, kind in contracts:
+            problem = await asyncio.to_thread(_contract_problem, chain, contract, probe, kind)
+            if problem is not None:
+                raise ConfigError(self.config_path, [(key, problem)])
+        info = await ctx.hub_chain(ctx.chain_id)
+        if not info.registered:
             raise ConfigError(
                 self.config_path, [("l1.hub", f"the Hub has no chain {ctx.chain_id} registered")]
             )
-        if Web3.to_checksum_address(info[2]) != self.signer.address:
+        if info.operator != self.signer.address:
             log.warning(
                 "the Hub's operator for chain %d is %s, this daemon signs as %s: commits will be refused",
                 ctx.chain_id,
-                info[2],
+                info.operator,
                 self.signer.address,
             )
 
     async def _serve(self, ctx: Context, pool: ProverPool) -> None:
         receiver, executor = Receiver(ctx), Executor(ctx)
         await executor.recover()
+        chain, l1 = ctx.config.chain, ctx.config.l1
         watchers = [
             Watcher(
                 "outbox",
                 ctx.l2,
                 ctx.outbox.events.MessageSent,
-                ctx.store,
                 self._outgoing(ctx),
-                confirmations=ctx.config.chain.confirmations,
+                confirmations=chain.confirmations,
+                cursor=ctx.store.cursor("outbox"),
             ),
             Watcher(
                 "l1-deposits",
                 ctx.l1,
                 ctx.hub.events.DepositQueued,
-                ctx.store,
                 self._deposits(ctx),
-                confirmations=ctx.config.l1.confirmations,
+                confirmations=l1.confirmations,
                 filters={"destChainId": ctx.chain_id},
+                cursor=ctx.store.cursor("l1-deposits"),
             ),
         ]
-        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-            *((w.name, w.poll) for w in watchers),
+        steps: list[tuple[str, Step]] = [
+            ("outbox", self._watch(watchers[0], chain.poll_seconds)),
+            ("l1-deposits", self._watch(watchers[1], l1.poll_seconds)),
             ("batcher", Batcher(ctx, pool).step),
             ("settler", Settler(ctx).step),
             ("pusher", Pusher(ctx).step),
@@ -196,7 +209,7 @@ class Daemon:
             ("metrics", self._metrics(ctx)),
         ]
         runner = await self._admin(ctx)
-        tasks = [asyncio.create_task(self._loop(name, step), name=name) for name, step in steps]
+        tasks = [asyncio.create_task(self._loop(ctx, name, step), name=name) for name, step in steps]
         tasks.append(asyncio.create_task(self._listen(ctx, receiver), name="bus"))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -213,71 +226,79 @@ class Daemon:
             await asyncio.gather(*tasks, return_exceptions=True)
             await runner.cleanup()
 
-    async def _loop(self, name: str, step: Callable[[], Awaitable[Any]]) -> None:
+    async def _loop(self, ctx: Context, name: str, step: Step) -> None:
+        """Run `step` for as long as the daemon runs: again at once when it did something, else when
+        another step wakes it or its idle time is up; after a failure, on the retry policy."""
+        wakeup = ctx.wakeups.event(name)
         failures = 0
         while True:
+            wakeup.clear()
             try:
-                did = await step()
+                idle = await step()
                 failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failures += 1
                 log.exception("%s failed (%d in a row): %s", name, failures, exc)
-                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                idle = RETRY.delay(failures)
+            if idle is None:
                 continue
-            if not did:
-                await asyncio.sleep(IDLE)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), max(idle, 0.0))
 
     async def _listen(self, ctx: Context, receiver: Receiver) -> None:
         async for message in ctx.bus.messages():
+            if message.topic == ROOTS_TOPIC:
+                ctx.wakeups.wake("executor")  # a hint: the executor asks L1 whether the root is real
+                continue
             try:
                 await receiver.handle(message.payload)
+            except StoreError:
+                raise  # the store is unusable: the daemon must not go on as if it had recorded this
             except Exception:
                 log.exception("handling an envelope failed")
 
-    def _outgoing(self, ctx: Context) -> Callable[[Sequence[EventData]], Awaitable[None]]:
-        async def handle(events: Sequence[EventData]) -> None:
-            for event in events:
-                m = Message.from_event(event["args"]["message"])
-                row = message_row(m, ctx.peer_name(m.dest_chain_id), "out", event["blockNumber"])
-                ctx.store.add_message(
-                    row,
-                    "sent",
-                    f"MessageSent in block {event['blockNumber']}",
-                    outbox_hash=str(event["args"]["outboxHash"]),
-                )
-
-        return handle
-
-    def _deposits(self, ctx: Context) -> Callable[[Sequence[EventData]], Awaitable[None]]:
-        async def handle(events: Sequence[EventData]) -> None:
-            for event in events:
-                m = Message.from_event(event["args"]["message"])
-                payload = orjson.dumps({"deposit": {"leaf_index": event["args"]["leafIndex"]}}).decode()
-                reason = f"DepositQueued on L1 in block {event['blockNumber']}"
-                if ctx.store.add_message(
-                    message_row(m, L1_PEER, "in", event["blockNumber"]), "received", reason, payload=payload
-                ):
-                    ctx.store.transition(
-                        message_key(m.source_chain_id, m.nonce), "verified", "a confirmed L1 deposit"
-                    )
-
-        return handle
-
-    def _peers(self, ctx: Context) -> Callable[[], Awaitable[bool]]:
-        async def step() -> bool:
-            ctx.reload_peers()
-            await asyncio.sleep(1.0)
-            return True
+    def _watch(self, watcher: Watcher, poll: float) -> Step:
+        async def step() -> float | None:
+            return None if await watcher.poll() else poll
 
         return step
 
-    def _metrics(self, ctx: Context) -> Callable[[], Awaitable[bool]]:
-        async def step() -> bool:
+    def _outgoing(self, ctx: Context) -> Handler:
+        async def handle(events: Sequence[EventData], cursor: int) -> None:
+            sent = []
+            for event in events:
+                m = Message.from_event(event["args"]["message"])
+                peer = ctx.peer_name(m.dest_chain_id)
+                sent.append(Sent(m, peer, event["blockNumber"], int(event["args"]["outboxHash"])))
+            if ctx.store.record_sent(sent, cursor=("outbox", cursor)):
+                ctx.wakeups.wake("batcher")
+
+        return handle
+
+    def _deposits(self, ctx: Context) -> Handler:
+        async def handle(events: Sequence[EventData], cursor: int) -> None:
+            deposits = [
+                Deposit(Message.from_event(e["args"]["message"]), e["blockNumber"], e["args"]["leafIndex"])
+                for e in events
+            ]
+            if ctx.store.record_deposits(deposits, cursor=("l1-deposits", cursor)):
+                ctx.wakeups.wake("executor")
+
+        return handle
+
+    def _peers(self, ctx: Context) -> Step:
+        async def step() -> float:
+            ctx.reload_peers()
+            return 1.0
+
+        return step
+
+    def _metrics(self, ctx: Context) -> Step:
+        async def step() -> float:
             ctx.metrics.refresh_from_store(ctx.store)
-            await asyncio.sleep(5.0)
-            return True
+            return 5.0
 
         return step
 
@@ -291,8 +312,7 @@ class Daemon:
         return runner
 
     def status(self, ctx: Context) -> dict[str, Any]:
-        batches = ctx.store.batches()
-        last = max(batches, key=lambda b: b["batch_number"], default=None)
+        last = ctx.store.last_batch()
         return {
             "institution": ctx.config.institution,
             "chain_id": ctx.chain_id,
@@ -300,15 +320,42 @@ class Daemon:
             "operator": self.signer.address,
             "uptime_seconds": round(time.time() - self.started, 1),
             "peers": [p.name for p in ctx.config.peers],
-            "last_batch": None
-            if last is None
-            else {"number": last["batch_number"], "status": last["status"]},
+            "last_batch": None if last is None else {"number": last.batch_number, "status": str(last.status)},
             "cursors": {name: ctx.store.cursor(name) for name in ("outbox", "l1-deposits")},
         }
 
 
 def _remote_chain_id(chain: Chain) -> int:
     return int(chain.w3.eth.chain_id)
+
+
+def _contract_problem(chain: Chain, contract: Contract, probe: str, kind: str) -> str | None:
+    """Why `contract` is not a deployed `kind` (its `probe` view must answer), or None."""
+    if not chain.w3.eth.get_code(contract.address):
+        return f"{contract.address} has no code on chain {chain.chain_id}: it is not the {kind}"
+    try:
+        getattr(contract.functions, probe)().call()
+    except Exception:
+        return (
+            f"{contract.address} on chain {chain.chain_id} does not answer as the {kind} does: "
+            "is it another contract?"
+        )
+    return None
+
+
+def open_store(path: Path, refusals: RefusalPolicy, config_path: Path) -> Store:
+    """The daemon's store, repaired if an earlier xrelay left it half-way through a step; a store
+    that is still inconsistent is refused, with what is wrong."""
+    store = Store(path, refusals=refusals)
+    for done in store.repair():
+        log.warning("store %s repaired: %s", path, done)
+    problems = store.check()
+    if problems:
+        store.close()
+        raise ConfigError(
+            config_path, [("store.path", f"the store {path} is inconsistent: " + "; ".join(problems))]
+        )
+    return store
 
 
 def run(config_path: Path) -> None:

@@ -1,109 +1,100 @@
-"""The daemon's store: one SQLite file per institution, shared by the daemon and the CLI.
+"""The daemon's store: one SQLite file per institution, shared by the daemon and the CLI. It owns the
+life of every message and batch.
 
-Messages (both directions) with every status change they went through, this chain's batches,
-the watchers' cursors and the inputs that were refused. SQLite in WAL mode through sqlite-utils:
-readers never wait; every write is one `BEGIN IMMEDIATE` transaction, and `busy_timeout` makes a
-second writer (the CLI while the daemon runs) wait for the first instead of failing.
+Messages (both directions) with every status they went through, this chain's batches with theirs,
+the watchers' cursors and the inputs that were refused. Each step of the pipeline is one method
+here that makes its whole change in one `BEGIN IMMEDIATE` transaction, written before the action it
+leads to; so a daemon killed at any instant finds every record before or after a step, never
+between, and resumes from there. A step checks the statuses it starts from and leaves a record in
+any other status alone (a step run twice, after a restart, changes nothing the second time).
 
-Rows come back as stored: big integers as decimal TEXT (amounts and field elements: leaf,
-outbox_hash, h_start, h_end, batch_root), asset ids and transaction hashes as 0x-hex TEXT, JSON
-columns (payload, public_inputs, proof) as JSON text, data and asset_data as bytes, times as unix
-floats. `MessageRow.from_row` turns a message row back into a `MessageRow`.
+SQLite in WAL mode through sqlite-utils: readers never wait; `busy_timeout` makes a second writer
+(the CLI while the daemon runs) wait for the first instead of failing. Rows come back typed
+(`StoredMessage`, `StoredBatch`, `Transition`, `Refusal`). On disk: big integers as decimal TEXT
+(amounts and field elements), asset ids and transaction hashes as 0x-hex TEXT, JSON columns as
+JSON text, data and asset_data as bytes, times as unix floats.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlite_utils import Database
 
-SCHEMA_VERSION = 1
+from bridge_contracts.messages import Message
+from hub.delivery import message_key
+from relayer.retry import REPUSH, RETRY
+
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 30.0
 
-OUT_STATUSES = ("sent", "batched", "settled", "pushed", "executed", "failed")
-"""An outgoing message's statuses, in the order it goes through them ("failed": its receipt)."""
-IN_STATUSES = ("received", "verified", "executing", "executed", "failed", "replay", "refused")
-"""An incoming message's statuses ("executing": in an execute transaction now); "failed" ->
-"replay" is an operator's replay, which the daemon executes like a verified message."""
+
+# --- statuses ---------------------------------------------------------------------------------
+
+
+class Direction(StrEnum):
+    OUT = "out"  # sent by this chain
+    IN = "in"  # addressed to this chain
+
+
+class OutStatus(StrEnum):
+    """An outgoing message's statuses, in the order it goes through them."""
+
+    SENT = "sent"  # seen in a confirmed block of this chain's Outbox
+    BATCHED = "batched"  # in a closed batch, being proven or committed
+    SETTLED = "settled"  # its batch is settled on L1
+    PUSHED = "pushed"  # sent to the destination, no receipt yet (pushed again on REPUSH)
+    EXECUTED = "executed"  # the destination executed it (or L1 finalized the withdrawal)
+    FAILED = "failed"  # the destination ran it and the target reverted; its operator may replay it
+    REFUSED = "refused"  # the destination refused it (see the error)
+
+
+class InStatus(StrEnum):
+    """An incoming message's statuses."""
+
+    RECEIVED = "received"  # stored; its batch not yet verified or settled on L1
+    VERIFIED = "verified"  # path, batch proof and L1 settlement checked: to be executed
+    EXECUTING = "executing"  # in an execute transaction now
+    EXECUTED = "executed"
+    FAILED = "failed"  # the target reverted; nothing was applied; `xrelay replay` runs it again
+    REPLAY = "replay"  # an operator asked to run a failed message again
+    REFUSED = "refused"  # did not verify, or the peering does not allow it (see the error)
+
+
+class BatchStatus(StrEnum):
+    """A batch of this chain's outgoing messages."""
+
+    PROVING = "proving"
+    PROVEN = "proven"
+    COMMITTING = "committing"  # commitBatch sent or about to be; L1's batch counter says which
+    SETTLED = "settled"
+
+
+MessageStatus = OutStatus | InStatus
+
+STATUSES: dict[Direction, type[OutStatus] | type[InStatus]] = {
+    Direction.OUT: OutStatus,
+    Direction.IN: InStatus,
+}
 FINAL_STATUSES = frozenset({"executed", "failed", "refused"})
 """Statuses the daemon does nothing more about by itself (a failed incoming message waits for a
-replay)."""
-BATCH_STATUSES = ("proving", "proven", "committing", "settled")
+replay; a failed outgoing one for the peer's)."""
+RECEIPT_STATUSES = (OutStatus.EXECUTED, OutStatus.FAILED, OutStatus.REFUSED)
+"""What a peer's receipt may report of an outgoing message."""
+EXECUTABLE = (InStatus.VERIFIED, InStatus.REPLAY)
 
-_STATUSES = {"out": OUT_STATUSES, "in": IN_STATUSES}
 
-_MESSAGE_COLUMNS: dict[str, str] = {
-    "id": "TEXT",
-    "direction": "TEXT",
-    "peer": "TEXT",
-    "source_chain_id": "INTEGER",
-    "dest_chain_id": "INTEGER",
-    "nonce": "INTEGER",
-    "sender": "TEXT",
-    "target": "TEXT",
-    "asset_id": "TEXT",
-    "amount": "TEXT",
-    "data": "BLOB",
-    "asset_data": "BLOB",
-    "leaf": "TEXT",
-    "block_number": "INTEGER",
-    "sent_at": "REAL",
-    "status": "TEXT",
-    "batch_number": "INTEGER",
-    "index_in_batch": "INTEGER",
-    "attempts": "INTEGER",
-    "next_attempt_at": "REAL",
-    "error": "TEXT",
-    "exec_tx": "TEXT",
-    "exec_gas": "INTEGER",
-    "executed_at": "REAL",
-    "created_at": "REAL",
-    "updated_at": "REAL",
-    "payload": "TEXT",
-    "outbox_hash": "TEXT",
-}
-_BATCH_COLUMNS: dict[str, str] = {
-    "batch_number": "INTEGER",
-    "capacity": "INTEGER",
-    "count": "INTEGER",
-    "first_nonce": "INTEGER",
-    "last_nonce": "INTEGER",
-    "h_start": "TEXT",
-    "h_end": "TEXT",
-    "batch_root": "TEXT",
-    "public_inputs": "TEXT",
-    "proof": "TEXT",
-    "status": "TEXT",
-    "proving_seconds": "REAL",
-    "commit_tx": "TEXT",
-    "commit_gas": "INTEGER",
-    "attempts": "INTEGER",
-    "next_attempt_at": "REAL",
-    "error": "TEXT",
-    "leaf_index": "INTEGER",
-    "settled_at": "REAL",
-    "created_at": "REAL",
-    "updated_at": "REAL",
-}
-# Set by the store itself, never through transition()/update_batch() keyword arguments.
-_MESSAGE_MANAGED = frozenset({"id", "direction", "status", "created_at", "updated_at"})
-_BATCH_MANAGED = frozenset({"batch_number", "status", "created_at", "updated_at"})
-_DECIMAL_COLUMNS = frozenset({"amount", "leaf", "outbox_hash", "h_start", "h_end", "batch_root"})
-"""Big integers: amounts and field elements (Poseidon hashes, public inputs), in decimal."""
-_HEX_COLUMNS = frozenset({"asset_id", "exec_tx", "commit_tx", "sender", "target"})
-"""Bytes given for these are stored as 0x-hex."""
-_JSON_COLUMNS = frozenset({"payload", "public_inputs", "proof"})
-_INT64 = 1 << 63
+# --- errors -----------------------------------------------------------------------------------
 
 
 class StoreError(Exception):
@@ -114,46 +105,289 @@ class UnknownMessage(StoreError):
     """No message with that id is in the store."""
 
 
+class StepRefused(StoreError):
+    """A pipeline step whose records are not in the statuses it starts from; nothing was changed."""
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class MessageRow:
-    """A message as the store keeps it; `id` is "<source_chain_id>:<nonce>"."""
+class StoredMessage:
+    """A message as the store keeps it, with where it is in its life."""
 
     id: str
-    direction: str  # "out" | "in"
-    peer: str  # the other institution's name
-    source_chain_id: int
-    dest_chain_id: int
-    nonce: int
-    sender: str
-    target: str
-    asset_id: str  # "0x" + 64 hex digits
-    amount: int
-    data: bytes
-    asset_data: bytes
+    direction: Direction
+    peer: str  # the other institution's name ("l1" for deposits and withdrawals)
+    status: MessageStatus
+    message: Message
     leaf: int
-    block_number: int | None = None
-    sent_at: float | None = None
+    outbox_hash: int | None  # outgoing: the Outbox's rolling hash after this message
+    block_number: int | None
+    sent_at: float | None
+    batch_number: int | None
+    index_in_batch: int | None
+    attempts: int
+    next_attempt_at: float | None
+    error: str | None
+    exec_tx: str | None
+    exec_gas: int | None
+    executed_at: float | None
+    created_at: float
+    updated_at: float
+    payload: str | None  # incoming: JSON of its delivery (or of its L1 deposit)
+
+    @property
+    def nonce(self) -> int:
+        return self.message.nonce
+
+    @property
+    def due(self) -> float:
+        """When it may next be tried (0: now)."""
+        return self.next_attempt_at or 0.0
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> MessageRow:
-        """The message in a row from `Store.message`/`Store.messages`."""
+    def from_row(cls, row: Mapping[str, Any]) -> StoredMessage:
+        direction = Direction(row["direction"])
         return cls(
             id=row["id"],
-            direction=row["direction"],
+            direction=direction,
             peer=row["peer"],
-            source_chain_id=row["source_chain_id"],
-            dest_chain_id=row["dest_chain_id"],
-            nonce=row["nonce"],
-            sender=row["sender"],
-            target=row["target"],
-            asset_id=row["asset_id"],
-            amount=int(row["amount"]),
-            data=bytes(row["data"]),
-            asset_data=bytes(row["asset_data"]),
+            status=STATUSES[direction](row["status"]),
+            message=Message(
+                source_chain_id=row["source_chain_id"],
+                dest_chain_id=row["dest_chain_id"],
+                nonce=row["nonce"],
+                sender=row["sender"],
+                target=row["target"],
+                asset_id=bytes.fromhex(row["asset_id"][2:]),
+                amount=int(row["amount"]),
+                data=bytes(row["data"]),
+                asset_data=bytes(row["asset_data"]),
+            ),
             leaf=int(row["leaf"]),
+            outbox_hash=_int_or_none(row["outbox_hash"]),
             block_number=row["block_number"],
             sent_at=row["sent_at"],
+            batch_number=row["batch_number"],
+            index_in_batch=row["index_in_batch"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            error=row["error"],
+            exec_tx=row["exec_tx"],
+            exec_gas=row["exec_gas"],
+            executed_at=row["executed_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            payload=row["payload"],
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The message for the admin API: flat, big integers as decimal strings, bytes as 0x-hex."""
+        m = self.message
+        return {
+            "id": self.id,
+            "direction": str(self.direction),
+            "peer": self.peer,
+            "status": str(self.status),
+            "source_chain_id": m.source_chain_id,
+            "dest_chain_id": m.dest_chain_id,
+            "nonce": m.nonce,
+            "sender": m.sender,
+            "target": m.target,
+            "asset_id": "0x" + m.asset_id.hex(),
+            "amount": str(m.amount),
+            "data": "0x" + m.data.hex(),
+            "asset_data": "0x" + m.asset_data.hex(),
+            "leaf": str(self.leaf),
+            "outbox_hash": None if self.outbox_hash is None else str(self.outbox_hash),
+            "block_number": self.block_number,
+            "sent_at": self.sent_at,
+            "batch_number": self.batch_number,
+            "index_in_batch": self.index_in_batch,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at,
+            "error": self.error,
+            "exec_tx": self.exec_tx,
+            "exec_gas": self.exec_gas,
+            "executed_at": self.executed_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "payload": orjson.loads(self.payload) if self.payload else None,
+        }
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """A batch of this chain's outgoing messages."""
+
+    batch_number: int
+    status: BatchStatus
+    capacity: int
+    count: int
+    first_nonce: int
+    last_nonce: int
+    h_start: int
+    h_end: int
+    batch_root: int | None
+    public_inputs: tuple[int, ...] | None
+    proof: dict[str, Any] | None  # snarkjs JSON
+    proving_seconds: float | None
+    commit_tx: str | None
+    commit_gas: int | None
+    attempts: int
+    next_attempt_at: float | None
+    error: str | None
+    leaf_index: int | None  # its leaf in L1's aggregated tree, once settled
+    settled_at: float | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def due(self) -> float:
+        return self.next_attempt_at or 0.0
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StoredBatch:
+        public = row["public_inputs"]
+        return cls(
+            batch_number=row["batch_number"],
+            status=BatchStatus(row["status"]),
+            capacity=row["capacity"],
+            count=row["count"],
+            first_nonce=row["first_nonce"],
+            last_nonce=row["last_nonce"],
+            h_start=int(row["h_start"]),
+            h_end=int(row["h_end"]),
+            batch_root=_int_or_none(row["batch_root"]),
+            public_inputs=None if public is None else tuple(int(x) for x in orjson.loads(public)),
+            proof=None if row["proof"] is None else orjson.loads(row["proof"]),
+            proving_seconds=row["proving_seconds"],
+            commit_tx=row["commit_tx"],
+            commit_gas=row["commit_gas"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            error=row["error"],
+            leaf_index=row["leaf_index"],
+            settled_at=row["settled_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The batch for the admin API (big integers as decimal strings)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("h_start", "h_end", "batch_root") and value is not None:
+                value = str(value)
+            elif f.name == "public_inputs" and value is not None:
+                value = [str(x) for x in value]
+            elif f.name == "status":
+                value = str(value)
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One status change of a message or a batch, and why."""
+
+    from_status: str | None
+    to_status: str
+    at: float
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from_status": self.from_status,
+            "to_status": self.to_status,
+            "at": self.at,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An input that was refused; `raw` holds at most the configured number of its first bytes."""
+
+    id: int
+    at: float
+    peer: str | None
+    chain_id: int | None
+    kind: str
+    reason: str
+    raw: bytes
+    raw_size: int  # the input's whole size
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at,
+            "peer": self.peer,
+            "chain_id": self.chain_id,
+            "kind": self.kind,
+            "reason": self.reason,
+            "raw": "0x" + self.raw.hex(),
+            "raw_size": self.raw_size,
+        }
+
+
+@dataclass(frozen=True)
+class RefusalPolicy:
+    """How much of the refused inputs the store keeps: anyone on the bus can send any number of
+    envelopes of any size, so only a bounded part of each, and only so many, for so long."""
+
+    raw_bytes: int = 4096
+    keep: int = 10_000
+    max_age_seconds: float = 30 * 86400.0
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An outgoing message as a watcher saw it in a confirmed `MessageSent` event."""
+
+    message: Message
+    peer: str
+    block_number: int
+    outbox_hash: int
+
+
+@dataclass(frozen=True)
+class Deposit:
+    """An L1 deposit to this chain, from a confirmed `DepositQueued` event."""
+
+    message: Message
+    block_number: int
+    leaf_index: int  # its leaf in L1's aggregated tree
+
+
+@dataclass(frozen=True)
+class Received:
+    """An incoming message from a peer, with the JSON of the delivery it came in (its batch's
+    evidence and its own path)."""
+
+    message: Message
+    payload: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an execute transaction did to one message."""
+
+    message_id: str
+    status: InStatus  # EXECUTED or FAILED
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReceiptUpdate:
+    """A peer's receipt for one of this chain's messages."""
+
+    message_id: str
+    status: OutStatus  # one of RECEIPT_STATUSES
+    tx: str | None
+    reason: str | None
 
 
 def format_time(at: float | None) -> str:
@@ -163,12 +397,16 @@ def format_time(at: float | None) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+# --- the store --------------------------------------------------------------------------------
+
+
 class Store:
     """The institution's SQLite store. Safe to share between threads, and between processes (each
     with its own Store on the same file)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, refusals: RefusalPolicy | None = None) -> None:
         self.path = Path(path)
+        self.refusal_policy = refusals or RefusalPolicy()
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -194,6 +432,640 @@ class Store:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    # --- the outgoing side --------------------------------------------------------------------
+
+    def record_sent(self, sent: Sequence[Sent], *, cursor: tuple[str, int]) -> int:
+        """A watcher's confirmed `MessageSent` events up to block `cursor[1]`: each message stored
+        "sent" (one already stored is left alone), and the watcher's cursor moved, together.
+        Returns how many were new."""
+        now = time.time()
+        new = 0
+        with self._write() as db:
+            for s in sent:
+                row = _message_row(s.message, Direction.OUT, s.peer, s.block_number) | {
+                    "outbox_hash": str(s.outbox_hash)
+                }
+                new += self._insert(db, row, OutStatus.SENT, f"MessageSent in block {s.block_number}", now)
+            self._move_cursor(db, *cursor, now)
+        return new
+
+    def close_batch(self, batch_number: int, *, capacity: int, message_ids: Sequence[str]) -> StoredBatch:
+        """Close batch `batch_number` over `message_ids` (this chain's next "sent" messages, in nonce
+        order): the batch is stored "proving" and its messages "batched", together."""
+        if not message_ids:
+            raise StoreError(f"batch {batch_number}: a batch holds at least one message")
+        if len(message_ids) > capacity:
+            raise StoreError(f"batch {batch_number}: {len(message_ids)} messages exceed capacity {capacity}")
+        now = time.time()
+        with self._write() as db:
+            last = self._last_batch(db)
+            expected = 0 if last is None else last.batch_number + 1
+            if batch_number != expected:
+                raise StepRefused(f"batch {batch_number} cannot close: the next batch is {expected}")
+            first_nonce = 0 if last is None else last.last_nonce + 1
+            h_start = 0 if last is None else last.h_end
+            rows = [self._message_in(db, key) for key in message_ids]
+            for index, m in enumerate(rows):
+                if m.direction != Direction.OUT or m.status != OutStatus.SENT:
+                    raise StepRefused(
+                        f"batch {batch_number}: message {m.id} is {m.status}, not a sent outgoing one"
+                    )
+                if m.nonce != first_nonce + index:
+                    raise StepRefused(
+                        f"batch {batch_number}: message {m.id} has nonce {m.nonce}, the batch needs "
+                        f"{first_nonce + index} there"
+                    )
+            h_end = rows[-1].outbox_hash
+            assert h_end is not None
+            db.execute(
+                "INSERT INTO batches (batch_number, status, capacity, count, first_nonce, last_nonce, "
+                "h_start, h_end, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                [
+                    batch_number,
+                    BatchStatus.PROVING,
+                    capacity,
+                    len(rows),
+                    first_nonce,
+                    rows[-1].nonce,
+                    str(h_start),
+                    str(h_end),
+                    now,
+                    now,
+                ],
+            )
+            self._record_batch(
+                db,
+                batch_number,
+                None,
+                BatchStatus.PROVING,
+                reason=f"closed with {len(rows)} messages",
+                at=now,
+            )
+            for index, m in enumerate(rows):
+                self._move(
+                    db,
+                    m,
+                    OutStatus.BATCHED,
+                    f"in batch {batch_number}",
+                    now,
+                    batch_number=batch_number,
+                    index_in_batch=index,
+                )
+            return self._batch_in(db, batch_number)
+
+    def record_proof(
+        self,
+        batch_number: int,
+        *,
+        batch_root: int,
+        public_inputs: Sequence[int],
+        proof: Mapping[str, Any],
+        seconds: float,
+    ) -> bool:
+        """A "proving" batch's proof: the batch becomes "proven". False if it was not "proving" (a
+        second proof of it, after a restart): nothing changes."""
+        now = time.time()
+        with self._write() as db:
+            batch = self._batch_in(db, batch_number)
+            if batch.status != BatchStatus.PROVING:
+                return False
+            self._move_batch(
+                db,
+                batch,
+                BatchStatus.PROVEN,
+                f"proven in {seconds:.2f} s",
+                now,
+                batch_root=str(batch_root),
+                public_inputs=orjson.dumps([str(x) for x in public_inputs]).decode(),
+                proof=orjson.dumps(proof).decode(),
+                proving_seconds=seconds,
+            )
+        return True
+
+    def start_commit(self, batch_number: int) -> StoredBatch:
+        """A "proven" batch is about to be committed: "committing", written before the transaction
+        is sent (after a restart, L1's batch counter says whether it landed)."""
+        now = time.time()
+        with self._write() as db:
+            batch = self._batch_in(db, batch_number)
+            if batch.status == BatchStatus.PROVEN:
+                self._move_batch(db, batch, BatchStatus.COMMITTING, "committing to L1", now)
+            elif batch.status != BatchStatus.COMMITTING:
+                raise StepRefused(f"batch {batch_number} is {batch.status}: only a proven batch is committed")
+            return self._batch_in(db, batch_number)
+
+    def commit_refused(self, batch_number: int, reason: str) -> StoredBatch:
+        """The commit transaction was refused or never mined: "proven" again, to be retried after the
+        retry policy's wait for one more failed try."""
+        now = time.time()
+        with self._write() as db:
+            batch = self._batch_in(db, batch_number)
+            if batch.status not in (BatchStatus.COMMITTING, BatchStatus.PROVEN):
+                raise StepRefused(f"batch {batch_number} is {batch.status}: it was not being committed")
+            attempts = batch.attempts + 1
+            self._move_batch(
+                db,
+                batch,
+                BatchStatus.PROVEN,
+                f"commit refused (try {attempts}): {reason}",
+                now,
+                attempts=attempts,
+                next_attempt_at=RETRY.next_attempt(attempts, now),
+                error=reason,
+            )
+            return self._batch_in(db, batch_number)
+
+    def settle_batch(
+        self, batch_number: int, *, leaf_index: int, tx: str | None, gas: int | None, reason: str
+    ) -> bool:
+        """The batch is settled on L1: it and its messages become "settled", together. False if it
+        already was."""
+        now = time.time()
+        with self._write() as db:
+            batch = self._batch_in(db, batch_number)
+            if batch.status == BatchStatus.SETTLED:
+                return False
+            if batch.status not in (BatchStatus.PROVEN, BatchStatus.COMMITTING):
+                raise StepRefused(f"batch {batch_number} is {batch.status}: it cannot be settled yet")
+            self._move_batch(
+                db,
+                batch,
+                BatchStatus.SETTLED,
+                f"settled on L1 ({reason})",
+                now,
+                commit_tx=tx or batch.commit_tx,
+                commit_gas=gas or batch.commit_gas,
+                leaf_index=leaf_index,
+                settled_at=now,
+                error=None,
+                next_attempt_at=None,
+            )
+            for m in self._batch_messages_in(db, batch_number):
+                if m.status == OutStatus.BATCHED:
+                    self._move(
+                        db, m, OutStatus.SETTLED, f"batch {batch_number} settled on L1 ({reason})", now
+                    )
+        return True
+
+    def record_push(self, message_ids: Sequence[str], peer: str, reason: str) -> list[StoredMessage]:
+        """Messages about to be pushed to `peer` (or their withdrawal finalized on L1): "pushed",
+        one more try counted, the next one after the REPUSH wait. Returns the messages moved (one
+        no longer settled or pushed, e.g. a receipt came meanwhile, is left out)."""
+        now = time.time()
+        moved = []
+        with self._write() as db:
+            for key in message_ids:
+                m = self._message_in(db, key)
+                if m.direction != Direction.OUT or m.status not in (OutStatus.SETTLED, OutStatus.PUSHED):
+                    continue
+                attempts = m.attempts + 1
+                again = f" again (try {attempts}): no receipt yet" if m.status == OutStatus.PUSHED else ""
+                self._move(
+                    db,
+                    m,
+                    OutStatus.PUSHED,
+                    reason + again,
+                    now,
+                    peer=peer,
+                    attempts=attempts,
+                    next_attempt_at=REPUSH.next_attempt(attempts, now),
+                )
+                moved.append(self._message_in(db, key))
+        return moved
+
+    def record_receipts(self, peer: str, receipts: Sequence[ReceiptUpdate]) -> list[str]:
+        """A peer's receipts for this chain's messages, together. A receipt for a message this chain
+        did not send to that peer, or one that reports nothing new, changes nothing; the returned
+        list says why each such receipt was not applied (an executed message stays executed)."""
+        now = time.time()
+        ignored = []
+        with self._write() as db:
+            for r in receipts:
+                m = self._message_or_none(db, r.message_id)
+                if m is None or m.direction != Direction.OUT or m.peer != peer:
+                    ignored.append(
+                        f"receipt for {r.message_id}, which is not a message this chain sent to {peer}"
+                    )
+                    continue
+                if r.status not in RECEIPT_STATUSES:
+                    ignored.append(f"receipt for {r.message_id}: {r.status!r} is not a receipt status")
+                    continue
+                if m.status in (r.status, OutStatus.EXECUTED) or m.status in (
+                    OutStatus.SENT,
+                    OutStatus.BATCHED,
+                ):
+                    continue  # nothing new, or a receipt for a message not pushed yet (a replayed envelope)
+                reason = f"{peer} reports {r.status}" + (f": {r.reason}" if r.reason else "")
+                self._move(
+                    db,
+                    m,
+                    r.status,
+                    reason,
+                    now,
+                    exec_tx=r.tx,
+                    error=r.reason,
+                    next_attempt_at=None,
+                    **({"executed_at": now} if r.status == OutStatus.EXECUTED else {}),
+                )
+        return ignored
+
+    def record_withdrawal(self, message_id: str, *, tx: str | None, gas: int | None, reason: str) -> None:
+        """A withdrawal to L1 was finalized on the Hub: the message is "executed"."""
+        now = time.time()
+        with self._write() as db:
+            m = self._message_in(db, message_id)
+            if m.status == OutStatus.EXECUTED:
+                return
+            self._move(
+                db, m, OutStatus.EXECUTED, reason, now, exec_tx=tx, exec_gas=gas, executed_at=now, error=None
+            )
+
+    def withdrawal_failed(self, message_id: str, reason: str) -> None:
+        """Finalizing a withdrawal failed: it stays "pushed", tried again when its push is due."""
+        now = time.time()
+        with self._write() as db:
+            m = self._message_in(db, message_id)
+            if m.status == OutStatus.PUSHED:
+                self._move(db, m, OutStatus.PUSHED, f"finalizing failed: {reason}", now, error=reason)
+
+    # --- the incoming side --------------------------------------------------------------------
+
+    def record_deposits(self, deposits: Sequence[Deposit], *, cursor: tuple[str, int]) -> int:
+        """A watcher's confirmed L1 deposits to this chain up to block `cursor[1]`: each stored
+        "verified" (L1 itself holds them), and the cursor moved, together. Returns how many were new."""
+        now = time.time()
+        new = 0
+        with self._write() as db:
+            for d in deposits:
+                row = _message_row(d.message, Direction.IN, L1_PEER, d.block_number) | {
+                    "payload": orjson.dumps({"deposit": {"leaf_index": d.leaf_index}}).decode()
+                }
+                new += self._insert(
+                    db,
+                    row,
+                    InStatus.VERIFIED,
+                    f"DepositQueued on L1 in block {d.block_number} (confirmed)",
+                    now,
+                )
+            self._move_cursor(db, *cursor, now)
+        return new
+
+    def receive(self, peer: str, received: Sequence[Received], reason: str) -> list[str]:
+        """Messages from `peer`, stored "received", together; returns the ids that were new."""
+        now = time.time()
+        new = []
+        with self._write() as db:
+            for r in received:
+                row = _message_row(r.message, Direction.IN, peer, None) | {"payload": r.payload}
+                if self._insert(db, row, InStatus.RECEIVED, reason, now):
+                    new.append(message_key(r.message.source_chain_id, r.message.nonce))
+        return new
+
+    def record_verdicts(self, *, verified: Sequence[str], refused: Mapping[str, str]) -> None:
+        """Off-chain checks of "received" messages: those in `verified` become "verified", those in
+        `refused` (id -> reason) "refused", together. Messages no longer "received" are left alone."""
+        now = time.time()
+        with self._write() as db:
+            for key in verified:
+                m = self._message_in(db, key)
+                if m.status == InStatus.RECEIVED:
+                    self._move(db, m, InStatus.VERIFIED, "path, batch proof and L1 settlement checked", now)
+            for key, reason in refused.items():
+                m = self._message_in(db, key)
+                if m.status == InStatus.RECEIVED:
+                    self._move(db, m, InStatus.REFUSED, reason, now, error=reason)
+
+    def start_execution(self, message_ids: Sequence[str]) -> None:
+        """Messages about to go into one execute transaction: "executing", written before it is sent
+        (after a restart, the Inbox's nullifiers say which were executed)."""
+        now = time.time()
+        with self._write() as db:
+            for key in message_ids:
+                m = self._message_in(db, key)
+                if m.status not in EXECUTABLE:
+                    raise StepRefused(f"message {key} is {m.status}: only a verified message is executed")
+                self._move(db, m, InStatus.EXECUTING, "in an execute transaction", now)
+
+    def execution_not_sent(self, message_ids: Sequence[str], reason: str) -> None:
+        """The execute transaction was refused or never mined: "verified" again, each with one more
+        failed try and the retry policy's wait."""
+        now = time.time()
+        with self._write() as db:
+            for key in message_ids:
+                m = self._message_in(db, key)
+                if m.status != InStatus.EXECUTING:
+                    continue
+                attempts = m.attempts + 1
+                self._move(
+                    db,
+                    m,
+                    InStatus.VERIFIED,
+                    f"execute transaction failed: {reason}",
+                    now,
+                    attempts=attempts,
+                    next_attempt_at=RETRY.next_attempt(attempts, now),
+                    error=reason,
+                )
+
+    def record_outcomes(self, outcomes: Sequence[Outcome], *, tx: str | None, gas_each: int | None) -> None:
+        """What an execute transaction (or, after a restart, the Inbox's nullifiers) says of
+        "executing" messages, together: "executed", or "failed" (to be replayed by an operator)."""
+        now = time.time()
+        with self._write() as db:
+            for o in outcomes:
+                m = self._message_in(db, o.message_id)
+                if m.status != InStatus.EXECUTING:
+                    continue
+                if o.status == InStatus.EXECUTED:
+                    self._move(
+                        db,
+                        m,
+                        InStatus.EXECUTED,
+                        o.reason,
+                        now,
+                        exec_tx=tx,
+                        exec_gas=gas_each,
+                        executed_at=now,
+                        error=None,
+                    )
+                elif o.status == InStatus.FAILED:
+                    self._move(
+                        db,
+                        m,
+                        InStatus.FAILED,
+                        o.reason,
+                        now,
+                        exec_tx=tx,
+                        error=o.reason,
+                        attempts=m.attempts + 1,
+                    )
+                elif o.status == InStatus.VERIFIED:  # not executed after all: run it again
+                    self._move(db, m, InStatus.VERIFIED, o.reason, now)
+                else:
+                    raise StoreError(f"message {o.message_id}: {o.status} is not an execution outcome")
+
+    def request_replay(self, message_id: str, reason: str = "replay requested by the operator") -> str:
+        """Ask the daemon to execute a failed incoming message again.
+
+        "failed" -> "replay" (attempts reset, next attempt now) and returns "replay"; a message
+        already "replay", "verified" or "executing" is left as it is and its status returned
+        (idempotent).
+        Raises StoreError for an unknown, outgoing, executed or not yet verified message.
+        """
+        now = time.time()
+        with self._write() as db:
+            m = self._message_in(db, message_id)
+            if m.direction != Direction.IN:
+                raise StoreError(
+                    f"message {message_id} is outgoing (to {m.peer}): only incoming messages are "
+                    "replayed, by the relayer of the chain they are addressed to"
+                )
+            if m.status == InStatus.EXECUTED:
+                tx = f" in transaction {m.exec_tx}" if m.exec_tx else ""
+                raise StoreError(
+                    f"message {message_id} was executed at {format_time(m.executed_at)}{tx}; "
+                    "it cannot be replayed"
+                )
+            if m.status in (InStatus.REPLAY, InStatus.VERIFIED, InStatus.EXECUTING):
+                return str(m.status)  # already to be executed, or being executed
+            if m.status != InStatus.FAILED:
+                raise StoreError(
+                    f"message {message_id} is {str(m.status)!r}: only a failed message can be replayed"
+                    + (" (it did not verify; see its history)" if m.status == InStatus.REFUSED else "")
+                )
+            self._move(db, m, InStatus.REPLAY, reason, now, attempts=0, next_attempt_at=now)
+        return "replay"
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def message(self, message_id: str) -> StoredMessage | None:
+        rows = self._query("SELECT * FROM messages WHERE id = ?", [message_id])
+        return StoredMessage.from_row(rows[0]) if rows else None
+
+    def messages(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        peer: str | None = None,
+        direction: str | None = None,
+        batch_number: int | None = None,
+        limit: int | None = None,
+    ) -> list[StoredMessage]:
+        """Messages matching every filter given, oldest first (a batch's in nonce order)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({_marks(statuses)})")
+            params += [str(s) for s in statuses]
+        for column, value in (("peer", peer), ("direction", direction), ("batch_number", batch_number)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(str(value) if column == "direction" else value)
+        sql = "SELECT * FROM messages"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY nonce, rowid" if batch_number is not None else " ORDER BY created_at, rowid"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(min(limit, _INT64 - 1))
+        return [StoredMessage.from_row(row) for row in self._query(sql, params)]
+
+    def history(self, message_id: str) -> list[Transition]:
+        """The message's status changes, oldest first."""
+        rows = self._query(
+            "SELECT from_status, to_status, at, reason FROM transitions WHERE message_id = ? ORDER BY id",
+            [message_id],
+        )
+        return [Transition(**row) for row in rows]
+
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        """How many messages there are per (direction, peer, status)."""
+        rows = self._query(
+            "SELECT direction, peer, status, count(*) AS n FROM messages GROUP BY direction, peer, status"
+        )
+        return {(row["direction"], row["peer"], row["status"]): row["n"] for row in rows}
+
+    def oldest_pending(self) -> dict[str, float]:
+        """Per peer, when its oldest message not yet in a final status was added (unix time)."""
+        final = sorted(FINAL_STATUSES)
+        rows = self._query(
+            "SELECT peer, min(created_at) AS since FROM messages "
+            f"WHERE status NOT IN ({_marks(final)}) GROUP BY peer",
+            final,
+        )
+        return {row["peer"]: row["since"] for row in rows}
+
+    def batch(self, batch_number: int) -> StoredBatch | None:
+        rows = self._query("SELECT * FROM batches WHERE batch_number = ?", [batch_number])
+        return StoredBatch.from_row(rows[0]) if rows else None
+
+    def batches(
+        self, *, status: str | Sequence[str] | None = None, limit: int | None = None
+    ) -> list[StoredBatch]:
+        """Batches (with one of the statuses given), by batch number; with `limit`, the last ones."""
+        sql, params = "SELECT * FROM batches", []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            sql += f" WHERE status IN ({_marks(statuses)})"
+            params = [str(s) for s in statuses]
+        if limit is None:
+            rows = self._query(sql + " ORDER BY batch_number", params)
+        else:
+            rows = self._query(sql + " ORDER BY batch_number DESC LIMIT ?", [*params, min(limit, _INT64 - 1)])
+            rows.reverse()
+        return [StoredBatch.from_row(row) for row in rows]
+
+    def last_batch(self) -> StoredBatch | None:
+        with self._lock:
+            return self._last_batch(self._db)
+
+    def batch_history(self, batch_number: int) -> list[Transition]:
+        """The batch's status changes, oldest first."""
+        rows = self._query(
+            "SELECT from_status, to_status, at, reason FROM batch_transitions "
+            "WHERE batch_number = ? ORDER BY id",
+            [batch_number],
+        )
+        return [Transition(**row) for row in rows]
+
+    def cursor(self, name: str) -> int | None:
+        """The block a watcher named `name` has handled up to, or None if it never saved one."""
+        rows = self._query("SELECT block FROM cursors WHERE name = ?", [name])
+        return int(rows[0]["block"]) if rows else None
+
+    def set_cursor(self, name: str, block: int) -> None:
+        with self._write() as db:
+            self._move_cursor(db, name, block, time.time())
+
+    # --- refusals -----------------------------------------------------------------------------
+
+    def refuse(self, *, peer: str | None, chain_id: int | None, kind: str, reason: str, raw: bytes) -> None:
+        """Record an input that was refused (an envelope that did not verify, a message not allowed):
+        its first `raw_bytes` bytes and its size; the oldest are pruned past `keep` or `max_age`."""
+        policy, now = self.refusal_policy, time.time()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO refusals (at, peer, chain_id, kind, reason, raw, raw_size) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [now, peer, chain_id, kind, reason[:1000], bytes(raw[: policy.raw_bytes]), len(raw)],
+            )
+            db.execute("DELETE FROM refusals WHERE at < ?", [now - policy.max_age_seconds])
+            db.execute("DELETE FROM refusals WHERE id <= (SELECT max(id) FROM refusals) - ?", [policy.keep])
+
+    def refusals(self, limit: int | None = None) -> list[Refusal]:
+        """Refused inputs, newest first."""
+        sql = "SELECT * FROM refusals ORDER BY id DESC"
+        rows = self._query(sql) if limit is None else self._query(sql + " LIMIT ?", [min(limit, _INT64 - 1)])
+        return [Refusal(**(row | {"raw": bytes(row["raw"])})) for row in rows]
+
+    # --- invariants ---------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """What is inconsistent in the store (empty when all is well): each batch holds exactly its
+        messages, in nonce order, and chains on the one before it; each message's status agrees with
+        its batch's and with its last recorded change."""
+        problems: list[str] = []
+        with self._lock:
+            db = self._db
+            batches = [
+                StoredBatch.from_row(r) for r in db.query("SELECT * FROM batches ORDER BY batch_number")
+            ]
+            previous: StoredBatch | None = None
+            for b in batches:
+                members = self._batch_messages_in(db, b.batch_number)
+                where = f"batch {b.batch_number}"
+                expected_number = 0 if previous is None else previous.batch_number + 1
+                if b.batch_number != expected_number:
+                    problems.append(
+                        f"{where}: follows batch {expected_number - 1}; batch {expected_number} is missing"
+                    )
+                if previous is not None and (
+                    b.first_nonce != previous.last_nonce + 1 or b.h_start != previous.h_end
+                ):
+                    problems.append(f"{where}: does not start where batch {previous.batch_number} ends")
+                if len(members) != b.count:
+                    problems.append(f"{where}: count is {b.count}, but {len(members)} messages are in it")
+                nonces = [m.nonce for m in members]
+                if nonces != list(range(b.first_nonce, b.first_nonce + len(members))):
+                    problems.append(f"{where}: its messages are not nonces {b.first_nonce}..{b.last_nonce}")
+                for m in members:
+                    settled = b.status == BatchStatus.SETTLED
+                    if m.status == OutStatus.SENT or (m.status == OutStatus.BATCHED) == settled:
+                        problems.append(f"message {m.id} is {m.status} in {where}, which is {b.status}")
+                previous = b
+            last_nonce = -1 if previous is None else previous.last_nonce
+            for row in db.query(
+                "SELECT id, status, batch_number, nonce FROM messages WHERE direction = 'out' "
+                "AND (batch_number IS NULL) != (status = 'sent')"
+            ):
+                problems.append(f"message {row['id']} is {row['status']} with batch {row['batch_number']}")
+            for row in db.query(
+                "SELECT id FROM messages WHERE direction = 'out' AND status = 'sent' AND nonce <= ?",
+                [last_nonce],
+            ):
+                problems.append(f"message {row['id']} is sent, but a batch already holds its nonce")
+            for row in db.query(
+                "SELECT m.id, m.status, t.to_status FROM messages m JOIN transitions t ON t.id = "
+                "(SELECT max(id) FROM transitions WHERE message_id = m.id) WHERE t.to_status != m.status"
+            ):
+                problems.append(
+                    f"message {row['id']} is {row['status']}, "
+                    f"but its last recorded change is to {row['to_status']}"
+                )
+            for row in db.query("SELECT id, direction, status FROM messages"):
+                if row["status"] not in STATUSES[Direction(row["direction"])].__members__.values():
+                    problems.append(f"message {row['id']}: unknown status {row['status']!r}")
+        return problems
+
+    def repair(self) -> list[str]:
+        """Repair what a store written by an earlier xrelay (whose steps were not one transaction
+        each) may hold, losing nothing: a settled batch's messages left "batched" become "settled";
+        a batch whose messages were not all moved in gets the missing "sent" ones of its nonce range.
+        Returns what it did; `check()` tells what is left."""
+        done: list[str] = []
+        now = time.time()
+        with self._write() as db:
+            for b in [
+                StoredBatch.from_row(r) for r in db.query("SELECT * FROM batches ORDER BY batch_number")
+            ]:
+                members = {m.nonce: m for m in self._batch_messages_in(db, b.batch_number)}
+                for nonce in range(b.first_nonce, b.last_nonce + 1):
+                    if nonce in members:
+                        continue
+                    rows = list(
+                        db.query(
+                            "SELECT * FROM messages "
+                            "WHERE direction = 'out' AND nonce = ? AND status = 'sent'",
+                            [nonce],
+                        )
+                    )
+                    if rows:
+                        m = StoredMessage.from_row(rows[0])
+                        self._move(
+                            db,
+                            m,
+                            OutStatus.BATCHED,
+                            f"in batch {b.batch_number} (repaired)",
+                            now,
+                            batch_number=b.batch_number,
+                            index_in_batch=nonce - b.first_nonce,
+                        )
+                        members[nonce] = self._message_in(db, m.id)
+                        done.append(f"message {m.id} moved into batch {b.batch_number}")
+                if b.status == BatchStatus.SETTLED:
+                    for m in members.values():
+                        if m.status == OutStatus.BATCHED:
+                            self._move(
+                                db,
+                                m,
+                                OutStatus.SETTLED,
+                                f"batch {b.batch_number} settled on L1 (repaired)",
+                                now,
+                            )
+                            done.append(f"message {m.id} settled with batch {b.batch_number}")
+        return done
+
     # --- plumbing -----------------------------------------------------------------------------
 
     @contextmanager
@@ -212,6 +1084,105 @@ class Store:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._db.query(sql, list(params)))
+
+    def _message_or_none(self, db: Database, message_id: str) -> StoredMessage | None:
+        rows = list(db.query("SELECT * FROM messages WHERE id = ?", [message_id]))
+        return StoredMessage.from_row(rows[0]) if rows else None
+
+    def _message_in(self, db: Database, message_id: str) -> StoredMessage:
+        m = self._message_or_none(db, message_id)
+        if m is None:
+            raise UnknownMessage(f"no message {message_id} in the store {self.path}")
+        return m
+
+    def _batch_in(self, db: Database, batch_number: int) -> StoredBatch:
+        rows = list(db.query("SELECT * FROM batches WHERE batch_number = ?", [batch_number]))
+        if not rows:
+            raise StoreError(f"no batch {batch_number} in the store {self.path}")
+        return StoredBatch.from_row(rows[0])
+
+    @staticmethod
+    def _last_batch(db: Database) -> StoredBatch | None:
+        rows = list(db.query("SELECT * FROM batches ORDER BY batch_number DESC LIMIT 1"))
+        return StoredBatch.from_row(rows[0]) if rows else None
+
+    @staticmethod
+    def _batch_messages_in(db: Database, batch_number: int) -> list[StoredMessage]:
+        rows = db.query(
+            "SELECT * FROM messages WHERE direction = 'out' AND batch_number = ? ORDER BY nonce",
+            [batch_number],
+        )
+        return [StoredMessage.from_row(row) for row in rows]
+
+    @staticmethod
+    def _insert(db: Database, row: dict[str, Any], status: MessageStatus, reason: str, now: float) -> bool:
+        row = row | {"status": str(status), "attempts": 0, "created_at": now, "updated_at": now}
+        cursor = db.execute(
+            f"INSERT INTO messages ({', '.join(row)}) VALUES ({_marks(row)}) ON CONFLICT (id) DO NOTHING",
+            list(row.values()),
+        )
+        if cursor.rowcount == 0:
+            return False
+        Store._record(db, row["id"], None, status, reason=reason, at=now)
+        return True
+
+    @staticmethod
+    def _move(
+        db: Database, m: StoredMessage, status: MessageStatus, reason: str, now: float, **values: Any
+    ) -> None:
+        if status not in STATUSES[m.direction].__members__.values():
+            raise StoreError(
+                f"{status!r} is not a status of an "
+                f"{'outgoing' if m.direction == Direction.OUT else 'incoming'} message"
+            )
+        values = {k: _encode(v) for k, v in values.items()} | {"status": str(status), "updated_at": now}
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", [*values.values(), m.id])
+        Store._record(db, m.id, m.status, status, reason=reason, at=now)
+
+    @staticmethod
+    def _record(
+        db: Database, message_id: str, before: str | None, after: str, *, reason: str, at: float
+    ) -> None:
+        db.execute(
+            "INSERT INTO transitions (message_id, from_status, to_status, at, reason) VALUES (?, ?, ?, ?, ?)",
+            [message_id, None if before is None else str(before), str(after), at, reason],
+        )
+
+    @staticmethod
+    def _move_batch(
+        db: Database, b: StoredBatch, status: BatchStatus, reason: str, now: float, **values: Any
+    ) -> None:
+        values = {k: _encode(v) for k, v in values.items()} | {"status": str(status), "updated_at": now}
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        db.execute(
+            f"UPDATE batches SET {assignments} WHERE batch_number = ?", [*values.values(), b.batch_number]
+        )
+        Store._record_batch(db, b.batch_number, b.status, status, reason=reason, at=now)
+
+    @staticmethod
+    def _record_batch(
+        db: Database,
+        batch_number: int,
+        before: BatchStatus | None,
+        after: BatchStatus,
+        *,
+        reason: str,
+        at: float,
+    ) -> None:
+        db.execute(
+            "INSERT INTO batch_transitions (batch_number, from_status, to_status, at, reason) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [batch_number, None if before is None else str(before), str(after), at, reason],
+        )
+
+    @staticmethod
+    def _move_cursor(db: Database, name: str, block: int, now: float) -> None:
+        db.execute(
+            "INSERT INTO cursors (name, block, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET block = excluded.block, updated_at = excluded.updated_at",
+            [name, block, now],
+        )
 
     def _enable_wal(self) -> None:
         """Switch the file to WAL once. The switch needs the file to itself, and SQLite does not wait
@@ -238,303 +1209,66 @@ class Store:
             version = self._version()
             if version == SCHEMA_VERSION:
                 return  # another process created it meanwhile
-            if version != 0:
+            if version > SCHEMA_VERSION:
                 raise StoreError(
-                    f"{self.path} has store schema version {version}; this xrelay knows version "
+                    f"{self.path} has store schema version {version}; this xrelay knows versions up to "
                     f"{SCHEMA_VERSION} (was it written by a newer xrelay?)"
                 )
-            db.table("messages").create(
-                _MESSAGE_COLUMNS,
-                pk="id",
-                not_null={"direction", "peer", "status", "attempts", "created_at", "updated_at"},
-                defaults={"attempts": 0},
-            )
-            db.table("messages").create_index(["status"])
-            db.table("messages").create_index(["direction", "peer", "status"])
-            db.table("messages").create_index(["direction", "batch_number"])
-            db.table("transitions").create(
-                {
-                    "id": "INTEGER",
-                    "message_id": "TEXT",
-                    "from_status": "TEXT",
-                    "to_status": "TEXT",
-                    "at": "REAL",
-                    "reason": "TEXT",
-                },
-                pk="id",
-                not_null={"message_id", "to_status", "at", "reason"},
-                foreign_keys=[("message_id", "messages", "id")],
-            )
-            db.table("transitions").create_index(["message_id"])
-            db.table("batches").create(
-                _BATCH_COLUMNS,
-                pk="batch_number",
-                not_null={"status", "attempts", "created_at", "updated_at"},
-                defaults={"attempts": 0},
-            )
-            db.table("cursors").create(
-                {"name": "TEXT", "block": "INTEGER", "updated_at": "REAL"}, pk="name", not_null={"block"}
-            )
-            db.table("refusals").create(
-                {
-                    "id": "INTEGER",
-                    "at": "REAL",
-                    "peer": "TEXT",
-                    "chain_id": "INTEGER",
-                    "kind": "TEXT",
-                    "reason": "TEXT",
-                    "raw": "BLOB",
-                },
-                pk="id",
-                not_null={"at", "kind", "reason", "raw"},
-            )
+            if version == 0:
+                _create_v1(db)
+            _migrate_v1_to_v2(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    # --- messages -----------------------------------------------------------------------------
 
-    def add_message(self, m: MessageRow, status: str, reason: str, **fields: Any) -> bool:
-        """Insert `m` with `status` (and the other columns given) and record the transition
-        (None -> status). Idempotent: if a message with its id is already stored, nothing changes
-        and it returns False."""
-        if m.direction not in _STATUSES:
-            raise StoreError(f"message {m.id}: direction must be 'in' or 'out', not {m.direction!r}")
-        if m.id != f"{m.source_chain_id}:{m.nonce}":
-            raise StoreError(
-                f"message id {m.id!r} does not match its source chain and nonce "
-                f"({m.source_chain_id}:{m.nonce})"
-            )
-        _check_status(m.direction, status)
-        now = time.time()
-        row = {column: _encode(column, value) for column, value in asdict(m).items()}
-        row["attempts"] = 0
-        row |= _columns(_MESSAGE_COLUMNS, _MESSAGE_MANAGED, fields, "message")
-        row |= {"status": status, "created_at": now, "updated_at": now}
-        with self._write() as db:
-            columns = ", ".join(row)
-            marks = _marks(row)
-            cursor = db.execute(
-                f"INSERT INTO messages ({columns}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING",
-                list(row.values()),
-            )
-            if cursor.rowcount == 0:
-                return False
-            self._record(db, m.id, None, status, reason=reason, at=now)
-        return True
+# --- schema -----------------------------------------------------------------------------------
 
-    def transition(self, message_id: str, status: str, reason: str, **fields: Any) -> None:
-        """Set the message's status (and the other columns given) and record the transition, at once."""
-        self.transition_many([message_id], status, reason, **fields)
+L1_PEER = "l1"
+_INT64 = 1 << 63
 
-    def transition_many(self, ids: Sequence[str], status: str, reason: str, **fields: Any) -> None:
-        """`transition` for each of `ids`, all in one transaction (none if one of them is unknown)."""
-        if isinstance(ids, str):
-            raise TypeError("transition_many takes a sequence of message ids, not one id")
-        values = _columns(_MESSAGE_COLUMNS, _MESSAGE_MANAGED, fields, "message")
-        now = time.time()
-        with self._write() as db:
-            for message_id in ids:
-                current = self._row_in(db, message_id)
-                _check_status(current["direction"], status)
-                self._set(db, message_id, status, values, now)
-                self._record(db, message_id, current["status"], status, reason=reason, at=now)
 
-    def message(self, message_id: str) -> dict[str, Any] | None:
-        rows = self._query("SELECT * FROM messages WHERE id = ?", [message_id])
-        return rows[0] if rows else None
+def _create_v1(db: Database) -> None:
+    db.execute(
+        "CREATE TABLE messages (id TEXT PRIMARY KEY, direction TEXT NOT NULL, peer TEXT NOT NULL, "
+        "source_chain_id INTEGER, dest_chain_id INTEGER, nonce INTEGER, sender TEXT, target TEXT, "
+        "asset_id TEXT, amount TEXT, data BLOB, asset_data BLOB, leaf TEXT, block_number INTEGER, "
+        "sent_at REAL, status TEXT NOT NULL, batch_number INTEGER, index_in_batch INTEGER, "
+        "attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL, error TEXT, exec_tx TEXT, "
+        "exec_gas INTEGER, executed_at REAL, created_at REAL NOT NULL, updated_at REAL NOT NULL, "
+        "payload TEXT, outbox_hash TEXT)"
+    )
+    db.execute("CREATE INDEX idx_messages_status ON messages (status)")
+    db.execute("CREATE INDEX idx_messages_direction_peer_status ON messages (direction, peer, status)")
+    db.execute("CREATE INDEX idx_messages_direction_batch_number ON messages (direction, batch_number)")
+    db.execute(
+        "CREATE TABLE transitions (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL REFERENCES messages(id), "
+        "from_status TEXT, to_status TEXT NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX idx_transitions_message_id ON transitions (message_id)")
+    db.execute(
+        "CREATE TABLE batches (batch_number INTEGER PRIMARY KEY, capacity INTEGER, count INTEGER, "
+        "first_nonce INTEGER, last_nonce INTEGER, h_start TEXT, h_end TEXT, batch_root TEXT, "
+        "public_inputs TEXT, proof TEXT, status TEXT NOT NULL, proving_seconds REAL, commit_tx TEXT, "
+        "commit_gas INTEGER, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL, error TEXT, "
+        "leaf_index INTEGER, settled_at REAL, created_at REAL NOT NULL, updated_at REAL NOT NULL)"
+    )
+    db.execute("CREATE TABLE cursors (name TEXT PRIMARY KEY, block INTEGER NOT NULL, updated_at REAL)")
+    db.execute(
+        "CREATE TABLE refusals (id INTEGER PRIMARY KEY, at REAL NOT NULL, peer TEXT, chain_id INTEGER, "
+        "kind TEXT NOT NULL, reason TEXT NOT NULL, raw BLOB NOT NULL)"
+    )
 
-    def messages(
-        self,
-        *,
-        status: str | Sequence[str] | None = None,
-        peer: str | None = None,
-        direction: str | None = None,
-        batch_number: int | None = None,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Messages matching every filter given, oldest first."""
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            statuses = [status] if isinstance(status, str) else list(status)
-            where.append(f"status IN ({_marks(statuses)})")
-            params += statuses
-        if peer is not None:
-            where.append("peer = ?")
-            params.append(peer)
-        if direction is not None:
-            where.append("direction = ?")
-            params.append(direction)
-        if batch_number is not None:
-            where.append("batch_number = ?")
-            params.append(batch_number)
-        sql = "SELECT * FROM messages"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, rowid"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return self._query(sql, params)
 
-    def history(self, message_id: str) -> list[dict[str, Any]]:
-        """The message's transitions, oldest first: id, message_id, from_status, to_status, at, reason."""
-        return self._query("SELECT * FROM transitions WHERE message_id = ? ORDER BY id", [message_id])
-
-    def counts(self) -> dict[tuple[str, str, str], int]:
-        """How many messages there are per (direction, peer, status)."""
-        rows = self._query(
-            "SELECT direction, peer, status, count(*) AS n FROM messages GROUP BY direction, peer, status"
-        )
-        return {(row["direction"], row["peer"], row["status"]): row["n"] for row in rows}
-
-    def oldest_pending(self) -> dict[str, float]:
-        """Per peer, when its oldest message not yet in a final status was added (unix time)."""
-        final = sorted(FINAL_STATUSES)
-        rows = self._query(
-            "SELECT peer, min(created_at) AS since FROM messages "
-            f"WHERE status NOT IN ({_marks(final)}) GROUP BY peer",
-            final,
-        )
-        return {row["peer"]: row["since"] for row in rows}
-
-    def request_replay(self, message_id: str, reason: str = "replay requested by the operator") -> str:
-        """Ask the daemon to execute a failed incoming message again.
-
-        "failed" -> "replay" (attempts reset, next attempt now) and returns "replay"; a message
-        already "replay", "verified" or "executing" is left as it is and its status returned
-        (idempotent).
-        Raises StoreError for an unknown, outgoing, executed or not yet verified message.
-        """
-        now = time.time()
-        with self._write() as db:
-            row = self._row_in(db, message_id)
-            status = row["status"]
-            if row["direction"] != "in":
-                raise StoreError(
-                    f"message {message_id} is outgoing (to {row['peer']}): only incoming messages are "
-                    "replayed, by the relayer of the chain they are addressed to"
-                )
-            if status == "executed":
-                tx = f" in transaction {row['exec_tx']}" if row["exec_tx"] else ""
-                raise StoreError(
-                    f"message {message_id} was executed at {format_time(row['executed_at'])}{tx}; "
-                    "it cannot be replayed"
-                )
-            if status in ("replay", "verified", "executing"):
-                return str(status)  # already to be executed, or being executed
-            if status != "failed":
-                raise StoreError(
-                    f"message {message_id} is {status!r}: only a failed message can be replayed"
-                    + (" (it did not verify; see its history)" if status == "refused" else "")
-                )
-            self._set(db, message_id, "replay", {"attempts": 0, "next_attempt_at": now}, now)
-            self._record(db, message_id, status, "replay", reason=reason, at=now)
-        return "replay"
-
-    def _row_in(self, db: Database, message_id: str) -> dict[str, Any]:
-        rows = list(db.query("SELECT * FROM messages WHERE id = ?", [message_id]))
-        if not rows:
-            raise UnknownMessage(f"no message {message_id} in the store {self.path}")
-        return rows[0]
-
-    @staticmethod
-    def _set(db: Database, message_id: str, status: str, values: dict[str, Any], now: float) -> None:
-        values = values | {"status": status, "updated_at": now}
-        assignments = ", ".join(f"{column} = ?" for column in values)
-        db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", [*values.values(), message_id])
-
-    @staticmethod
-    def _record(
-        db: Database, message_id: str, before: str | None, after: str, *, reason: str, at: float
-    ) -> None:
-        db.execute(
-            "INSERT INTO transitions (message_id, from_status, to_status, at, reason) VALUES (?, ?, ?, ?, ?)",
-            [message_id, before, after, at, reason],
-        )
-
-    # --- batches ------------------------------------------------------------------------------
-
-    def add_batch(self, batch_number: int, **fields: Any) -> None:
-        """A new batch of this chain, in status "proving". StoreError if it is already stored."""
-        now = time.time()
-        row = _columns(_BATCH_COLUMNS, _BATCH_MANAGED, fields, "batch") | {
-            "batch_number": batch_number,
-            "status": "proving",
-            "created_at": now,
-            "updated_at": now,
-        }
-        row.setdefault("attempts", 0)
-        with self._write() as db:
-            cursor = db.execute(
-                f"INSERT INTO batches ({', '.join(row)}) VALUES ({_marks(row)}) "
-                "ON CONFLICT (batch_number) DO NOTHING",
-                list(row.values()),
-            )
-            if cursor.rowcount == 0:
-                raise StoreError(f"batch {batch_number} is already in the store")
-
-    def update_batch(self, batch_number: int, status: str | None = None, **fields: Any) -> None:
-        values = _columns(_BATCH_COLUMNS, _BATCH_MANAGED, fields, "batch")
-        if status is not None:
-            if status not in BATCH_STATUSES:
-                raise StoreError(
-                    f"unknown batch status {status!r}: expected one of {', '.join(BATCH_STATUSES)}"
-                )
-            values["status"] = status
-        values["updated_at"] = time.time()
-        assignments = ", ".join(f"{column} = ?" for column in values)
-        with self._write() as db:
-            cursor = db.execute(
-                f"UPDATE batches SET {assignments} WHERE batch_number = ?", [*values.values(), batch_number]
-            )
-            if cursor.rowcount == 0:
-                raise StoreError(f"no batch {batch_number} in the store {self.path}")
-
-    def batch(self, batch_number: int) -> dict[str, Any] | None:
-        rows = self._query("SELECT * FROM batches WHERE batch_number = ?", [batch_number])
-        return rows[0] if rows else None
-
-    def batches(self, *, status: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Batches (with one of the statuses given), by batch number."""
-        if status is None:
-            return self._query("SELECT * FROM batches ORDER BY batch_number")
-        statuses = [status] if isinstance(status, str) else list(status)
-        return self._query(
-            f"SELECT * FROM batches WHERE status IN ({_marks(statuses)}) ORDER BY batch_number",
-            statuses,
-        )
-
-    # --- cursors ------------------------------------------------------------------------------
-
-    def cursor(self, name: str) -> int | None:
-        """The block a watcher named `name` has handled up to, or None if it never saved one."""
-        rows = self._query("SELECT block FROM cursors WHERE name = ?", [name])
-        return int(rows[0]["block"]) if rows else None
-
-    def set_cursor(self, name: str, block: int) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO cursors (name, block, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET block = excluded.block, updated_at = excluded.updated_at",
-                [name, block, time.time()],
-            )
-
-    # --- refusals -----------------------------------------------------------------------------
-
-    def refuse(self, *, peer: str | None, chain_id: int | None, kind: str, reason: str, raw: bytes) -> None:
-        """Record an input that was refused (an envelope that did not verify, a message not allowed)."""
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO refusals (at, peer, chain_id, kind, reason, raw) VALUES (?, ?, ?, ?, ?, ?)",
-                [time.time(), peer, chain_id, kind, reason, bytes(raw)],
-            )
-
-    def refusals(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Refused inputs, newest first: id, at, peer, chain_id, kind, reason, raw."""
-        sql = "SELECT * FROM refusals ORDER BY id DESC"
-        if limit is None:
-            return self._query(sql)
-        return self._query(sql + " LIMIT ?", [limit])
+def _migrate_v1_to_v2(db: Database) -> None:
+    """Version 2: each batch's history, and refusals keep a bounded part of the input and its size."""
+    db.execute(
+        "CREATE TABLE batch_transitions (id INTEGER PRIMARY KEY, batch_number INTEGER NOT NULL "
+        "REFERENCES batches(batch_number), from_status TEXT, to_status TEXT NOT NULL, at REAL NOT NULL, "
+        "reason TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX idx_batch_transitions_batch_number ON batch_transitions (batch_number)")
+    db.execute("ALTER TABLE refusals ADD COLUMN raw_size INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE refusals SET raw_size = length(raw), raw = substr(raw, 1, 4096)")
+    db.execute("CREATE INDEX idx_refusals_at ON refusals (at)")
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -544,52 +1278,36 @@ def _marks(values: Sized) -> str:
     return ", ".join("?" * len(values))
 
 
-def _check_status(direction: str, status: str) -> None:
-    allowed = _STATUSES[direction]
-    if status not in allowed:
-        kind = "an outgoing" if direction == "out" else "an incoming"
-        raise StoreError(
-            f"{status!r} is not a status of {kind} message: expected one of {', '.join(allowed)}"
-        )
+def _int_or_none(text: str | None) -> int | None:
+    return None if text is None else int(text)
 
 
-def _columns(
-    schema: Mapping[str, str], managed: frozenset[str], fields: Mapping[str, Any], what: str
-) -> dict[str, Any]:
-    unknown = [name for name in fields if name not in schema or name in managed]
-    if unknown:
-        settable = ", ".join(name for name in schema if name not in managed)
-        raise StoreError(f"cannot set {', '.join(unknown)} on a {what}: the columns are {settable}")
-    return {name: _encode(name, value) for name, value in fields.items()}
+def _message_row(m: Message, direction: Direction, peer: str, block_number: int | None) -> dict[str, Any]:
+    return {
+        "id": message_key(m.source_chain_id, m.nonce),
+        "direction": str(direction),
+        "peer": peer,
+        "source_chain_id": m.source_chain_id,
+        "dest_chain_id": m.dest_chain_id,
+        "nonce": m.nonce,
+        "sender": m.sender,
+        "target": m.target,
+        "asset_id": "0x" + m.asset_id.hex(),
+        "amount": str(m.amount),
+        "data": m.data,
+        "asset_data": m.asset_data,
+        "leaf": str(m.leaf()),
+        "block_number": block_number,
+        "sent_at": time.time(),
+    }
 
 
-def _encode(column: str, value: Any) -> Any:
-    """A value as its column stores it."""
-    if value is None:
-        return None
-    if column in _JSON_COLUMNS:
-        if isinstance(value, str):
-            return value
-        if column == "public_inputs":
-            value = [str(int(v)) for v in value]
-        try:
-            return orjson.dumps(value, default=_json_default).decode()
-        except TypeError:  # orjson stops at 64-bit integers; json does not
-            return json.dumps(value, default=_json_default, separators=(",", ":"))
-    if column in _DECIMAL_COLUMNS and isinstance(value, int):
+def _encode(value: Any) -> Any:
+    """A value as a column stores it: enums as their word, integers beyond 64 bits as decimal text."""
+    if isinstance(value, StrEnum):
         return str(value)
-    if column in _HEX_COLUMNS and isinstance(value, bytes | bytearray | memoryview):
-        return "0x" + bytes(value).hex()
     if isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
-        raise StoreError(f"{column} = {value} does not fit a 64-bit integer column")
+        return str(value)
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "0x" + bytes(value).hex()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

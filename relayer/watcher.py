@@ -1,10 +1,10 @@
 """Chain watchers: one contract event, followed block range by block range, confirmed blocks only.
 
 A watcher acts on an event only once its block is `confirmations` blocks deep, so a reorg shallower
-than that never reaches the store. Its cursor (the last block fully processed) is kept in the store
-and moved only after the events up to it were handled, so a daemon restarted at any point re-reads
-from where it was (handlers are idempotent) and anything missed while it was down is backfilled.
-The chain's RPC endpoints fail over inside `Chain` (bridge_contracts.chain.FailoverProvider).
+than that never reaches the store. Its handler stores the events of a block range and moves the
+watcher's cursor (the last block fully processed) in one store step, so a daemon restarted at any
+point re-reads from where it was and anything missed while it was down is backfilled. The chain's
+RPC endpoints fail over inside `Chain` (bridge_contracts.chain.FailoverProvider).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from web3.contract.contract import ContractEvent
 from web3.types import EventData
 
 from bridge_contracts.chain import Chain
-from relayer.store import Store
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Sequence[EventData]], Awaitable[None]]
+Handler = Callable[[Sequence[EventData], int], Awaitable[None]]
+"""Stores the events of a block range (possibly none) and moves the cursor to the range's last
+block, in one step."""
 
 
 class Watcher:
@@ -31,10 +32,10 @@ class Watcher:
         name: str,
         chain: Chain,
         event: ContractEvent,
-        store: Store,
         handler: Handler,
         *,
         confirmations: int,
+        cursor: int | None,
         filters: Mapping[str, Any] | None = None,
         start_block: int = 0,
         max_range: int = 2000,
@@ -42,9 +43,9 @@ class Watcher:
         self.name = name
         self.chain = chain
         self.event = event
-        self.store = store
         self.handler = handler
         self.confirmations = confirmations
+        self.cursor = cursor  # the last block handled; None before the first
         self.filters = dict(filters or {})
         self.start_block = start_block
         self.max_range = max_range
@@ -53,16 +54,14 @@ class Watcher:
         """Handle every event up to the confirmed head; return how many there were."""
         head = await asyncio.to_thread(lambda: self.chain.w3.eth.block_number)
         confirmed = head - self.confirmations
-        cursor = self.store.cursor(self.name)
-        first = self.start_block if cursor is None else cursor + 1
+        first = self.start_block if self.cursor is None else self.cursor + 1
         seen = 0
         while first <= confirmed:
             last = min(confirmed, first + self.max_range - 1)
             events = await asyncio.to_thread(self._logs, first, last)
-            if events:
-                await self.handler(events)
-                seen += len(events)
-            self.store.set_cursor(self.name, last)
+            await self.handler(events, last)
+            self.cursor = last
+            seen += len(events)
             first = last + 1
         return seen
 

@@ -29,6 +29,7 @@ from bridge_contracts.messages import (
     sign_commitment,
 )
 from bridge_contracts.verifier_gen import deploy_verifier
+from bridge_contracts.views import HubChain, hub_chain
 from proofs import merkle
 from proofs.circuits.batch import Batch, BatchCircuit, PublicInputs
 from proofs.groth16.keys import ProvingKey
@@ -156,9 +157,8 @@ class Settlement:
         if with_verifier:
             self.chain.send(self.hub.functions.setVerifier(chain_id, CAPACITY, self.verifier))
 
-    def info(self, chain_id: int) -> tuple[bool, bool, str, int, int]:
-        registered, validium, operator, next_batch, outbox_hash = self.hub.functions.chains(chain_id).call()
-        return registered, validium, operator, next_batch, outbox_hash
+    def info(self, chain_id: int) -> HubChain:
+        return hub_chain(self.hub, chain_id)
 
     def balance(self, chain_id: int, asset: bytes) -> int:
         return int(self.hub.functions.balances(chain_id, asset).call())
@@ -173,11 +173,11 @@ class Settlement:
         h_start: int | None = None,
     ) -> Prepared:
         """Prove and sign the chain's next batch of `messages` (or one with the given number / hStart)."""
-        _, _, _, next_batch, outbox_hash = self.info(chain_id)
+        info = self.info(chain_id)
         batch = Batch(
             chain_id,
-            next_batch if batch_number is None else batch_number,
-            outbox_hash if h_start is None else h_start,
+            info.next_batch if batch_number is None else batch_number,
+            info.outbox_hash if h_start is None else h_start,
             tuple(m.preimage() for m in messages),
         )
         circuit = BatchCircuit(CAPACITY)

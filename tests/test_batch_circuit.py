@@ -229,3 +229,58 @@ def test_padding_after_count_carries_nothing() -> None:
 def test_public_inputs_order() -> None:
     public = PublicInputs(1, 2, 3, 4, 5, 6, (ValueSlot(7, 2**128 + 8, 9), ValueSlot(10, 11, 12)))
     assert public.values() == [1, 2, 3, 4, 5, 6, 7, 10, 1, 0, 8, 11, 9, 12]
+
+
+_FIELD = st.integers(0, R - 1)
+_SLOT = st.builds(ValueSlot, _FIELD, st.integers(0, (1 << 256) - 1), st.integers(0, (1 << 128) - 1))
+
+
+@given(
+    st.builds(
+        PublicInputs,
+        _FIELD,
+        _FIELD,
+        _FIELD,
+        _FIELD,
+        _FIELD,
+        _FIELD,
+        st.lists(_SLOT, min_size=1, max_size=6).map(tuple),
+    )
+)
+def test_public_inputs_from_values_inverts_values(public: PublicInputs) -> None:
+    values = public.values()
+    assert PublicInputs.from_values(values) == public
+    assert PublicInputs.from_values(values, slots=len(public.slots)) == public
+    assert PublicInputs.from_values(values).values() == values
+
+
+def test_public_inputs_from_values_reads_the_circuits_order() -> None:
+    public = PublicInputs.from_values([1, 2, 3, 4, 5, 6, 7, 10, 1, 0, 8, 11, 9, 12])
+    assert public == PublicInputs(1, 2, 3, 4, 5, 6, (ValueSlot(7, 2**128 + 8, 9), ValueSlot(10, 11, 12)))
+    assert PublicInputs.from_values(CIRCUIT.public_inputs(MIXED).values()) == CIRCUIT.public_inputs(MIXED)
+
+
+@pytest.mark.parametrize(
+    ("length", "slots", "message"),
+    [
+        (21, None, r"21 public inputs given; a batch proof states 6 \+ 4 per value slot"),
+        (6, None, r"6 public inputs given; a batch proof states 6 \+ 4 per value slot \(at least one\)"),
+        (0, None, "0 public inputs given"),
+        (26, 4, "26 public inputs given; a batch proof with 4 value slots states 22: chainId, "),
+        (22, 0, "at least one value slot, not 0"),
+    ],
+)
+def test_public_inputs_from_values_refuses_a_wrong_length(
+    length: int, slots: int | None, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        PublicInputs.from_values(list(range(length)), slots)
+
+
+def test_public_inputs_from_values_refuses_an_asset_half_over_128_bits() -> None:
+    values = CIRCUIT.public_inputs(MIXED).values()
+    values[6 + 4 + 1] = 1 << 128  # slotAssetHi[1]
+    with pytest.raises(
+        ValueError, match=r"value slot 1: slotAssetHi \d+ and slotAssetLo \d+ must each be below 2\^128"
+    ):
+        PublicInputs.from_values(values)

@@ -81,6 +81,12 @@ def _broken(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
         (("batch", "chain_id"), -1, r"batch.chain_id: must be an integer in \[0, 2\^64\)"),
         (("batch", "public_inputs"), "1,2", "batch.public_inputs: must be a list"),
         (("batch", "public_inputs", 3), "0x10", r"batch.public_inputs\[3\]: must be a decimal string"),
+        (
+            ("batch", "public_inputs", 21),
+            ...,
+            "batch.public_inputs: 21 public inputs given; a batch proof with 4",
+        ),
+        (("batch", "public_inputs", 11), str(2**128), r"batch.public_inputs: value slot 1: slotAssetHi"),
         (("batch", "proof", "pi_a"), ..., "batch.proof"),
         (("messages",), [], "messages: must be a non-empty list"),
         (("messages", 0, "siblings"), None, r"messages\[0\].siblings: must be a list"),

@@ -17,6 +17,7 @@ import pytest
 from web3 import Web3
 
 from bridge_contracts import artifacts
+from bridge_contracts.views import HubChain, hub_chain
 from proofs.formats import snarkjs_json
 from relayer import config
 from relayer.devnet.devnet import nodes
@@ -104,8 +105,7 @@ def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
             "deposit_token",
             "call_recorder",
         }
-        registered, validium, operator, next_batch, _ = hub.functions.chains(chain["chain_id"]).call()
-        assert (registered, validium, operator, next_batch) == (True, True, chain["operator"], 0)
+        assert hub_chain(hub, chain["chain_id"]) == HubChain(True, True, chain["operator"], 0, outbox_hash=0)
         assert hub.functions.verifiers(chain["chain_id"], 16).call() == verifier
         w3 = Web3(Web3.HTTPProvider(chain["rpc_url"]))
         router = w3.eth.contract(

@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pytest
 from web3.contract import Contract
 
@@ -197,6 +198,28 @@ def test_the_worker_process_proves_and_reports_bad_keys(
         pytest.raises(ValueError, match=r"broken\.zkey"),
     ):
         worker.load()
+
+
+def test_a_worker_process_exits_when_its_parent_is_killed(dev_key: tuple[ProvingKey, Path]) -> None:
+    """SIGKILL leaves the parent no chance to shut its workers down: they notice and exit by themselves."""
+    _, path = dev_key
+    script = (
+        "import os, sys, time\n"
+        "from proofs.groth16.worker import ProverWorker\n"
+        "worker = ProverWorker({'small': sys.argv[1]})\n"
+        "print(worker.submit_call(os.getpid).result(timeout=120), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = psutil.Process(int(parent.stdout.readline()))
+        assert child.ppid() == parent.pid
+        parent.kill()
+        parent.wait(timeout=30)
+        child.wait(timeout=30)  # psutil.TimeoutExpired if the worker outlives its parent
+    finally:
+        parent.kill()
 
 
 def test_the_kernels_load_from_the_disk_cache_in_a_new_process(dev_key: tuple[ProvingKey, Path]) -> None:

@@ -20,6 +20,7 @@ from bridge_contracts.messages import (
     message_id,
     sign_commitment,
 )
+from bridge_contracts.views import HubBatch, HubChain, hub_batch
 from proofs import merkle
 from tests.settlement import (
     CAPACITY,
@@ -92,8 +93,8 @@ def test_commit_batch_settles_balances_tree_and_events(hub: Settlement) -> None:
     changes = [(e["chainId"], e["balance"]) for e in events(hub.hub, "BalanceChanged", receipt)]
     assert changes == [(C, 12)]
     assert (hub.balance(C, B_ETH), hub.balance(B, B_ETH)) == (12, 0)
-    assert hub.info(B) == (True, True, OPERATOR_B.address, 1, prepared.public.h_end)
-    assert hub.hub.functions.batches(B, 0).call() == [root, DEPTH, 0, True]
+    assert hub.info(B) == HubChain(True, True, OPERATOR_B.address, 1, prepared.public.h_end)
+    assert hub_batch(hub.hub, B, 0) == HubBatch(root, DEPTH, 0, True)
     assert hub.hub.functions.aggregatedSize().call() == 1
     assert bytes(hub.hub.functions.rootAt(1).call()) == hub.tree.root
     assert bytes(hub.hub.functions.rootAt(0).call()) == hub.tree.root_at(0)
@@ -111,11 +112,24 @@ def test_commit_batch_settles_balances_tree_and_events(hub: Settlement) -> None:
     changes = [(e["chainId"], e["balance"]) for e in events(hub.hub, "BalanceChanged", receipt)]
     assert changes == [(C, 8), (C, 5), (l1, 3)]
     assert (hub.balance(C, B_ETH), hub.balance(B, B_ETH), hub.balance(l1, B_ETH)) == (5, 0, 3)
-    assert hub.hub.functions.batches(C, 0).call()[2] == 1  # the second aggregated leaf
+    assert hub_batch(hub.hub, C, 0).leaf_index == 1  # the second aggregated leaf
     # B's next batch starts where its first ended.
     hub.commit(B, [message(B, C, 3, RECIPIENT, data=b"next")], OPERATOR_B)
-    assert hub.info(B)[3] == 2
+    assert hub.info(B).next_batch == 2
+    assert hub_batch(hub.hub, B, 2) == HubBatch(0, 0, 0, False)  # not committed yet
     assert hub.hub.functions.aggregatedSize().call() == 3
+
+
+def test_hub_views_refuse_a_record_of_another_shape() -> None:
+    with pytest.raises(
+        ValueError, match=r"Hub.chains returns 5 fields \(registered, .*outbox_hash\); 4 were given"
+    ):
+        HubChain.from_tuple([True, True, OPERATOR_B.address, 1])
+    with pytest.raises(ValueError, match=r"Hub.batches returns 4 fields .*; 5 were given"):
+        HubBatch.from_tuple([1, 3, 0, True, 0])
+    assert HubBatch.from_tuple((1, 3, 0, True)) == HubBatch(
+        batch_root=1, depth=3, leaf_index=0, committed=True
+    )
 
 
 def test_an_origin_chain_is_never_overdrawn_on_its_own_asset(hub: Settlement) -> None:
@@ -233,7 +247,8 @@ def test_commit_batch_refusals(hub: Settlement, case: str) -> None:
     root = hub.hub.functions.aggregatedRoot().call()
     with pytest.raises(Reverted, match=error):
         hub.chain.with_signer(USER).send(hub.hub.functions.commitBatch(*prepared.as_args()))
-    assert hub.info(B)[3:] == (0, 0)
+    info = hub.info(B)
+    assert (info.next_batch, info.outbox_hash) == (0, 0)
     assert hub.hub.functions.aggregatedSize().call() == 0
     assert hub.hub.functions.aggregatedRoot().call() == root
 
@@ -253,6 +268,7 @@ def test_governance_is_the_owners(hub: Settlement) -> None:
         hub.chain.send(hub.hub.functions.registerChain(B, USER.address, True))
     with pytest.raises(Reverted, match=r"UnknownChain\(chainId=904\)"):
         hub.chain.send(hub.hub.functions.setOperator(904, USER.address))
+    assert hub.info(904) == HubChain(False, False, "0x" + "00" * 20, 0, 0)  # what the Hub has for none
     for capacity in (4, 12, 2048):
         with pytest.raises(Reverted, match=rf"BadCapacity\(capacity={capacity}\)"):
             hub.chain.send(hub.hub.functions.setVerifier(B, capacity, hub.verifier))
@@ -261,6 +277,7 @@ def test_governance_is_the_owners(hub: Settlement) -> None:
     # A new operator: the old one's signature no longer counts.
     batch = [message(B, C, 0, RECIPIENT, data=b"hi")]
     hub.chain.send(hub.hub.functions.setOperator(B, OPERATOR_C.address))
+    assert hub.info(B).operator == OPERATOR_C.address
     with pytest.raises(Reverted, match=r"BadSignature"):
         hub.send(hub.prepare(B, batch, OPERATOR_B))
     hub.commit(B, batch, OPERATOR_C)

@@ -19,6 +19,7 @@ from bridge_contracts import anvil
 from bridge_contracts.anvil import AnvilNode, free_port
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import aggregated_leaf
+from bridge_contracts.views import hub_batch
 from hub import config as hub_config
 from hub.api import create_app
 from hub.bus import ROOTS_TOPIC, Bus, RootAnnouncement, read_root_announcement
@@ -155,8 +156,9 @@ def test_indexer_and_api_agree_with_the_hub(l1: L1, store: HubStore) -> None:
                     root = merkle.keccak_root_from_path(proof.leaf, leaf_index, proof.siblings)
                     assert root == proof.root == l1.root_at(proof.size)
 
-            batch_root, depth, leaf_index, committed = l1.call("batches", B, 0)
-            assert committed and depth == DEPTH
+            record = hub_batch(l1.settlement.hub, B, 0)
+            assert record.committed and record.depth == DEPTH
+            leaf_index, batch_root = record.leaf_index, record.batch_root
             proof = await client.batch_proof(B, 0)
             assert proof.leaf_index == leaf_index == 2
             assert proof.leaf == aggregated_leaf(B, 0, DEPTH, batch_root)
@@ -167,7 +169,7 @@ def test_indexer_and_api_agree_with_the_hub(l1: L1, store: HubStore) -> None:
             assert batch | {"tx": None, "block": None} == {
                 "batch_number": 0,
                 "count": 3,
-                "h_end": hex32(l1.settlement.info(B)[4]),
+                "h_end": hex32(l1.settlement.info(B).outbox_hash),
                 "batch_root": hex32(batch_root),
                 "depth": DEPTH,
                 "leaf_index": 2,
@@ -181,7 +183,7 @@ def test_indexer_and_api_agree_with_the_hub(l1: L1, store: HubStore) -> None:
                     "operator": OPERATOR_B.address,
                     "validium": True,
                     "next_batch": 1,
-                    "outbox_hash": hex32(l1.settlement.info(B)[4]),
+                    "outbox_hash": hex32(l1.settlement.info(B).outbox_hash),
                 }
             ]
             l1_eth, b_eth = asset_id(l1.id, NATIVE), asset_id(B, NATIVE)

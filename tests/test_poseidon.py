@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge_contracts import toolchain
 from proofs import poseidon_params
-from proofs.field import R, split128
+from proofs.field import R, join128, split128
 from proofs.poseidon import (
     optimized,
     params,
@@ -154,3 +156,15 @@ def test_split128() -> None:
     assert split128((1 << 256) - 1) == ((1 << 128) - 1, (1 << 128) - 1)
     with pytest.raises(ValueError):
         split128(1 << 256)
+
+
+@given(st.integers(0, (1 << 256) - 1))
+def test_join128_inverts_split128(x: int) -> None:
+    assert join128(*split128(x)) == x
+
+
+def test_join128_refuses_a_half_of_more_than_128_bits() -> None:
+    with pytest.raises(ValueError, match="two 128-bit unsigned halves"):
+        join128(1 << 128, 0)
+    with pytest.raises(ValueError, match="two 128-bit unsigned halves"):
+        join128(0, -1)

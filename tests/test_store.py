@@ -1,208 +1,444 @@
-"""The daemon's store: messages and their transitions, replays, batches, cursors, refusals, and two
-processes writing at once."""
+"""relayer.store.Store: the steps of a message's and a batch's life, each one transaction (a crash
+anywhere inside a step leaves the store as before it), the invariants, repair of an older store,
+typed rows, bounded refusals, and two processes at once."""
 
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from relayer.store import MessageRow, Store, StoreError, UnknownMessage
-from tests.stored import message_row
+from bridge_contracts.messages import Message
+from relayer.store import (
+    BatchStatus,
+    Deposit,
+    Direction,
+    InStatus,
+    Outcome,
+    OutStatus,
+    ReceiptUpdate,
+    Received,
+    RefusalPolicy,
+    Sent,
+    StepRefused,
+    Store,
+    StoreError,
+    UnknownMessage,
+)
 
-BIG = 2**200 + 7  # beyond a 64-bit column: stored as text
+A, B, L1 = 901, 902, 900
+ASSET = bytes.fromhex("ab" * 32)
+PROOF = {"pi_a": ["1", "2", "1"], "protocol": "groth16"}
+
+
+def message(nonce: int, *, source: int = A, dest: int = B, amount: int = 0) -> Message:
+    return Message(
+        source_chain_id=source,
+        dest_chain_id=dest,
+        nonce=nonce,
+        sender="0x" + "11" * 20,
+        target="0x" + "22" * 20,
+        asset_id=ASSET if amount else b"\0" * 32,
+        amount=amount,
+        data=b"\xca\xfe",
+        asset_data=b"",
+    )
+
+
+def sent(nonce: int, **kwargs: Any) -> Sent:
+    return Sent(message(nonce, **kwargs), "bank-b", 10 + nonce, outbox_hash=1000 + nonce)
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "store.sqlite") as opened:
-        yield opened
+    with Store(tmp_path / "store.sqlite") as s:
+        yield s
 
 
-def test_transitions_are_recorded_in_order_with_their_reasons(store: Store) -> None:
-    assert store.add_message(message_row(1), "received", "delivered by bank-b")
-    store.transition("902:1", "verified", "path and proof checked")
-    store.transition("902:1", "executing", "in an executeMany transaction")
-    store.transition("902:1", "executed", "MessageExecuted", exec_tx="0xabc", exec_gas=51000, executed_at=9.0)
+# --- the outgoing side ----------------------------------------------------------------------------
 
-    steps = [(h["from_status"], h["to_status"], h["reason"]) for h in store.history("902:1")]
-    assert steps == [
-        (None, "received", "delivered by bank-b"),
-        ("received", "verified", "path and proof checked"),
-        ("verified", "executing", "in an executeMany transaction"),
-        ("executing", "executed", "MessageExecuted"),
-    ]
-    times = [h["at"] for h in store.history("902:1")]
-    assert times == sorted(times)
-    row = store.message("902:1")
-    assert row is not None
-    assert (row["status"], row["exec_tx"], row["exec_gas"], row["executed_at"]) == (
-        "executed",
-        "0xabc",
-        51000,
-        9.0,
+
+def settle(store: Store, count: int = 3) -> None:
+    """Messages 0..count-1 sent, batched in batch 0, proven and settled."""
+    store.record_sent([sent(n) for n in range(count)], cursor=("outbox", 20))
+    store.close_batch(0, capacity=8, message_ids=[f"{A}:{n}" for n in range(count)])
+    store.record_proof(0, batch_root=77, public_inputs=[A, 0, 1, 2], proof=PROOF, seconds=1.5)
+    store.start_commit(0)
+    store.settle_batch(0, leaf_index=4, tx="0xabc", gas=300_000, reason="committed")
+
+
+def test_an_outgoing_message_goes_through_its_life(store: Store) -> None:
+    assert store.record_sent([sent(0, amount=5), sent(1)], cursor=("outbox", 20)) == 2
+    assert store.record_sent([sent(0, amount=5)], cursor=("outbox", 21)) == 0  # seen again: nothing new
+    assert store.cursor("outbox") == 21
+    m = store.message(f"{A}:0")
+    assert m is not None
+    assert (m.direction, m.status, m.message, m.leaf) == (
+        Direction.OUT,
+        "sent",
+        message(0, amount=5),
+        message(0, amount=5).leaf(),
     )
-    assert row["updated_at"] >= row["created_at"]
+    assert (m.outbox_hash, m.block_number, m.attempts) == (1000, 10, 0)
 
-
-def test_a_message_comes_back_as_it_went_in(store: Store) -> None:
-    m = message_row(3, amount=BIG, leaf=BIG)
-    store.add_message(m, "received", "delivered", payload={"delivery": [1, 2**70]})
-    row = store.message("902:3")
-    assert row is not None
-    assert (row["amount"], row["leaf"]) == (str(BIG), str(BIG))  # big ints as decimal text
-    assert row["payload"] == '{"delivery":[1,1180591620717411303424]}'
-    assert (row["attempts"], row["next_attempt_at"], row["error"]) == (0, None, None)
-    assert MessageRow.from_row(row) == m
-
-
-def test_adding_a_message_again_changes_nothing(store: Store) -> None:
-    assert store.add_message(message_row(1), "received", "first delivery")
-    store.transition("902:1", "verified", "checked")
-    assert not store.add_message(message_row(1), "received", "delivered again after a restart")
-    row = store.message("902:1")
-    assert row is not None and row["status"] == "verified"
-    assert len(store.history("902:1")) == 2
-
-
-def test_transitions_refuse_unknown_messages_statuses_and_columns(store: Store) -> None:
-    store.add_message(message_row(1), "received", "delivered")
-    with pytest.raises(UnknownMessage, match="no message 902:9"):
-        store.transition("902:9", "verified", "checked")
-    with pytest.raises(StoreError, match="'batched' is not a status of an incoming message"):
-        store.transition("902:1", "batched", "wrong direction")
-    with pytest.raises(StoreError, match="cannot set colour on a message"):
-        store.transition("902:1", "verified", "checked", colour="red")
-    with pytest.raises(StoreError, match="does not match its source chain and nonce"):
-        store.add_message(replace(message_row(2), id="902:3"), "received", "bad id")
-    assert [h["to_status"] for h in store.history("902:1")] == ["received"]
-
-
-def test_transition_many_is_all_or_nothing(store: Store) -> None:
-    for nonce in (1, 2):
-        store.add_message(message_row(nonce, direction="out", source=901), "sent", "MessageSent")
-    store.transition_many(["901:1", "901:2"], "batched", "in batch 0", batch_number=0)
-    assert {r["status"] for r in store.messages()} == {"batched"}
-    with pytest.raises(UnknownMessage):
-        store.transition_many(["901:1", "901:7"], "settled", "batch 0 settled")
-    assert {r["status"] for r in store.messages()} == {"batched"}
-    assert all(len(store.history(i)) == 2 for i in ("901:1", "901:2"))
-
-
-def test_messages_filter_and_come_oldest_first(store: Store) -> None:
-    store.add_message(message_row(1), "received", "delivered")
-    store.add_message(message_row(1, direction="out", source=901), "sent", "MessageSent")
-    store.add_message(message_row(2), "received", "delivered")
-    store.transition("902:2", "verified", "checked")
-    assert [r["id"] for r in store.messages()] == ["902:1", "901:1", "902:2"]
-    assert [r["id"] for r in store.messages(direction="in")] == ["902:1", "902:2"]
-    assert [r["id"] for r in store.messages(status=["sent", "verified"])] == ["901:1", "902:2"]
-    assert [r["id"] for r in store.messages(status="received", peer="bank-b")] == ["902:1"]
-    assert store.messages(peer="bank-z") == []
-    assert [r["id"] for r in store.messages(limit=2)] == ["902:1", "901:1"]
-    assert store.counts() == {
-        ("in", "bank-b", "received"): 1,
-        ("in", "bank-b", "verified"): 1,
-        ("out", "bank-b", "sent"): 1,
-    }
-    assert store.oldest_pending() == {"bank-b": store.messages()[0]["created_at"]}
-
-
-def _failed(store: Store, nonce: int) -> str:
-    store.add_message(message_row(nonce), "received", "delivered")
-    store.transition(f"902:{nonce}", "verified", "checked")
-    store.transition(f"902:{nonce}", "failed", "target reverted", error="TargetFailing()", attempts=3)
-    return f"902:{nonce}"
-
-
-def test_a_failed_message_is_replayed_once(store: Store) -> None:
-    message_id = _failed(store, 1)
-    assert store.request_replay(message_id) == "replay"
-    row = store.message(message_id)
-    assert row is not None
-    assert (row["status"], row["attempts"]) == ("replay", 0)
-    assert row["next_attempt_at"] == pytest.approx(row["updated_at"])
-    assert store.request_replay(message_id) == "replay"  # idempotent: nothing more recorded
-    assert [h["to_status"] for h in store.history(message_id)] == ["received", "verified", "failed", "replay"]
-    assert store.history(message_id)[-1]["reason"] == "replay requested by the operator"
-    store.transition(message_id, "verified", "picked up for a replay")
-    assert store.request_replay(message_id) == "verified"
-    assert len(store.history(message_id)) == 5
-
-
-def test_replay_is_refused_for_executed_unknown_outgoing_and_unverified_messages(store: Store) -> None:
-    message_id = _failed(store, 1)
-    store.request_replay(message_id)
-    store.transition(message_id, "executed", "MessageExecuted", exec_tx="0xfeed", executed_at=0.0)
-    with pytest.raises(
-        StoreError,
-        match="message 902:1 was executed at 1970-01-01 00:00:00Z in transaction 0xfeed; "
-        "it cannot be replayed",
-    ):
-        store.request_replay(message_id)
-    with pytest.raises(UnknownMessage, match="no message 902:8"):
-        store.request_replay("902:8")
-    store.add_message(message_row(1, direction="out", source=901), "sent", "MessageSent")
-    with pytest.raises(StoreError, match="message 901:1 is outgoing"):
-        store.request_replay("901:1")
-    store.add_message(message_row(2), "received", "delivered")
-    store.transition("902:2", "refused", "bad path")
-    with pytest.raises(StoreError, match="902:2 is 'refused': only a failed message can be replayed"):
-        store.request_replay("902:2")
-    assert store.history(message_id)[-1]["to_status"] == "executed"
-
-
-def test_batches(store: Store) -> None:
-    store.add_batch(0, capacity=16, count=2, first_nonce=0, last_nonce=1, h_start=0, h_end=BIG)
-    store.add_batch(1, capacity=16, count=1, first_nonce=2, last_nonce=2, h_start=str(BIG), h_end="5")
-    with pytest.raises(StoreError, match="batch 0 is already in the store"):
-        store.add_batch(0, capacity=16)
-    store.update_batch(0, "proven", public_inputs=[1, BIG], proof={"pi_a": ["1", "2"]}, proving_seconds=2.5)
-    with pytest.raises(StoreError, match="no batch 5"):
-        store.update_batch(5, "proven")
-    with pytest.raises(StoreError, match="unknown batch status 'done'"):
-        store.update_batch(0, "done")
-    batch = store.batch(0)
-    assert batch is not None
-    assert (batch["status"], batch["h_end"], batch["attempts"]) == ("proven", str(BIG), 0)
-    assert batch["public_inputs"] == f'["1","{BIG}"]'
-    assert batch["proof"] == '{"pi_a":["1","2"]}'
-    assert [b["batch_number"] for b in store.batches()] == [0, 1]
-    assert [b["batch_number"] for b in store.batches(status="proving")] == [1]
-    assert store.batch(7) is None
-
-
-def test_cursors(store: Store) -> None:
-    assert store.cursor("outbox") is None
-    store.set_cursor("outbox", 10)
-    store.set_cursor("outbox", 12)
-    store.set_cursor("l1-deposits", 3)
-    assert (store.cursor("outbox"), store.cursor("l1-deposits")) == (12, 3)
-
-
-def test_refusals_are_kept_newest_first(store: Store) -> None:
-    store.refuse(peer="bank-b", chain_id=902, kind="messages", reason="bad signature", raw=b'{"a":1}')
-    store.refuse(peer=None, chain_id=None, kind="envelope", reason="not JSON", raw=b"\xff")
-    rows = store.refusals()
-    assert [(r["kind"], r["reason"], r["raw"]) for r in rows] == [
-        ("envelope", "not JSON", b"\xff"),
-        ("messages", "bad signature", b'{"a":1}'),
+    batch = store.close_batch(0, capacity=8, message_ids=[f"{A}:0", f"{A}:1"])
+    assert (batch.status, batch.count, batch.first_nonce, batch.last_nonce, batch.h_start, batch.h_end) == (
+        BatchStatus.PROVING,
+        2,
+        0,
+        1,
+        0,
+        1001,
+    )
+    assert [m.index_in_batch for m in store.messages(batch_number=0)] == [0, 1]
+    assert store.record_proof(0, batch_root=77, public_inputs=[A, 0], proof=PROOF, seconds=1.5)
+    assert not store.record_proof(0, batch_root=77, public_inputs=[A, 0], proof=PROOF, seconds=1.5)
+    proven = store.batch(0)
+    assert proven is not None
+    assert (proven.status, proven.batch_root, proven.public_inputs, proven.proof) == (
+        "proven",
+        77,
+        (A, 0),
+        PROOF,
+    )
+    assert store.start_commit(0).status == BatchStatus.COMMITTING
+    refused = store.commit_refused(0, "Overdraft(901)")
+    assert (refused.status, refused.attempts, refused.error) == ("proven", 1, "Overdraft(901)")
+    assert refused.due > refused.updated_at  # on the retry policy
+    store.start_commit(0)
+    assert store.settle_batch(0, leaf_index=4, tx="0xabc", gas=1, reason="committed")
+    assert not store.settle_batch(0, leaf_index=4, tx="0xabc", gas=1, reason="found on L1")
+    assert {m.status for m in store.messages(batch_number=0)} == {"settled"}
+    assert [t.to_status for t in store.batch_history(0)] == [
+        "proving",
+        "proven",
+        "committing",
+        "proven",
+        "committing",
+        "settled",
     ]
-    assert (rows[1]["peer"], rows[1]["chain_id"]) == ("bank-b", 902)
-    assert len(store.refusals(limit=1)) == 1
+
+    [pushed] = store.record_push([f"{A}:0"], "bank-b", "pushed to bank-b")
+    assert (pushed.status, pushed.attempts) == ("pushed", 1)
+    assert pushed.due - pushed.updated_at == pytest.approx(30.0)  # REPUSH after one try
+    [again] = store.record_push([f"{A}:0"], "bank-b", "pushed to bank-b")
+    assert again.attempts == 2
+    ignored = store.record_receipts(
+        "bank-b",
+        [
+            ReceiptUpdate(f"{A}:0", OutStatus.REFUSED, None, "target not allowed"),
+            ReceiptUpdate(f"{A}:9", OutStatus.EXECUTED, "0x1", None),  # not ours
+            ReceiptUpdate(f"{A}:1", OutStatus.EXECUTED, "0x2", None),  # not pushed yet: kept as it is
+        ],
+    )
+    assert ignored == [f"receipt for {A}:9, which is not a message this chain sent to bank-b"]
+    refused_message = store.message(f"{A}:0")
+    assert refused_message is not None
+    assert (refused_message.status, refused_message.error) == ("refused", "target not allowed")
+    assert [t.to_status for t in store.history(f"{A}:0")] == [
+        "sent",
+        "batched",
+        "settled",
+        "pushed",
+        "pushed",
+        "refused",
+    ]
+    assert store.check() == []
+
+
+def test_close_batch_refuses_what_is_not_the_next_run_of_sent_messages(store: Store) -> None:
+    store.record_sent([sent(n) for n in range(4)], cursor=("outbox", 20))
+    with pytest.raises(StepRefused, match="the next batch is 0"):
+        store.close_batch(1, capacity=8, message_ids=[f"{A}:0"])
+    with pytest.raises(StepRefused, match="has nonce 1, the batch needs 0"):
+        store.close_batch(0, capacity=8, message_ids=[f"{A}:1"])
+    with pytest.raises(StoreError, match="exceed capacity 2"):
+        store.close_batch(0, capacity=2, message_ids=[f"{A}:{n}" for n in range(3)])
+    store.close_batch(0, capacity=8, message_ids=[f"{A}:0", f"{A}:1"])
+    with pytest.raises(StepRefused, match="is batched, not a sent"):
+        store.close_batch(1, capacity=8, message_ids=[f"{A}:1"])
+    batch = store.close_batch(1, capacity=8, message_ids=[f"{A}:2"])
+    assert (batch.first_nonce, batch.h_start, batch.h_end) == (2, 1001, 1002)
+    assert store.check() == []
+
+
+# --- the incoming side ----------------------------------------------------------------------------
+
+
+def receive(store: Store, nonces: range = range(3)) -> None:
+    store.receive("bank-b", [Received(message(n, source=B, dest=A), "{}") for n in nonces], "from bank-b")
+
+
+def test_an_incoming_message_goes_through_its_life(store: Store) -> None:
+    receive(store)
+    receive(store)  # a duplicate delivery: nothing new
+    assert store.counts() == {("in", "bank-b", "received"): 3}
+    store.record_verdicts(verified=[f"{B}:0", f"{B}:1"], refused={f"{B}:2": "bad path: no"})
+    store.record_verdicts(verified=[f"{B}:2"], refused={})  # no longer received: left alone
+    assert store.message(f"{B}:2").status == "refused"  # type: ignore[union-attr]
+    store.start_execution([f"{B}:0", f"{B}:1"])
+    with pytest.raises(StepRefused, match="only a verified message is executed"):
+        store.start_execution([f"{B}:2"])
+    store.execution_not_sent([f"{B}:0", f"{B}:1"], "nonce too low")
+    m = store.message(f"{B}:0")
+    assert m is not None and (m.status, m.attempts, m.error) == ("verified", 1, "nonce too low")
+    store.start_execution([f"{B}:0", f"{B}:1"])
+    store.record_outcomes(
+        [
+            Outcome(f"{B}:0", InStatus.EXECUTED, "executed in 0xt"),
+            Outcome(f"{B}:1", InStatus.FAILED, "Reverted"),
+        ],
+        tx="0xt",
+        gas_each=100,
+    )
+    assert [m.status for m in store.messages(direction="in")] == ["executed", "failed", "refused"]
+    assert store.request_replay(f"{B}:1") == "replay"
+    assert store.request_replay(f"{B}:1") == "replay"  # idempotent
+    with pytest.raises(StoreError, match="was executed"):
+        store.request_replay(f"{B}:0")
+    with pytest.raises(StoreError, match="it did not verify"):
+        store.request_replay(f"{B}:2")
+    with pytest.raises(UnknownMessage):
+        store.request_replay(f"{B}:9")
+    assert store.check() == []
+
+
+def test_deposits_arrive_verified_with_the_cursor(store: Store) -> None:
+    deposit = Deposit(message(0, source=L1, dest=A, amount=9), block_number=5, leaf_index=3)
+    assert store.record_deposits([deposit], cursor=("l1-deposits", 7)) == 1
+    assert store.record_deposits([deposit], cursor=("l1-deposits", 8)) == 0
+    m = store.message(f"{L1}:0")
+    assert m is not None and (m.peer, m.status, m.payload) == (
+        "l1",
+        "verified",
+        '{"deposit":{"leaf_index":3}}',
+    )
+    assert store.cursor("l1-deposits") == 8
+
+
+# --- a crash inside any step leaves the store before it -------------------------------------------
+
+
+def _snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    conn = store._db.conn
+    tables = ("messages", "transitions", "batches", "batch_transitions", "cursors", "refusals")
+    return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+
+
+STEPS: dict[str, tuple[Callable[[Store], None], Callable[[Store], Any]]] = {
+    "record_sent": (
+        lambda s: None,
+        lambda s: s.record_sent([sent(n) for n in range(3)], cursor=("outbox", 9)),
+    ),
+    "close_batch": (
+        lambda s: s.record_sent([sent(n) for n in range(3)], cursor=("outbox", 9)),
+        lambda s: s.close_batch(0, capacity=8, message_ids=[f"{A}:{n}" for n in range(3)]),
+    ),
+    "settle_batch": (
+        lambda s: (
+            s.record_sent([sent(n) for n in range(3)], cursor=("outbox", 9)),
+            s.close_batch(0, capacity=8, message_ids=[f"{A}:{n}" for n in range(3)]),
+            s.record_proof(0, batch_root=7, public_inputs=[1], proof=PROOF, seconds=1.0),
+            s.start_commit(0),
+        ),
+        lambda s: s.settle_batch(0, leaf_index=1, tx="0x1", gas=1, reason="committed"),
+    ),
+    "record_push": (
+        lambda s: settle(s),
+        lambda s: s.record_push([f"{A}:{n}" for n in range(3)], "bank-b", "pushed"),
+    ),
+    "record_receipts": (
+        lambda s: (settle(s), s.record_push([f"{A}:{n}" for n in range(3)], "bank-b", "pushed")),
+        lambda s: s.record_receipts(
+            "bank-b", [ReceiptUpdate(f"{A}:{n}", OutStatus.EXECUTED, "0x1", None) for n in range(3)]
+        ),
+    ),
+    "record_deposits": (
+        lambda s: None,
+        lambda s: s.record_deposits(
+            [Deposit(message(n, source=L1, dest=A), 5, n) for n in range(2)], cursor=("l1-deposits", 6)
+        ),
+    ),
+    "receive": (lambda s: None, lambda s: receive(s)),
+    "record_verdicts": (
+        lambda s: receive(s),
+        lambda s: s.record_verdicts(verified=[f"{B}:0", f"{B}:1"], refused={f"{B}:2": "bad"}),
+    ),
+    "start_execution": (
+        lambda s: (receive(s), s.record_verdicts(verified=[f"{B}:{n}" for n in range(3)], refused={})),
+        lambda s: s.start_execution([f"{B}:{n}" for n in range(3)]),
+    ),
+    "record_outcomes": (
+        lambda s: (
+            receive(s),
+            s.record_verdicts(verified=[f"{B}:{n}" for n in range(3)], refused={}),
+            s.start_execution([f"{B}:{n}" for n in range(3)]),
+        ),
+        lambda s: s.record_outcomes(
+            [Outcome(f"{B}:{n}", InStatus.EXECUTED if n else InStatus.FAILED, "x") for n in range(3)],
+            tx="0x1",
+            gas_each=1,
+        ),
+    ),
+    "execution_not_sent": (
+        lambda s: (
+            receive(s),
+            s.record_verdicts(verified=[f"{B}:{n}" for n in range(3)], refused={}),
+            s.start_execution([f"{B}:{n}" for n in range(3)]),
+        ),
+        lambda s: s.execution_not_sent([f"{B}:{n}" for n in range(3)], "refused"),
+    ),
+}
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", sorted(STEPS))
+def test_a_crash_anywhere_inside_a_step_leaves_the_store_before_it(tmp_path: Path, name: str) -> None:
+    prepare, step = STEPS[name]
+    statements = 0
+    crash_at = 1
+    while True:  # crash at each statement of the step in turn, then let it run through
+        with Store(tmp_path / f"{name}-{crash_at}.sqlite") as store:
+            prepare(store)
+            before = _snapshot(store)
+            real = store._db.execute
+            count = 0
+
+            def execute(sql: str, params: Any = None, *, real: Any = real) -> Any:
+                nonlocal count
+                count += 1
+                if count == crash_at:  # COMMIT too: killed before the commit reached the disk
+                    raise Crash(f"crash at statement {count}: {sql[:40]}")
+                return real(sql) if params is None else real(sql, params)
+
+            store._db.execute = execute  # type: ignore[method-assign]
+            try:
+                step(store)
+            except Crash:
+                store._db.execute = real  # type: ignore[method-assign]
+                assert _snapshot(store) == before, f"{name}: crash at statement {crash_at} left a change"
+                assert store.check() == []
+                crash_at += 1
+                continue
+            store._db.execute = real  # type: ignore[method-assign]
+            statements = count
+            assert _snapshot(store) != before
+            assert store.check() == []
+            break
+    assert statements >= 3  # BEGIN, the writes, COMMIT: every one of them was a crash point
+
+
+# --- invariants and repair ------------------------------------------------------------------------
+
+
+def test_check_and_repair_a_store_left_half_way_by_an_older_xrelay(store: Store) -> None:
+    settle(store, count=3)
+    store.record_sent([sent(n) for n in range(3, 6)], cursor=("outbox", 30))
+    store.close_batch(1, capacity=8, message_ids=[f"{A}:3", f"{A}:4", f"{A}:5"])
+    conn = store._db.conn
+    # What the old two-transaction steps could leave: a settled batch whose messages stayed "batched"
+    # (with the history to match), and a closed batch with a message never moved in.
+    conn.execute(f"UPDATE messages SET status = 'batched' WHERE id = '{A}:1'")
+    conn.execute(f"DELETE FROM transitions WHERE message_id = '{A}:1' AND to_status = 'settled'")
+    conn.execute(
+        f"UPDATE messages SET status = 'sent', batch_number = NULL, index_in_batch = NULL WHERE id = '{A}:5'"
+    )
+    conn.execute(f"DELETE FROM transitions WHERE message_id = '{A}:5' AND to_status = 'batched'")
+    conn.commit()
+    problems = store.check()
+    assert f"message {A}:1 is batched in batch 0, which is settled" in problems
+    assert "batch 1: count is 3, but 2 messages are in it" in problems
+    assert f"message {A}:5 is sent, but a batch already holds its nonce" in problems
+    done = store.repair()
+    assert done == [f"message {A}:1 settled with batch 0", f"message {A}:5 moved into batch 1"] or set(
+        done
+    ) == {
+        f"message {A}:1 settled with batch 0",
+        f"message {A}:5 moved into batch 1",
+    }
+    assert store.check() == []
+    assert [m.nonce for m in store.messages(batch_number=1)] == [3, 4, 5]
+
+
+def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with Store(path) as store:
+        receive(store)
+        store.refuse(peer="x", chain_id=1, kind="envelope", reason="bad", raw=b"y" * 10)
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE batch_transitions")
+    conn.execute("DROP INDEX idx_refusals_at")
+    conn.execute("ALTER TABLE refusals DROP COLUMN raw_size")
+    conn.execute(
+        "INSERT INTO refusals (at, peer, chain_id, kind, reason, raw) VALUES (1e9, 'x', 1, 'envelope', 'big', ?)",
+        [b"z" * 10_000],
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.counts() == {("in", "bank-b", "received"): 3}
+        refusals = store.refusals()
+        assert [(r.reason, r.raw_size, len(r.raw)) for r in refusals] == [
+            ("big", 10_000, 4096),
+            ("bad", 10, 10),
+        ]
+        assert store.batch_history(0) == []
+
+
+def test_a_newer_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        Store(path)
+
+
+# --- refusals, reading ----------------------------------------------------------------------------
+
+
+def test_refusals_keep_a_bounded_part_and_are_pruned(tmp_path: Path) -> None:
+    with Store(
+        tmp_path / "s.sqlite", refusals=RefusalPolicy(raw_bytes=16, keep=3, max_age_seconds=3600)
+    ) as store:
+        store.refuse(peer="bank-b", chain_id=B, kind="envelope", reason="too big", raw=b"x" * 5_000_000)
+        [kept] = store.refusals()
+        assert (kept.raw, kept.raw_size, kept.peer, kept.chain_id) == (b"x" * 16, 5_000_000, "bank-b", B)
+        for n in range(5):
+            store.refuse(peer=None, chain_id=None, kind="envelope", reason=f"r{n}", raw=b"y")
+        assert [r.reason for r in store.refusals()] == ["r4", "r3", "r2"]
+        assert len(store.refusals(limit=10**30)) == 3  # a huge limit is no error
+        store._db.conn.execute("UPDATE refusals SET at = at - 7200")
+        store._db.conn.commit()
+        store.refuse(peer=None, chain_id=None, kind="envelope", reason="new", raw=b"")
+        assert [r.reason for r in store.refusals()] == ["new"]
+
+
+def test_messages_filter_and_limit(store: Store) -> None:
+    settle(store)
+    receive(store)
+    assert [m.id for m in store.messages(direction="in", limit=2)] == [f"{B}:0", f"{B}:1"]
+    assert len(store.messages(status=["settled", "received"])) == 6
+    assert store.messages(peer="nobody") == []
+    assert len(store.messages(limit=10**30)) == 6
 
 
 def test_reopening_keeps_everything_and_uses_wal(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite"
     with Store(path) as store:
-        store.add_message(message_row(1), "received", "delivered")
+        receive(store)
     with Store(path) as store:
-        assert [h["to_status"] for h in store.history("902:1")] == ["received"]
+        assert [t.to_status for t in store.history(f"{B}:1")] == ["received"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -216,17 +452,19 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
 
 # --- two processes at once ------------------------------------------------------------------------
 
-WRITES = 150
+WRITES = 100
 
 
 def _writer(path: str, source: int, start: Any) -> None:
     start.wait()  # both processes open the new file, and write, at the same moment
     with Store(path) as store:
         for nonce in range(WRITES):
-            store.add_message(message_row(nonce, source=source), "received", f"from process {source}")
-            store.transition(f"{source}:{nonce}", "verified", "checked")
+            store.receive(
+                "bank-b", [Received(message(nonce, source=source, dest=A), "{}")], f"from process {source}"
+            )
+            store.record_verdicts(verified=[f"{source}:{nonce}"], refused={})
             store.refuse(peer=None, chain_id=source, kind="test", reason="a refusal", raw=b"x")
-        store.transition_many([f"{source}:{n}" for n in range(WRITES)], "executing", "all at once")
+        store.start_execution([f"{source}:{n}" for n in range(WRITES)])
         store.set_cursor(f"writer-{source}", WRITES)
 
 
@@ -245,6 +483,7 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         for source in (902, 903):
             assert store.cursor(f"writer-{source}") == WRITES
             for nonce in range(WRITES):
-                statuses = [h["to_status"] for h in store.history(f"{source}:{nonce}")]
+                statuses = [t.to_status for t in store.history(f"{source}:{nonce}")]
                 assert statuses == ["received", "verified", "executing"]
         assert len(store.refusals()) == 2 * WRITES
+        assert store.check() == []

@@ -1,5 +1,6 @@
-"""relayer.watcher.Watcher over a real Outbox on anvil, with its cursor in a real Store: confirmed
-blocks only, the cursor moved only after the handler succeeded, restarts, backfill and range splits."""
+"""relayer.watcher.Watcher over a real Outbox on anvil, its handler moving the cursor in a real Store:
+confirmed blocks only, the cursor moved only by a handler that succeeded, restarts, backfill and range
+splits."""
 
 from __future__ import annotations
 
@@ -49,18 +50,23 @@ class Setup:
 
 @dataclass
 class Recorder:
-    """A handler that records the events of each call that succeeded; the calls numbered in `fail`
-    (1 for the first call, counting failed ones too) raise instead."""
+    """A handler that records the events of each call that succeeded with events, and moves the
+    cursor in the store as the daemon's handlers do; the calls with events numbered in `fail` (1 for
+    the first, counting failed ones too) raise instead."""
 
     fail: frozenset[int] = frozenset()
     calls: list[list[EventData]] = field(default_factory=list)
     attempts: int = 0
+    store: Store | None = None
 
-    async def __call__(self, events: Sequence[EventData]) -> None:
-        self.attempts += 1
-        if self.attempts in self.fail:
-            raise RuntimeError("handler failed")
-        self.calls.append(list(events))
+    async def __call__(self, events: Sequence[EventData], cursor: int) -> None:
+        if events:
+            self.attempts += 1
+            if self.attempts in self.fail:
+                raise RuntimeError("handler failed")
+            self.calls.append(list(events))
+        assert self.store is not None
+        self.store.set_cursor(NAME, cursor)
 
     @property
     def nonces(self) -> list[int]:
@@ -86,7 +92,10 @@ def store(setup: Setup) -> Iterator[Store]:
 def watcher(setup: Setup, store: Store, handler: Recorder, **kwargs: Any) -> Watcher:
     kwargs.setdefault("confirmations", 0)
     kwargs.setdefault("start_block", setup.deployed_at)
-    return Watcher(NAME, setup.chain, setup.outbox.events.MessageSent, store, handler, **kwargs)
+    handler.store = store
+    return Watcher(
+        NAME, setup.chain, setup.outbox.events.MessageSent, handler, cursor=store.cursor(NAME), **kwargs
+    )
 
 
 def poll(w: Watcher) -> int:
@@ -139,7 +148,7 @@ def test_a_failure_in_a_later_range_keeps_the_earlier_ranges(setup: Setup, store
     # second message's, never past it.
     range_end = setup.deployed_at + 3 * ((setup.head - setup.deployed_at) // 3) - 1
     assert range_end > setup.deployed_at + 2  # the first message's range comes earlier
-    handler = Recorder(fail=frozenset({2}))  # the second range's call fails
+    handler = Recorder(fail=frozenset({2}))  # the second range's call with events fails
     w = watcher(setup, store, handler, max_range=3)
     with pytest.raises(RuntimeError, match="handler failed"):
         poll(w)

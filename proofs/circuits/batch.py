@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache, partial
 
 from proofs import merkle
-from proofs.field import split128
+from proofs.field import join128, split128
 from proofs.message import AMOUNT_BITS, LeafPreimage, roll
 from proofs.r1cs import LC, R1CS, Builder, gadgets, weighted_sum
 
@@ -79,6 +79,42 @@ class PublicInputs:
     def slot_columns(self) -> list[list[int]]:
         """[slotDest, slotAssetHi, slotAssetLo, slotAmount], each one value per slot."""
         return [list(column) for column in zip(*(slot.fields() for slot in self.slots), strict=True)]
+
+    @classmethod
+    def from_values(cls, values: Sequence[int], slots: int | None = None) -> PublicInputs:
+        """The public inputs a proof states as `values`, in the circuit's order: the inverse of
+        `values()`. `slots` is the number of value slots expected; by default the length gives it."""
+        head, per_slot = len(PUBLIC_NAMES), len(SLOT_NAMES)
+        layout = f"{', '.join(PUBLIC_NAMES)}, then {', '.join(SLOT_NAMES)} with one value per slot"
+        if slots is None:
+            slots, extra = divmod(len(values) - head, per_slot)
+            if slots < 1 or extra:
+                raise ValueError(
+                    f"{len(values)} public inputs given; a batch proof states {head} + {per_slot} per value "
+                    f"slot (at least one): {layout}"
+                )
+        elif slots < 1:
+            raise ValueError(f"a batch proof has at least one value slot, not {slots}")
+        elif len(values) != head + per_slot * slots:
+            raise ValueError(
+                f"{len(values)} public inputs given; a batch proof with {slots} value slots states "
+                f"{head + per_slot * slots}: {layout}"
+            )
+        chain_id, batch_number, count, h_start, h_end, batch_root = values[:head]
+        dest, asset_hi, asset_lo, amount = (
+            values[head + j * slots : head + (j + 1) * slots] for j in range(per_slot)
+        )
+        filled = []
+        for i in range(slots):
+            try:
+                asset_id = join128(asset_hi[i], asset_lo[i])
+            except ValueError:
+                raise ValueError(
+                    f"value slot {i}: slotAssetHi {asset_hi[i]} and slotAssetLo {asset_lo[i]} "
+                    "must each be below 2^128"
+                ) from None
+            filled.append(ValueSlot(dest[i], asset_id, amount[i]))
+        return cls(chain_id, batch_number, count, h_start, h_end, batch_root, tuple(filled))
 
 
 def value_slots(messages: Sequence[LeafPreimage], slots: int) -> tuple[ValueSlot, ...]:

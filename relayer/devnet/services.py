@@ -32,6 +32,12 @@ class Service:
 
     def start(self, *, timeout: float = 180.0) -> None:
         """Start the process and wait until its HTTP API answers."""
+        self.launch()
+        self.wait_ready(timeout=timeout)
+
+    def launch(self) -> None:
+        """Start the process and return at once, before it answers (`wait_ready` waits for that): the
+        chaos test kills some daemons while they are still starting."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -41,6 +47,11 @@ class Service:
                 env={**os.environ, **self.env},
                 start_new_session=True,
             )
+
+    def wait_ready(self, *, timeout: float = 180.0) -> None:
+        """Wait until the launched process's HTTP API answers; stop it and raise DevnetError if it
+        exits or does not answer within `timeout`."""
+        assert self.process is not None, f"{self.name} was not launched"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

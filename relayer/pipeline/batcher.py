@@ -2,23 +2,22 @@
 
 Batch k holds the next messages in nonce order, starting from the outbox hash batch k-1 ended on. It
 closes at `batch.capacity` messages, or `batch.max_wait_seconds` after its oldest message arrived.
-The batch row and each message's move to "batched" are written before proving starts; a batch found
-"proving" after a restart is proven again from the same messages, which gives the same statement.
-Proving runs in the prover pool while the settler commits earlier batches.
+Closing is one store step (`Store.close_batch`: the batch and its messages' move to "batched"),
+written before proving starts; a batch found "proving" after a restart is proven again from the same
+messages, which gives the same statement. Proving runs in the prover pool while the settler commits
+earlier batches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-import orjson
 
 from proofs.circuits.batch import Batch
 from proofs.formats import snarkjs_json
-from relayer.pipeline.context import Context, batch_messages, message_of, now
+from relayer.pipeline.context import Context, now
 from relayer.pipeline.prover import ProverPool
+from relayer.store import BatchStatus, OutStatus, StoredBatch, StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -36,38 +35,44 @@ class Batcher:
         self.pool = pool
         self._proving: dict[int, asyncio.Task[None]] = {}
 
-    async def step(self) -> bool:
-        """Collect finished proofs, then start proving unfinished or newly closed batches; True if
-        it did something. A proof that failed leaves its batch "proving", to be proven again."""
+    async def step(self) -> float | None:
+        """Collect finished proofs, then start proving unfinished or newly closed batches. None if it
+        did something; otherwise the seconds until a waiting batch is due to close (at most the
+        chain's poll interval). A proof that failed leaves its batch "proving", to be proven again."""
         for number, task in list(self._proving.items()):
             if task.done():
                 del self._proving[number]
                 task.result()  # a failure is raised here, logged by the daemon's loop
         started = False
-        for row in self.ctx.store.batches(status="proving"):
-            if len(self._proving) < self.pool.workers and row["batch_number"] not in self._proving:
-                self._start(row)
+        for batch in self.ctx.store.batches(status=BatchStatus.PROVING):
+            if len(self._proving) < self.pool.workers and batch.batch_number not in self._proving:
+                self._start(batch)
                 started = True
-        while len(self._proving) < self.pool.workers and (closed := self._close()) is not None:
+        wait = self.ctx.config.chain.poll_seconds
+        while len(self._proving) < self.pool.workers:
+            closed = self._close()
+            if isinstance(closed, float):
+                wait = min(wait, closed)
+                break
             self._start(closed)
             started = True
-        return started
+        return None if started else wait
 
-    def _start(self, row: dict[str, Any]) -> None:
-        self._proving[row["batch_number"]] = asyncio.create_task(self._prove(row))
+    def _start(self, batch: StoredBatch) -> None:
+        self._proving[batch.batch_number] = asyncio.create_task(self._prove(batch))
 
-    def _close(self) -> dict[str, Any] | None:
+    def _close(self) -> StoredBatch | float:
+        """Close the next batch if it is due; else the seconds until it will be (or the poll interval
+        when nothing waits)."""
         store, capacity = self.ctx.store, self.ctx.config.batch.capacity
-        last = max(store.batches(), key=lambda b: b["batch_number"], default=None)
-        number = 0 if last is None else last["batch_number"] + 1
-        h_start = 0 if last is None else int(last["h_end"])
-        first_nonce = 0 if last is None else last["last_nonce"] + 1
-        waiting = sorted(store.messages(direction="out", status="sent"), key=lambda m: m["nonce"])
-        run: list[dict[str, Any]] = []
-        for row in waiting:
-            if row["nonce"] != first_nonce + len(run):
+        last = store.last_batch()
+        first_nonce = 0 if last is None else last.last_nonce + 1
+        waiting = sorted(store.messages(direction="out", status=OutStatus.SENT), key=lambda m: m.nonce)
+        run: list[StoredMessage] = []
+        for m in waiting:
+            if m.nonce != first_nonce + len(run):
                 break
-            run.append(row)
+            run.append(m)
             if len(run) == capacity:
                 break
         if not run:
@@ -75,61 +80,45 @@ class Batcher:
                 log.warning(
                     "next batch starts at nonce %d, but the oldest waiting message is nonce %d",
                     first_nonce,
-                    waiting[0]["nonce"],
+                    waiting[0].nonce,
                 )
-            return None
-        oldest = min(row["created_at"] for row in run)
-        if len(run) < capacity and now() - oldest < self.ctx.config.batch.max_wait_seconds:
-            return None
-        h_end = int(run[-1]["outbox_hash"])
-        store.add_batch(
-            number,
-            capacity=capacity,
-            count=len(run),
-            first_nonce=first_nonce,
-            last_nonce=first_nonce + len(run) - 1,
-            h_start=str(h_start),
-            h_end=str(h_end),
-        )
-        for index, row in enumerate(run):
-            store.transition(
-                row["id"], "batched", f"in batch {number}", batch_number=number, index_in_batch=index
-            )
+            return self.ctx.config.chain.poll_seconds
+        age = now() - min(m.created_at for m in run)
+        if len(run) < capacity and age < self.ctx.config.batch.max_wait_seconds:
+            return self.ctx.config.batch.max_wait_seconds - age
+        number = 0 if last is None else last.batch_number + 1
+        batch = store.close_batch(number, capacity=capacity, message_ids=[m.id for m in run])
         log.info(
             "batch %d closed: %d messages (nonces %d..%d)",
             number,
             len(run),
-            first_nonce,
-            first_nonce + len(run) - 1,
+            batch.first_nonce,
+            batch.last_nonce,
         )
-        batch = store.batch(number)
-        assert batch is not None
         return batch
 
-    async def _prove(self, row: dict[str, Any]) -> None:
-        store, number = self.ctx.store, row["batch_number"]
-        rows = batch_messages(store, number)
-        if len(rows) != row["count"]:
+    async def _prove(self, batch: StoredBatch) -> None:
+        store, number = self.ctx.store, batch.batch_number
+        rows = store.messages(direction="out", batch_number=number)
+        if len(rows) != batch.count:
             raise BatcherError(
-                f"batch {number} should hold {row['count']} messages; the store has {len(rows)}"
+                f"batch {number} should hold {batch.count} messages; the store has {len(rows)}"
             )
-        batch = Batch(
-            self.ctx.chain_id, number, int(row["h_start"]), tuple(message_of(m).preimage() for m in rows)
-        )
-        proven = await self.pool.prove(batch)
+        statement = Batch(self.ctx.chain_id, number, batch.h_start, tuple(m.message.preimage() for m in rows))
+        proven = await self.pool.prove(statement)
         public = proven.public
-        if public.h_end != int(row["h_end"]):
+        if public.h_end != batch.h_end:
             raise BatcherError(
                 f"batch {number}: the proof ends on outbox hash {public.h_end:#x}, "
-                f"the chain on {int(row['h_end']):#x}"
+                f"the chain on {batch.h_end:#x}"
             )
-        store.update_batch(
+        if store.record_proof(
             number,
-            status="proven",
-            batch_root=str(public.batch_root),
-            public_inputs=orjson.dumps([str(x) for x in public.values()]).decode(),
-            proof=orjson.dumps(snarkjs_json.proof_to_json(proven.proof)).decode(),
-            proving_seconds=proven.seconds,
-        )
-        self.ctx.metrics.batch_proven(proven.seconds)
-        log.info("batch %d proven in %.2f s", number, proven.seconds)
+            batch_root=public.batch_root,
+            public_inputs=public.values(),
+            proof=snarkjs_json.proof_to_json(proven.proof),
+            seconds=proven.seconds,
+        ):
+            self.ctx.metrics.batch_proven(proven.seconds)
+            log.info("batch %d proven in %.2f s", number, proven.seconds)
+        self.ctx.wakeups.wake("settler", "batcher")

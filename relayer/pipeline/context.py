@@ -6,31 +6,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import orjson
-from web3 import Web3
 from web3.contract import Contract
 
 from bridge_contracts.chain import Chain
-from bridge_contracts.messages import Message
+from bridge_contracts.views import HubBatch, HubChain
 from hub.bus import Bus
 from hub.client import HubClient
-from hub.delivery import message_key
 from proofs.formats import snarkjs_json
 from proofs.groth16.keys import VerifyingKey
 from relayer import config as institution_config
 from relayer.config import ConfigError, InstitutionConfig, PeerConfig
 from relayer.metrics import Metrics
 from relayer.sender import Sender
-from relayer.store import MessageRow, Store
+from relayer.store import L1_PEER, Store
 
 log = logging.getLogger(__name__)
 
-L1_PEER = "l1"
+
+class Wakeups:
+    """How one step of the pipeline wakes the step that consumes what it wrote (the batcher wakes
+    the settler, the settler the pusher, ...). Each step waits on its own event, up to its poll
+    interval, instead of spinning."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, step: str) -> asyncio.Event:
+        return self._events.setdefault(step, asyncio.Event())
+
+    def wake(self, *steps: str) -> None:
+        for step in steps:
+            self.event(step).set()
 
 
 @dataclass
@@ -48,6 +60,7 @@ class Context:
     bus: Bus
     hub_client: HubClient
     metrics: Metrics
+    wakeups: Wakeups = field(default_factory=Wakeups)
     _config_mtime: float = 0.0
 
     @property
@@ -99,10 +112,13 @@ class Context:
         """A contract view call, off the event loop."""
         return await asyncio.to_thread(fn.call)
 
-    async def peer_operator(self, chain_id: int) -> str:
-        """The operator address the L1 Hub has for a chain (who signs that chain's envelopes)."""
-        info = await self.call(self.hub.functions.chains(chain_id))
-        return str(Web3.to_checksum_address(info[2]))
+    async def hub_chain(self, chain_id: int) -> HubChain:
+        """What the L1 Hub has for a chain (its operator signs that chain's batches and envelopes)."""
+        return HubChain.from_tuple(await self.call(self.hub.functions.chains(chain_id)))
+
+    async def hub_batch(self, chain_id: int, batch_number: int) -> HubBatch:
+        """What the L1 Hub has for a batch of a chain."""
+        return HubBatch.from_tuple(await self.call(self.hub.functions.batches(chain_id, batch_number)))
 
 
 @cache
@@ -112,44 +128,3 @@ def _verifying_key(path: Path) -> VerifyingKey:
 
 def now() -> float:
     return time.time()
-
-
-def message_row(m: Message, peer: str, direction: str, block: int | None = None) -> MessageRow:
-    """A message as the store keeps it; `peer` is the other end's name (see Context.peer_name)."""
-    return MessageRow(
-        id=message_key(m.source_chain_id, m.nonce),
-        direction=direction,
-        peer=peer,
-        source_chain_id=m.source_chain_id,
-        dest_chain_id=m.dest_chain_id,
-        nonce=m.nonce,
-        sender=m.sender,
-        target=m.target,
-        asset_id="0x" + m.asset_id.hex(),
-        amount=m.amount,
-        data=m.data,
-        asset_data=m.asset_data,
-        leaf=m.leaf(),
-        block_number=block,
-        sent_at=now(),
-    )
-
-
-def batch_messages(store: Store, number: int) -> list[dict[str, Any]]:
-    """This chain's messages in its batch `number`, in nonce order."""
-    return sorted(store.messages(direction="out", batch_number=number), key=lambda m: m["nonce"])
-
-
-def message_of(row: dict[str, Any]) -> Message:
-    """A stored message row as the Outbox's Message."""
-    return Message(
-        source_chain_id=row["source_chain_id"],
-        dest_chain_id=row["dest_chain_id"],
-        nonce=row["nonce"],
-        sender=row["sender"],
-        target=row["target"],
-        asset_id=bytes.fromhex(row["asset_id"][2:]),
-        amount=int(row["amount"]),
-        data=bytes(row["data"]),
-        asset_data=bytes(row["asset_data"]),
-    )

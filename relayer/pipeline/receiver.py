@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 
 import orjson
 
@@ -44,19 +44,22 @@ from hub.delivery import (
 from proofs import merkle
 from proofs.groth16.verifier import VerifierError, verify
 from relayer.config import ANY, PeerConfig
-from relayer.pipeline.context import Context, message_row, now
+from relayer.pipeline.context import Context
+from relayer.store import FINAL_STATUSES, Direction, InStatus, OutStatus, ReceiptUpdate, Received
 
 log = logging.getLogger(__name__)
 
 OPERATOR_TTL = 30.0  # seconds a peer's operator address, read from the L1 Hub, is trusted
 NOT_SETTLED = "not settled"  # a check's answer when L1 has not settled the batch yet: ask again later
+VERDICTS_KEPT = 1024  # batch-proof verdicts remembered
 
 
 class Receiver:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._verified: dict[tuple[int, int, tuple[int, ...], str], bool] = {}  # verdicts by batch and proof
-        self._arrivals: dict[str, deque[float]] = {}
+        # Verdicts on batch proofs, by batch and proof; bounded (a peer can send any number of proofs).
+        self._verified: OrderedDict[tuple[int, int, tuple[int, ...], str], bool] = OrderedDict()
+        self._arrivals: dict[str, deque[float]] = {}  # per peer name: arrival times in the last minute
         self._operators: dict[int, tuple[str, float]] = {}  # chain id -> (operator, when read)
         self._lock = asyncio.Lock()  # one verification at a time: handle() and recheck() share rows
 
@@ -67,15 +70,19 @@ class Receiver:
             cached = self._operators.get(peer.chain_id)
             if cached is None or cached[1] < time.monotonic() - OPERATOR_TTL:
                 try:
-                    cached = (await self.ctx.peer_operator(peer.chain_id), time.monotonic())
+                    cached = ((await self.ctx.hub_chain(peer.chain_id)).operator, time.monotonic())
                 except Exception as exc:  # an RPC hiccup: that peer's envelopes wait for the next try
                     log.warning("cannot read %s's operator from the L1 Hub: %s", peer.name, exc)
                     continue
                 self._operators[peer.chain_id] = cached
             keys[peer.name] = PeerKey(peer.chain_id, cached[0])
+        for chain_id in set(self._operators) - {p.chain_id for p in self.ctx.config.peers}:
+            del self._operators[chain_id]  # a peer removed since
         return keys
 
     async def handle(self, raw: bytes) -> None:
+        """One envelope from the bus. Nothing in it can stop the daemon: whatever is wrong is refused
+        and recorded."""
         ctx = self.ctx
         try:
             envelope = open_envelope(raw, await self.peers())
@@ -109,16 +116,25 @@ class Receiver:
         ctx = self.ctx
         answers: list[Receipt] = []
         fresh: list[DeliveredMessage] = []
+        payloads: dict[str, str] = {}
         for item in delivery.messages:
             m = item.message
             key = message_key(m.source_chain_id, m.nonce)
             known = ctx.store.message(key)
             if known is not None:
-                if known["direction"] == "in" and known["status"] in ("executed", "refused", "failed"):
-                    answers.append(Receipt(key, known["status"], known["exec_tx"], known["error"]))
+                if known.direction == Direction.IN and known.status in FINAL_STATUSES:
+                    answers.append(Receipt(key, str(known.status), known.exec_tx, known.error))
                 continue  # a duplicate: the first copy is being handled
             single = orjson.dumps(delivery_to_json(Delivery(delivery.batch, (item,))))
-            # Refused before it is stored, with no receipt: the sender pushes it again later.
+            malformed = _malformed(m)
+            if malformed is not None:  # it cannot even be stored: refused, with a receipt saying why
+                ctx.store.refuse(
+                    peer=peer.name, chain_id=m.source_chain_id, kind="message", reason=malformed, raw=single
+                )
+                ctx.metrics.failure("malformed message")
+                answers.append(Receipt(key, "refused", None, malformed))
+                continue
+            # Postponed before it is stored, with no receipt: the sender pushes it again later.
             postponed = self._postpone(peer, m)
             if postponed is not None:
                 ctx.store.refuse(
@@ -126,28 +142,31 @@ class Receiver:
                 )
                 ctx.metrics.failure(postponed.split(":")[0])
                 continue
-            ctx.store.add_message(
-                message_row(m, peer.name, "in"),
-                "received",
-                f"from {peer.name} in envelope {envelope.id}",
-                payload=single.decode(),
-            )
             fresh.append(item)
-        answers += await self._verify(peer, delivery.batch, fresh)
+            payloads[key] = single.decode()
+        new = set(
+            ctx.store.receive(
+                peer.name,
+                [Received(i.message, payloads[_key(i)]) for i in fresh],
+                f"from {peer.name} in envelope {envelope.id}",
+            )
+        )
+        answers += await self._verify(peer, delivery.batch, [i for i in fresh if _key(i) in new])
         if answers:
             await send_receipts(ctx, peer.name, answers)
 
     async def _verify(
         self, peer: PeerConfig, batch: BatchEvidence, items: list[DeliveredMessage]
     ) -> list[Receipt]:
-        """Check stored "received" messages of one batch; the ones that pass become "verified" together
-        (so the executor takes them in one round), the refused get a receipt. A batch L1 has not
-        settled yet leaves its messages "received"."""
-        verified, refused = [], []
+        """Check stored "received" messages of one batch; the ones that pass become "verified" and the
+        refused "refused", in one store step (so the executor takes the verified in one round); the
+        refused get a receipt. A batch L1 has not settled yet leaves its messages "received"."""
+        verified: list[str] = []
+        refused: dict[str, str] = {}
         batch_verdict = await self._check_batch(batch)
         bad_batch = None if batch_verdict == NOT_SETTLED else batch_verdict
         for item in items:
-            key = message_key(item.message.source_chain_id, item.message.nonce)
+            key = _key(item)
             # A bad batch refuses all its messages; a batch not settled yet leaves the good ones waiting.
             refusal = (
                 self._admit(peer, item.message) or bad_batch or self._check_path(batch, item) or batch_verdict
@@ -155,12 +174,13 @@ class Receiver:
             if refusal is None:
                 verified.append(key)
             elif refusal != NOT_SETTLED:
-                self.ctx.store.transition(key, "refused", refusal, error=refusal)
+                refused[key] = refusal
                 self.ctx.metrics.failure(refusal.split(":")[0])
-                refused.append(Receipt(key, "refused", None, refusal))
                 log.warning("refused message %s from %s: %s", key, peer.name, refusal)
-        self.ctx.store.transition_many(verified, "verified", "path, batch proof and L1 settlement checked")
-        return refused
+        self.ctx.store.record_verdicts(verified=verified, refused=refused)
+        if verified:
+            self.ctx.wakeups.wake("executor")
+        return [Receipt(key, "refused", None, reason) for key, reason in refused.items()]
 
     def _postpone(self, peer: PeerConfig, m: Message) -> str | None:
         """Why a message cannot be taken now (it is not stored; the sender pushes it again), or None."""
@@ -204,10 +224,10 @@ class Receiver:
         verdict = await self._proof_verifies(batch)
         if verdict is not None:
             return verdict
-        record = await self.ctx.call(self.ctx.hub.functions.batches(batch.chain_id, batch.batch_number))
-        if not record[3]:
+        record = await self.ctx.hub_batch(batch.chain_id, batch.batch_number)
+        if not record.committed:
             return NOT_SETTLED
-        if record[0] != batch.batch_root or record[1] != depth:
+        if record.batch_root != batch.batch_root or record.depth != depth:
             return f"not on L1: L1 has batch {batch.batch_number} of chain {batch.chain_id} with another root"
         return None
 
@@ -249,49 +269,31 @@ class Receiver:
                 self._verified[key] = await asyncio.to_thread(verify, vk, batch.public_inputs, batch.proof)
             except VerifierError as exc:
                 return f"bad proof: {exc}"
+            while len(self._verified) > VERDICTS_KEPT:
+                self._verified.popitem(last=False)
+        self._verified.move_to_end(key)
         return None if self._verified[key] else "bad proof: the batch proof does not verify"
 
     # --- receipts -------------------------------------------------------------------------------
 
     def _receipts(self, peer: PeerConfig, receipts: list[Receipt]) -> None:
-        store = self.ctx.store
-        for r in receipts:
-            row = store.message(r.id)
-            if row is None or row["direction"] != "out" or row["peer"] != peer.name:
-                store.refuse(
-                    peer=peer.name,
-                    chain_id=peer.chain_id,
-                    kind="receipt",
-                    reason=f"receipt for {r.id}, which is not a message this chain sent to {peer.name}",
-                    raw=orjson.dumps(r.__dict__),
-                )
-                continue
-            if row["status"] == r.status or row["status"] == "executed":
-                continue
-            reason = f"{peer.name} reports {r.status}" + (f": {r.reason}" if r.reason else "")
-            store.transition(
-                r.id,
-                r.status,
-                reason,
-                exec_tx=r.tx,
-                error=r.reason,
-                next_attempt_at=None,
-                **({"executed_at": now()} if r.status == "executed" else {}),
+        updates = [ReceiptUpdate(r.id, OutStatus(r.status), r.tx, r.reason) for r in receipts]
+        for problem in self.ctx.store.record_receipts(peer.name, updates):
+            self.ctx.store.refuse(
+                peer=peer.name, chain_id=peer.chain_id, kind="receipt", reason=problem, raw=problem.encode()
             )
 
-    async def recheck(self) -> bool:
+    async def recheck(self) -> float:
         """Check again the messages whose batch L1 had not settled when they arrived."""
         async with self._lock:
             return await self._recheck()
 
-    async def _recheck(self) -> bool:
+    async def _recheck(self) -> float:
         groups: dict[tuple[str, int], tuple[BatchEvidence, list[DeliveredMessage]]] = {}
-        for row in self.ctx.store.messages(direction="in", status="received"):
-            if (
-                row["payload"] and self.ctx.peer_by_name(row["peer"]) is not None
-            ):  # else it waits for the peering
-                delivery = delivery_from_json(orjson.loads(row["payload"]))
-                group = groups.setdefault((row["peer"], delivery.batch.batch_number), (delivery.batch, []))
+        for m in self.ctx.store.messages(direction="in", status=InStatus.RECEIVED):
+            if m.payload and self.ctx.peer_by_name(m.peer) is not None:  # else it waits for the peering
+                delivery = delivery_from_json(orjson.loads(m.payload))
+                group = groups.setdefault((m.peer, delivery.batch.batch_number), (delivery.batch, []))
                 group[1].extend(delivery.messages)
         for (name, _), (batch, items) in groups.items():
             peer = self.ctx.peer_by_name(name)
@@ -299,7 +301,20 @@ class Receiver:
             refused = await self._verify(peer, batch, items)
             if refused:
                 await send_receipts(self.ctx, name, refused)
-        return False
+        return self.ctx.config.l1.poll_seconds
+
+
+def _key(item: DeliveredMessage) -> str:
+    return message_key(item.message.source_chain_id, item.message.nonce)
+
+
+def _malformed(m: Message) -> str | None:
+    """Why a message's fields cannot make a leaf (e.g. an amount without an asset), or None."""
+    try:
+        m.leaf()
+    except ValueError as exc:
+        return f"malformed message: {exc}"
+    return None
 
 
 async def send_receipts(ctx: Context, peer: str, receipts: list[Receipt]) -> None:

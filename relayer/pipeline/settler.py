@@ -2,131 +2,109 @@
 
 Before sending `commitBatch` the batch is marked "committing"; after a restart the Hub's own batch
 counter says whether that transaction landed, so a batch is never committed twice and never skipped.
-A refused commit (the Hub's custom error, decoded) is retried with stepped backoff whose count is
-kept in the store; an overdraft stays refused for good and is reported as such in the logs, the
-store and the metrics.
+Settling is one store step (`Store.settle_batch`: the batch and its messages). A refused commit (the
+Hub's custom error, decoded) is retried on the retry policy, its count kept in the store; an
+overdraft stays refused for good and is reported as such in the logs, the store and the metrics.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import orjson
 from eth_abi.abi import decode as abi_decode
 from eth_account.messages import encode_defunct
+from web3.types import TxReceipt
 
 from bridge_contracts.chain import Reverted
-from bridge_contracts.messages import commitment
+from bridge_contracts.messages import HUB_SLOTS, commitment
 from bridge_contracts.verifier_gen import calldata
-from proofs.circuits.batch import PublicInputs, ValueSlot
+from proofs.circuits.batch import PublicInputs
 from proofs.formats import snarkjs_json
-from relayer.pipeline.context import Context, batch_messages, now
-from relayer.sender import SendFailed, backoff, failure_reason
+from relayer.pipeline.context import Context, now
+from relayer.sender import SendFailed, failure_reason
+from relayer.store import BatchStatus, StoredBatch
 
 log = logging.getLogger(__name__)
 
 
-def public_inputs_of(row: dict[str, Any], chain_id: int) -> PublicInputs:
-    values = [int(x) for x in orjson.loads(row["public_inputs"])]
-    head, columns = values[:6], values[6:]
-    k = len(columns) // 4
-    slots = tuple(
-        ValueSlot(columns[i], (columns[k + i] << 128) | columns[2 * k + i], columns[3 * k + i])
-        for i in range(k)
-    )
-    return PublicInputs(head[0], head[1], head[2], head[3], head[4], head[5], slots)
+def public_inputs(batch: StoredBatch) -> PublicInputs:
+    """A proven batch's public inputs, by name."""
+    assert batch.public_inputs is not None, f"batch {batch.batch_number} is not proven"
+    return PublicInputs.from_values(batch.public_inputs, HUB_SLOTS)
 
 
 class Settler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def step(self) -> bool:
-        store = self.ctx.store
-        pending = sorted(store.batches(status=["proven", "committing"]), key=lambda b: b["batch_number"])
+    async def step(self) -> float | None:
+        store, poll = self.ctx.store, self.ctx.config.l1.poll_seconds
+        pending = store.batches(status=[BatchStatus.PROVEN, BatchStatus.COMMITTING])
         if not pending:
-            return False
-        row = pending[0]
-        if row["next_attempt_at"] and row["next_attempt_at"] > now():
-            return False
-        number = row["batch_number"]
-        info = await self.ctx.call(self.ctx.hub.functions.chains(self.ctx.chain_id))
-        next_batch = info[3]
+            return poll
+        batch = pending[0]
+        if batch.due > now():
+            return min(poll, batch.due - now())
+        number = batch.batch_number
+        next_batch = (await self.ctx.hub_chain(self.ctx.chain_id)).next_batch
         if next_batch > number:
-            await self._settled(row, tx=row["commit_tx"], gas=row["commit_gas"], reason="found on L1")
-            return True
+            await self._settled(batch, tx=None, gas=None, reason="found on L1")
+            return None
         if next_batch < number:
-            return False  # an earlier batch is not on L1 yet: it must settle first
-        store.update_batch(number, status="committing", attempts=row["attempts"] or 0)
+            return poll  # an earlier batch is not on L1 yet: it must settle first
+        store.start_commit(number)
         try:
-            await self._register_assets(row)
-            receipt = await self._commit(row)
+            await self._register_assets(batch)
+            receipt = await self._commit(batch)
         except (Reverted, SendFailed) as exc:
-            attempts = (row["attempts"] or 0) + 1
             reason = exc.error if isinstance(exc, Reverted) else str(exc)
-            store.update_batch(
-                number,
-                status="proven",
-                attempts=attempts,
-                next_attempt_at=now() + backoff(attempts),
-                error=reason,
-            )
+            refused = store.commit_refused(number, reason)
             self.ctx.metrics.failure(failure_reason("commit", exc))
-            log.error("batch %d: commit refused (try %d): %s", number, attempts, reason)
-            return False
+            log.error("batch %d: commit refused (try %d): %s", number, refused.attempts, reason)
+            return None
         await self._settled(
-            row, tx=receipt["transactionHash"].to_0x_hex(), gas=receipt["gasUsed"], reason="committed"
+            batch, tx=receipt["transactionHash"].to_0x_hex(), gas=receipt["gasUsed"], reason="committed"
         )
-        return True
+        return None
 
-    async def _register_assets(self, row: dict[str, Any]) -> None:
+    async def _register_assets(self, batch: StoredBatch) -> None:
         """Tell the Hub the origin of this chain's own assets the batch sends, so it never debits
         this chain for them (anyone may register an asset: its id is the hash of its origin)."""
-        public = public_inputs_of(row, self.ctx.chain_id)
         hub = self.ctx.hub
-        for slot in public.slots:
+        messages = self.ctx.store.messages(direction="out", batch_number=batch.batch_number)
+        for slot in public_inputs(batch).slots:
             if not slot.amount:
                 continue
             asset = slot.asset_id.to_bytes(32, "big")
             if await self.ctx.call(hub.functions.assetOrigin(asset)):
                 continue
-            for m in batch_messages(self.ctx.store, row["batch_number"]):
-                if m["asset_id"] == "0x" + asset.hex():
-                    origin, token = abi_decode(["uint256", "address"], bytes(m["asset_data"])[:64])
-                    if origin == self.ctx.chain_id:
-                        await self.ctx.l1_sender.send(
-                            hub.functions.registerAsset(origin, token), what=f"register asset 0x{asset.hex()}"
-                        )
-                    break
+            m = next((m.message for m in messages if m.message.asset_id == asset), None)
+            if m is None:
+                continue
+            origin, token = abi_decode(["uint256", "address"], m.asset_data[:64])
+            if origin == self.ctx.chain_id:
+                await self.ctx.l1_sender.send(
+                    hub.functions.registerAsset(origin, token), what=f"register asset 0x{asset.hex()}"
+                )
 
-    async def _commit(self, row: dict[str, Any]) -> Any:
+    async def _commit(self, batch: StoredBatch) -> TxReceipt:
         ctx = self.ctx
-        public = public_inputs_of(row, ctx.chain_id)
-        batch = commitment(public, row["capacity"])
-        digest = bytes(await ctx.call(ctx.hub.functions.commitDigest(batch)))
+        public = public_inputs(batch)
+        commit = commitment(public, batch.capacity)
+        digest = bytes(await ctx.call(ctx.hub.functions.commitDigest(commit)))
         signature = ctx.l1.signer.sign_message(encode_defunct(primitive=digest)).signature
-        proof = snarkjs_json.proof_from_json(orjson.loads(row["proof"]))
-        a, b, c, _ = calldata(proof, public.values())
-        log.info("batch %d: committing to L1", row["batch_number"])
+        assert batch.proof is not None
+        a, b, c, _ = calldata(snarkjs_json.proof_from_json(batch.proof), public.values())
+        log.info("batch %d: committing to L1", batch.batch_number)
         return await ctx.l1_sender.send(
-            ctx.hub.functions.commitBatch(batch, (a, b, c), signature),
-            what=f"commitBatch {row['batch_number']}",
+            ctx.hub.functions.commitBatch(commit, (a, b, c), signature),
+            what=f"commitBatch {batch.batch_number}",
         )
 
-    async def _settled(self, row: dict[str, Any], *, tx: str | None, gas: int | None, reason: str) -> None:
-        ctx, number = self.ctx, row["batch_number"]
-        record = await ctx.call(ctx.hub.functions.batches(ctx.chain_id, number))
-        ctx.store.update_batch(
-            number,
-            status="settled",
-            commit_tx=tx,
-            commit_gas=gas,
-            leaf_index=record[2],
-            settled_at=now(),
-            error=None,
-        )
-        ids = [m["id"] for m in batch_messages(ctx.store, number) if m["status"] == "batched"]
-        ctx.store.transition_many(ids, "settled", f"batch {number} settled on L1 ({reason})")
-        ctx.metrics.batch_settled()
-        log.info("batch %d settled on L1 (%s, leaf %d)", number, reason, record[2])
+    async def _settled(self, batch: StoredBatch, *, tx: str | None, gas: int | None, reason: str) -> None:
+        ctx, number = self.ctx, batch.batch_number
+        record = await ctx.hub_batch(ctx.chain_id, number)
+        if ctx.store.settle_batch(number, leaf_index=record.leaf_index, tx=tx, gas=gas, reason=reason):
+            ctx.metrics.batch_settled()
+            log.info("batch %d settled on L1 (%s, leaf %d)", number, reason, record.leaf_index)
+        ctx.wakeups.wake("pusher")
