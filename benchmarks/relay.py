@@ -68,8 +68,7 @@ from proofs.merkle import PoseidonTree
 from relayer.config import load as load_config
 from relayer.devnet import devnet
 from relayer.devnet.services import Services
-from relayer.pipeline.context import message_of
-from relayer.store import Store
+from relayer.store import InStatus, OutStatus, Store, StoredMessage
 
 BLOCK_TIME = 1.0
 CAPACITIES = (16, 64)
@@ -81,8 +80,8 @@ TARGET_RATIO_CAPACITY = 64
 TARGET_P50 = 5.0  # seconds, with 1 s blocks
 PACED = 8  # messages sent one at a time for the latency figure
 LOG_TAIL = 15
-STAGES_OUT = ("sent", "batched", "settled", "pushed")
-STAGES_IN = ("received", "verified", "executing", "executed")
+STAGES_OUT = (OutStatus.SENT, OutStatus.BATCHED, OutStatus.SETTLED, OutStatus.PUSHED)
+STAGES_IN = (InStatus.RECEIVED, InStatus.VERIFIED, InStatus.EXECUTING, InStatus.EXECUTED)
 
 
 class BenchError(RuntimeError):
@@ -158,6 +157,18 @@ def blast(chain: Chain, raw: Sequence[bytes], *, timeout: float) -> Blast:
             f"{failed[0]['transactionHash'].to_0x_hex()} in block {failed[0]['blockNumber']}"
         )
     return Blast(hashes, submitted, receipts, last_at)
+
+
+def _executed_at(m: StoredMessage) -> float:
+    if m.executed_at is None:
+        raise BenchError(f"message {m.id} is {m.status} but has no execution time")
+    return m.executed_at
+
+
+def _batch_number(m: StoredMessage) -> int:
+    if m.batch_number is None:
+        raise BenchError(f"message {m.id} is {m.status}, in no batch")
+    return m.batch_number
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -244,7 +255,7 @@ class Run:
             ids.append(message_key(event.message.source_chain_id, event.message.nonce))
         return sent, ids
 
-    def _wait(self, description: str, name: str, ids: list[str], done: str) -> dict[str, dict[str, Any]]:
+    def _wait(self, description: str, name: str, ids: list[str], done: str) -> dict[str, StoredMessage]:
         """Poll `name`'s store until every one of `ids` has status `done`; their rows."""
         wanted = set(ids)
         bad = {"failed", "refused"}
@@ -261,26 +272,25 @@ class Run:
             deadline = time.monotonic() + self.timeout
             while True:
                 with self._store(name) as store:
-                    rows = {r["id"]: r for r in store.messages(direction=None) if r["id"] in wanted}
+                    rows = {m.id: m for m in store.messages() if m.id in wanted}
                     if name == "bank-b":  # what bank-a has of the rest
                         with self._store("bank-a") as source:
                             behind = Counter(
-                                r["status"]
-                                for r in source.messages(direction="out")
-                                if r["id"] in wanted and r["id"] not in rows
+                                str(m.status)
+                                for m in source.messages(direction="out")
+                                if m.id in wanted and m.id not in rows
                             )
                     else:
                         behind = Counter()
-                statuses = Counter(r["status"] for r in rows.values()) + behind
-                finished = sum(r["status"] == done for r in rows.values())
+                statuses = Counter(str(m.status) for m in rows.values()) + behind
+                finished = sum(m.status == done for m in rows.values())
                 shown = " ".join(f"{s} {n}" for s, n in sorted(statuses.items()))
                 progress.update(task, completed=finished, status=shown)
-                failures = [r for r in rows.values() if r["status"] in bad]
+                failures = [m for m in rows.values() if m.status in bad]
                 if failures:
                     first = failures[0]
                     raise BenchError(
-                        f"{len(failures)} message(s) {first['status']} on {name}, e.g. {first['id']}: "
-                        f"{first['error']}"
+                        f"{len(failures)} message(s) {first.status} on {name}, e.g. {first.id}: {first.error}"
                     )
                 if finished == len(ids):
                     return rows
@@ -324,7 +334,7 @@ class Run:
             rows = self._wait(
                 f"capacity {self.capacity}: one message ({i + 1}/{count})", "bank-b", ids, "executed"
             )
-            latencies.append(float(rows[ids[0]]["executed_at"]) - sent.submitted[0])
+            latencies.append(_executed_at(rows[ids[0]]) - sent.submitted[0])
         return {
             "messages": count,
             "latency_p50_seconds": round(percentile(latencies, 50), 3),
@@ -337,17 +347,17 @@ class Run:
         sent, ids = self._send_messages(label, self.n)
         submitted = dict(zip(ids, sent.submitted, strict=True))
         rows = self._wait(f"capacity {self.capacity}: relay a -> b", "bank-b", ids, "executed")
-        executed = {i: float(rows[i]["executed_at"]) for i in ids}
+        executed = {i: _executed_at(rows[i]) for i in ids}
         latencies = [executed[i] - submitted[i] for i in ids]
         seconds = max(executed.values()) - min(submitted.values())
         with self._store("bank-a") as source:
-            out = {r["id"]: r for r in source.messages(direction="out") if r["id"] in submitted}
-            numbers = sorted({r["batch_number"] for r in out.values()})
-            batches = [source.batch(n) for n in numbers]
-        if any(b is None for b in batches):
+            out = [m for m in source.messages(direction="out") if m.id in submitted]
+            numbers = sorted({m.batch_number for m in out if m.batch_number is not None})
+            found = [source.batch(n) for n in numbers]
+        proven = [b for b in found if b is not None]
+        if len(proven) != len(numbers):
             raise BenchError(f"bank-a's store lacks some of batches {numbers}")
-        proven = [cast(dict[str, Any], b) for b in batches]
-        exec_gas = [int(rows[i]["exec_gas"]) for i in ids]
+        exec_gas = [m.exec_gas for m in rows.values() if m.exec_gas is not None]
         stages = self._stages(submitted)
         return {
             "messages_per_second": round(self.n / seconds, 3),
@@ -359,11 +369,15 @@ class Run:
             "latency_max_seconds": round(max(latencies), 3),
             "latency_mean_seconds": round(statistics.fmean(latencies), 3),
             "batches": len(proven),
-            "batch_sizes": [int(b["count"]) for b in proven],
-            "proving_seconds_mean": round(statistics.fmean(float(b["proving_seconds"]) for b in proven), 3),
-            "commit_gas_mean": round(statistics.fmean(int(b["commit_gas"]) for b in proven)),
+            "batch_sizes": [b.count for b in proven],
+            "proving_seconds_mean": round(
+                statistics.fmean(b.proving_seconds for b in proven if b.proving_seconds is not None), 3
+            ),
+            "commit_gas_mean": round(
+                statistics.fmean(b.commit_gas for b in proven if b.commit_gas is not None)
+            ),
             "execute_gas_per_message_mean": round(statistics.fmean(exec_gas)),
-            "execute_transactions": len({rows[i]["exec_tx"] for i in ids}),
+            "execute_transactions": len({rows[i].exec_tx for i in ids}),
             "stages_p50_seconds": stages,
         }
 
@@ -376,7 +390,7 @@ class Run:
                 for key, at in submitted.items():
                     first: dict[str, float] = {}
                     for t in store.history(key):
-                        first.setdefault(t["to_status"], float(t["at"]))
+                        first.setdefault(t.to_status, t.at)
                     for status in statuses:
                         if status in first:
                             reached.setdefault(f"{name} {status}", []).append(first[status] - at)
@@ -393,14 +407,12 @@ class Run:
         l1 = Chain(self.manifest["l1"]["rpc_url"], self.user)
         hub = l1.contract("Hub", self.manifest["l1"]["contracts"]["hub"])
         with self._store("bank-a") as source:
-            rows = {r["id"]: r for r in source.messages(direction="out")}
-        numbers = sorted({rows[i]["batch_number"] for i in ids})
+            rows = {r.id: r for r in source.messages(direction="out")}
+            numbers = sorted({_batch_number(rows[i]) for i in ids})
+            members = {n: source.messages(direction="out", batch_number=n) for n in numbers}
         trees, leaf_indexes = {}, {}
         for number in numbers:
-            members = sorted(
-                (r for r in rows.values() if r["batch_number"] == number), key=lambda r: r["nonce"]
-            )
-            trees[number] = PoseidonTree([int(r["leaf"]) for r in members], self.capacity)
+            trees[number] = PoseidonTree([r.leaf for r in members[number]], self.capacity)
             leaf_indexes[number] = hub_batch(hub, a["chain_id"], number).leaf_index
         size, root, paths = self._aggregated_paths(hub, sorted(set(leaf_indexes.values())))
 
@@ -413,12 +425,13 @@ class Run:
         calls = []
         for i in ids:
             row = rows[i]
-            number, index = row["batch_number"], row["index_in_batch"]
+            number, index = _batch_number(row), row.index_in_batch
+            assert index is not None
             path = paths[leaf_indexes[number]]
             proof = MessageProof(
                 number, index, tuple(trees[number].proof(index)), path.leaf_index, tuple(path.siblings), root
             )
-            calls.append(inbox.functions.execute(message_of(row).as_tuple(), proof.as_tuple()))
+            calls.append(inbox.functions.execute(row.message.as_tuple(), proof.as_tuple()))
         with self.console.status(f"capacity {self.capacity}: signing {m} Inbox.execute transactions"):
             gas_limit, raw = sign_all(on_b, self.user, calls)
         with self.console.status(f"capacity {self.capacity}: {m} Inbox.execute transactions to bank-b"):

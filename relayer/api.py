@@ -148,12 +148,10 @@ class _Api:
 
     async def batch(self, request: web.Request) -> web.Response:
         text = request.match_info["n"]
-        if not (text.isascii() and text.isdigit()):
-            raise _error(400, f"a batch number is a non-negative integer, not {show(text)}")
-        digits = text.lstrip("0") or "0"
-        b = None if len(digits) > 18 else await asyncio.to_thread(self.store.batch, int(digits))
+        number = _batch_number(text)
+        b = None if number is None else await asyncio.to_thread(self.store.batch, number)
         if b is None:
-            raise _error(404, f"no batch {show(text)}" if len(digits) > 18 else f"no batch {int(digits)}")
+            raise _error(404, f"no batch {show(text) if number is None else number}")
         history = await asyncio.to_thread(self.store.batch_history, b.batch_number)
         return _json(b.to_json() | {"history": _history(history)})
 
@@ -277,6 +275,14 @@ def _limit(text: str | None) -> int | None:
     digits = text.lstrip("0")
     if not (text.isascii() and text.isdigit()) or not digits:
         raise _error(400, f"limit must be a positive integer, not {show(text)}")
+    return int(digits) if len(digits) <= 18 else None
+
+
+def _batch_number(text: str) -> int | None:
+    """A batch number from a path; None for one too large to be any batch's."""
+    if not (text.isascii() and text.isdigit()):
+        raise _error(400, f"a batch number is a non-negative integer, not {show(text)}")
+    digits = text.lstrip("0") or "0"
     return int(digits) if len(digits) <= 18 else None
 
 

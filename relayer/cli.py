@@ -431,7 +431,7 @@ def batches() -> None:
 @batches.command("list")
 @config_option
 @status_option(BatchStatus)
-@click.option("--limit", type=click.IntRange(min=1), help="Only the last this many.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the last N batches.")
 def batches_list(config_path: Path, statuses: list[str] | None, limit: int | None) -> None:
     """Batches by number, with their status, messages, proving time and commit transaction."""
     with _open_store(config_path) as store:

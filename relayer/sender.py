@@ -5,7 +5,7 @@ A transaction is built (which estimates its gas, so that a revert is seen and de
 anything is sent), signed locally and sent. If no receipt comes within `stuck_after` seconds it is
 sent again with the same nonce and fees raised by `bump` (nodes take a replacement only at +10% or
 more), up to `max_bumps` times; whichever of its versions is mined ends the wait. Failures the caller
-retries later (with the stepped backoff of `backoff`) are raised as `SendFailed` or `Reverted`.
+retries later (on the daemon's retry policy, `relayer.retry`) are raised as `SendFailed` or `Reverted`.
 """
 
 from __future__ import annotations
@@ -25,15 +25,6 @@ from web3.types import TxParams, TxReceipt, Wei
 from bridge_contracts.chain import Chain, Reverted, reverted_error
 
 log = logging.getLogger(__name__)
-
-# Seconds before retry n (n = 1, 2, ...) of a failed step; the last step repeats.
-BACKOFF_STEPS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
-
-
-def backoff(attempts: int) -> float:
-    """The wait before the next try, after `attempts` failed tries."""
-    return BACKOFF_STEPS[min(max(attempts, 1), len(BACKOFF_STEPS)) - 1]
-
 
 _ERROR_NAME = re.compile(r"([A-Za-z_]\w*)\(")
 

@@ -966,8 +966,7 @@ class Store:
         messages, in nonce order, and chains on the one before it; each message's status agrees with
         its batch's and with its last recorded change."""
         problems: list[str] = []
-        with self._lock:
-            db = self._db
+        with self._read() as db:
             batches = [
                 StoredBatch.from_row(r) for r in db.query("SELECT * FROM batches ORDER BY batch_number")
             ]
@@ -1080,6 +1079,17 @@ class Store:
             except BaseException:
                 self._db.rollback()
                 raise
+
+    @contextmanager
+    def _read(self) -> Iterator[Database]:
+        """One read transaction: every query in it sees the same snapshot (WAL), whatever the daemon
+        commits meanwhile."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:

@@ -1,5 +1,5 @@
 """The daemon's admin HTTP API, through aiohttp's test client: the token, each route, replays,
-peer edits and the metrics."""
+batches, peer edits, bad inputs and the metrics."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from relayer.api import make_app
 from relayer.config import load
 from relayer.metrics import Metrics
 from relayer.store import Store
-from tests.stored import ASSET, message_row
+from tests.stored import ASSET, deliver, fill_batches, fill_messages, incoming, prove, settle
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TOKEN = "s3cret-token"
@@ -29,14 +29,7 @@ class Env:
         shutil.copy(CONFIGS / "bank-a.toml", self.config)
         self.store = Store(load(self.config).store.path)
         self.metrics = Metrics()
-        self.store.add_message(message_row(1, amount=5), "received", "delivered by bank-b")
-        self.store.transition("902:1", "verified", "checked")
-        self.store.transition("902:1", "failed", "target reverted", error="TargetFailing()")
-        self.store.add_message(
-            message_row(2), "received", "delivered by bank-b", payload={"deposit": {"x": 1}}
-        )
-        self.store.transition("902:2", "executed", "MessageExecuted", exec_tx="0xbeef", executed_at=0.0)
-        self.store.add_message(message_row(1, direction="out"), "sent", "MessageSent")
+        fill_messages(self.store)
         self.store.refuse(
             peer="bank-b", chain_id=902, kind="messages", reason="bad signature", raw=b"\x00\x01"
         )
@@ -64,6 +57,8 @@ ROUTES = [
     ("GET", "/v1/messages"),
     ("GET", "/v1/messages/902:1"),
     ("POST", "/v1/messages/902:1/replay"),
+    ("GET", "/v1/batches"),
+    ("GET", "/v1/batches/0"),
     ("GET", "/v1/peers"),
     ("POST", "/v1/peers"),
     ("DELETE", "/v1/peers/bank-b"),
@@ -85,7 +80,7 @@ def test_every_route_requires_the_token(env: Env) -> None:
 
     env.run(requests)
     assert [p.name for p in load(env.config).peers] == ["bank-b"]  # nothing was changed
-    assert env.store.message("902:1")["status"] == "failed"  # type: ignore[index]
+    assert env.store.message("902:1").status == "failed"  # type: ignore[union-attr]
 
 
 def test_an_empty_token_is_refused(env: Env) -> None:
@@ -113,19 +108,24 @@ def test_messages_list_and_filters(env: Env) -> None:
         return [m["id"] for m in await response.json()]
 
     async def requests(client: TestClient[Any, Any]) -> None:
-        assert await ids(client, "") == ["902:1", "902:2", "901:1"]
+        assert await ids(client, "") == ["902:1", "902:2", "901:0"]
         assert await ids(client, "?direction=in") == ["902:1", "902:2"]
-        assert await ids(client, "?status=failed,sent") == ["902:1", "901:1"]
+        assert await ids(client, "?status=failed,sent") == ["902:1", "901:0"]
         assert await ids(client, "?peer=bank-b&limit=1") == ["902:1"]
         assert await ids(client, "?peer=bank-z") == []
         first = (await (await client.get("/v1/messages?limit=1", headers=AUTH)).json())[0]
-        assert (first["amount"], first["leaf"], first["data"]) == ("5", str(2**250), "0xcafe")
-        assert (first["status"], first["error"], first["payload"]) == ("failed", "TargetFailing()", None)
+        assert (first["amount"], first["asset_id"], first["data"]) == ("7", ASSET, "0xcafe")
+        assert first["leaf"] == str(incoming(1, amount=7).leaf())
+        assert (first["status"], first["error"]) == ("failed", "the target reverted: TargetFailing()")
+        assert first["payload"] == {"delivery": "from bank-b"}
         for query, error in [
             ("?direction=sideways", "direction must be 'in' or 'out'"),
             ("?limit=0", "limit must be a positive integer"),
+            ("?limit=000", "limit must be a positive integer"),
             ("?limit=ten", "limit must be a positive integer"),
-            ("?status=lost", "unknown status lost"),
+            ("?limit=-1", "limit must be a positive integer"),
+            ("?status=lost", "unknown status lost: expected sent, batched"),
+            ("?status=proving", "unknown status proving"),  # a batch's status
         ]:
             response = await client.get(f"/v1/messages{query}", headers=AUTH)
             assert response.status == 400
@@ -146,8 +146,11 @@ def test_one_message_with_its_history(env: Env) -> None:
         )
         assert [(h["from_status"], h["to_status"], h["reason"]) for h in body["history"]] == [
             (None, "received", "delivered by bank-b"),
-            ("received", "executed", "MessageExecuted"),
+            ("received", "verified", "path, batch proof and L1 settlement checked"),
+            ("verified", "executing", "in an execute transaction"),
+            ("executing", "executed", "MessageExecuted"),
         ]
+        assert all(isinstance(h["at"], float) for h in body["history"])
         response = await client.get("/v1/messages/902:77", headers=AUTH)
         assert (response.status, await response.json()) == (404, {"error": "no message 902:77"})
 
@@ -166,7 +169,7 @@ def test_replay_through_the_api(env: Env) -> None:
         assert status == 409
         assert "message 902:2 was executed at" in body["error"]
         assert "it cannot be replayed" in body["error"]
-        status, body = await replay(client, "901:1")
+        status, body = await replay(client, "901:0")
         assert (status, body["error"].split(":")[0]) == (409, "message 901")
         assert "is outgoing" in body["error"]
         status, body = await replay(client, "902:9")
@@ -175,8 +178,8 @@ def test_replay_through_the_api(env: Env) -> None:
 
     env.run(requests)
     history = env.store.history("902:1")
-    assert [h["to_status"] for h in history] == ["received", "verified", "failed", "replay"]
-    assert history[-1]["reason"] == "replay requested through the admin API"
+    assert [t.to_status for t in history] == ["received", "verified", "executing", "failed", "replay"]
+    assert history[-1].reason == "replay requested through the admin API"
 
 
 def test_peers_through_the_api(env: Env) -> None:
@@ -203,6 +206,9 @@ def test_peers_through_the_api(env: Env) -> None:
             ({"name": "bank-d", "chain_id": "904"}, 400, "chain_id must be an integer"),
             ({"name": "bank-d", "chain_id": 904, "allowed_assets": "*"}, 400, "must be a list of strings"),
             ({"name": "bank-d", "chain_id": 904, "colour": "red"}, 400, "unknown field colour"),
+            ({"name": "hub", "chain_id": 904}, 400, 'peers[2].name: "hub" is reserved'),
+            ({"name": "l1", "chain_id": 904}, 400, 'peers[2].name: "l1" is reserved'),
+            ({"name": "chain-904", "chain_id": 904}, 400, 'peers[2].name: "chain-904" is reserved'),
             ([1, 2], 400, "the body must be a JSON object"),
         ]:
             response = await client.post("/v1/peers", headers=AUTH, json=body)
@@ -227,7 +233,96 @@ def test_refusals(env: Env) -> None:
         response = await client.get("/v1/refusals?limit=5", headers=AUTH)
         [refusal] = await response.json()
         assert (refusal["peer"], refusal["chain_id"], refusal["kind"]) == ("bank-b", 902, "messages")
-        assert (refusal["reason"], refusal["raw"]) == ("bad signature", "0x0001")
+        assert (refusal["reason"], refusal["raw"], refusal["raw_size"]) == ("bad signature", "0x0001", 2)
+
+    env.run(requests)
+
+
+def test_batches(env: Env) -> None:
+    fill_batches(env.store)
+    last_of_first = env.store.message("901:1")
+    assert last_of_first is not None
+
+    async def numbers(client: TestClient[Any, Any], query: str) -> list[int]:
+        response = await client.get(f"/v1/batches{query}", headers=AUTH)
+        assert response.status == 200, await response.text()
+        return [b["batch_number"] for b in await response.json()]
+
+    async def requests(client: TestClient[Any, Any]) -> None:
+        assert await numbers(client, "") == [0, 1, 2]
+        assert await numbers(client, "?status=settled") == [0]
+        assert await numbers(client, "?status=proving,proven") == [1, 2]
+        assert await numbers(client, "?limit=2") == [1, 2]  # the last ones
+        assert await numbers(client, "?status=committing") == []
+        first, second, _ = await (await client.get("/v1/batches", headers=AUTH)).json()
+        assert (first["status"], first["count"], first["first_nonce"], first["last_nonce"]) == (
+            "settled",
+            2,
+            0,
+            1,
+        )
+        assert (first["commit_tx"], first["commit_gas"], first["attempts"]) == ("0xc0ffee", 300_000, 1)
+        assert first["h_end"] == second["h_start"] == str(last_of_first.outbox_hash)
+        assert (first["batch_root"], first["public_inputs"]) == ("12345", ["1", "2", "3"])
+        assert (second["status"], second["error"]) == ("proven", "insufficient funds")
+        for query, error in [
+            ("?status=sent", "unknown status sent: expected proving, proven, committing, settled"),
+            ("?limit=0", "limit must be a positive integer"),
+        ]:
+            response = await client.get(f"/v1/batches{query}", headers=AUTH)
+            assert (response.status, (await response.json())["error"][: len(error)]) == (400, error)
+
+    env.run(requests)
+
+
+def test_one_batch_with_its_history(env: Env) -> None:
+    fill_batches(env.store)
+
+    async def requests(client: TestClient[Any, Any]) -> None:
+        response = await client.get("/v1/batches/0", headers=AUTH)
+        assert response.status == 200
+        body = await response.json()
+        assert (body["batch_number"], body["status"], body["proving_seconds"]) == (0, "settled", 2.5)
+        assert [(h["from_status"], h["to_status"], h["reason"]) for h in body["history"]] == [
+            (None, "proving", "closed with 2 messages"),
+            ("proving", "proven", "proven in 2.50 s"),
+            ("proven", "committing", "committing to L1"),
+            ("committing", "proven", "commit refused (try 1): nonce too low"),
+            ("proven", "committing", "committing to L1"),
+            ("committing", "settled", "settled on L1 (BatchSettled)"),
+        ]
+        response = await client.get("/v1/batches/0002", headers=AUTH)
+        assert (await response.json())["batch_number"] == 2
+        for number, status, error in [
+            ("7", 404, "no batch 7"),
+            ("9" * 40, 404, "no batch"),
+            ("-1", 400, 'a batch number is a non-negative integer, not "-1"'),
+            ("two", 400, 'a batch number is a non-negative integer, not "two"'),
+        ]:
+            response = await client.get(f"/v1/batches/{number}", headers=AUTH)
+            assert (response.status, (await response.json())["error"][: len(error)]) == (status, error)
+
+    env.run(requests)
+
+
+def test_a_limit_beyond_any_store_is_no_limit(env: Env) -> None:
+    """SQLite takes 64-bit integers, and Python parses no more than 4300 digits: neither is a 500."""
+
+    async def requests(client: TestClient[Any, Any]) -> None:
+        for digits in (23, 5000):
+            huge = "1" + "0" * (digits - 1)
+            response = await client.get(f"/v1/messages?limit={huge}", headers=AUTH)
+            assert response.status == 200
+            assert [m["id"] for m in await response.json()] == ["902:1", "902:2", "901:0"]
+            response = await client.get(f"/v1/refusals?limit={huge}", headers=AUTH)
+            assert response.status == 200
+            assert len(await response.json()) == 1
+            response = await client.get(f"/v1/batches?limit={huge}", headers=AUTH)
+            assert (response.status, await response.json()) == (200, [])
+        response = await client.get("/v1/refusals?limit=" + "9" * 5000 + "x", headers=AUTH)
+        assert response.status == 400
+        error = (await response.json())["error"]
+        assert error.startswith('limit must be a positive integer, not "999') and len(error) < 120
 
     env.run(requests)
 
@@ -261,7 +356,11 @@ def test_metrics(env: Env) -> None:
 def test_the_backlog_goes_back_to_zero(env: Env) -> None:
     env.metrics.refresh_from_store(env.store)
     assert b'xrelay_backlog{direction="out",peer="bank-b"} 1.0' in env.metrics.render()
-    env.store.transition("901:1", "executed", "receipt")
+    env.store.close_batch(0, capacity=16, message_ids=["901:0"])
+    prove(env.store, 0)
+    settle(env.store, 0)
+    deliver(env.store, "901:0")
+    assert env.store.message("901:0").status == "executed"  # type: ignore[union-attr]
     env.metrics.refresh_from_store(env.store)
     text = env.metrics.render().decode()
     assert 'xrelay_backlog{direction="out",peer="bank-b"} 0.0' in text

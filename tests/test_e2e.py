@@ -34,7 +34,7 @@ from relayer.cli import cli
 from relayer.config import load as load_config
 from relayer.devnet import devnet
 from relayer.devnet.services import Services
-from relayer.store import Store
+from relayer.store import Store, StoredMessage
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -67,7 +67,7 @@ class Net:
     def store(self, name: str) -> Store:
         return Store(load_config(self.config(name)).store.path)
 
-    def row(self, name: str, key: str) -> dict[str, Any] | None:
+    def row(self, name: str, key: str) -> StoredMessage | None:
         with self.store(name) as store:
             return store.message(key)
 
@@ -98,10 +98,10 @@ class Net:
         while time.monotonic() < deadline:
             with self.store(name) as store:
                 rows = {key: store.message(key) for key in keys}
-            if all(row is not None and row["status"] == status for row in rows.values()):
+            if all(row is not None and row.status == status for row in rows.values()):
                 return
             time.sleep(0.25)
-        shown = {key: (row or {}).get("status") for key, row in rows.items()}
+        shown = {key: None if row is None else str(row.status) for key, row in rows.items()}
         raise AssertionError(f"{name}: waited {timeout:.0f} s for {status}; have {shown}")
 
     def bridged(self, name: str, asset: bytes) -> Any:
@@ -223,8 +223,8 @@ def test_value_arrives_exactly_and_a_call_with_value_reaches_its_target(net: Net
     assert after[native_a]["L1 balance of bank-b"] - before[native_a]["L1 balance of bank-b"] == 3 * ONE // 2
     with net.store("bank-b") as store:
         history = store.history(keys[0])
-    assert [t["to_status"] for t in history] == ["received", "verified", "executing", "executed"], [
-        (t["to_status"], t["reason"]) for t in history
+    assert [t.to_status for t in history] == ["received", "verified", "executing", "executed"], [
+        (t.to_status, t.reason) for t in history
     ]
 
 
@@ -263,7 +263,7 @@ def test_a_failed_call_is_replayed_once_after_the_target_is_fixed(net: Net) -> N
     net.wait("bank-b", [key], "failed")
     net.wait("bank-a", [key], "failed")  # the receipt says so at the source too
     row = net.row("bank-b", key)
-    assert row is not None and "TargetFailing" in row["error"]
+    assert row is not None and row.error is not None and "TargetFailing" in row.error
     assert recorder.functions.count().call() == count
 
     on_b.send(recorder.functions.setFailing(False))
@@ -296,8 +296,8 @@ def _refusal(net: Net, name: str, key: str, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         row = net.row(name, key)
-        if row is not None and row["status"] == "refused":
-            return str(row["error"])
+        if row is not None and row.status == "refused":
+            return str(row.error)
         time.sleep(0.25)
     raise AssertionError(f"{key} was not refused by {name}: {net.row(name, key)}")
 
@@ -309,12 +309,12 @@ def test_a_message_delivered_twice_runs_once_and_tampering_is_refused_off_and_on
     count = recorder.functions.count().call()
     row = net.row("bank-b", key)
     assert row is not None
-    delivery = delivery_from_json(orjson.loads(row["payload"]))
+    delivery = delivery_from_json(orjson.loads(row.payload or "null"))
 
     # The same message again, correctly signed by bank-a: the daemon does not run it twice...
     _publish(net, "bank-a", "bank-b", delivery_to_json(delivery))
     time.sleep(3)
-    assert net.row("bank-b", key)["status"] == "executed"  # type: ignore[index]
+    assert net.row("bank-b", key).status == "executed"  # type: ignore[union-attr]
     assert recorder.functions.count().call() == count
     # ...and forced on-chain, the Inbox's nullifier refuses it.
     inbox = net.contract("bank-b", "Inbox")
@@ -381,7 +381,7 @@ def _kill_when(net: Net, victim: str, keys: list[str], status: str, rng: random.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with net.store(victim) as store:
-            seen = {key: (store.message(key) or {}).get("status") for key in keys}
+            seen = {key: getattr(store.message(key), "status", None) for key in keys}
         if status in seen.values():
             break
         time.sleep(0.02)
@@ -433,11 +433,11 @@ def test_a_chain_outside_the_peering_is_refused_until_it_is_added(net: Net) -> N
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with net.store("bank-b") as store:
-            refusals = [r for r in store.refusals() if r["peer"] == "bank-c"]
+            refusals = [r for r in store.refusals() if r.peer == "bank-c"]
         if refusals:
             break
         time.sleep(0.25)
-    assert refusals and "unknown" in refusals[0]["reason"], refusals
+    assert refusals and "unknown" in refusals[0].reason, refusals
     assert net.row("bank-b", key) is None  # refused and recorded, never stored as a message
 
     added = runner.invoke(
@@ -466,11 +466,11 @@ def test_a_batch_that_would_overdraw_its_chain_is_rejected_by_l1(net: Net) -> No
     while time.monotonic() < deadline:
         with net.store("bank-c") as store:
             row = store.message(key)
-            batch = store.batch(row["batch_number"]) if row and row["batch_number"] is not None else None
-        if batch is not None and batch["error"] and "Overdraft" in batch["error"]:
+            batch = store.batch(row.batch_number) if row and row.batch_number is not None else None
+        if batch is not None and batch.error and "Overdraft" in batch.error:
             break
         time.sleep(0.25)
-    assert batch is not None and "Overdraft" in batch["error"], batch
-    assert batch["status"] != "settled"
+    assert batch is not None and batch.error is not None and "Overdraft" in batch.error, batch
+    assert batch.status != "settled"
     assert hub.functions.balances(net.entry("bank-c")["chain_id"], token_a).call() == held
     assert net.row("bank-b", key) is None

@@ -211,6 +211,7 @@ def test_a_worker_process_exits_when_its_parent_is_killed(dev_key: tuple[Proving
         "time.sleep(600)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+    child: psutil.Process | None = None
     try:
         assert parent.stdout is not None
         child = psutil.Process(int(parent.stdout.readline()))
@@ -220,6 +221,8 @@ def test_a_worker_process_exits_when_its_parent_is_killed(dev_key: tuple[Proving
         child.wait(timeout=30)  # psutil.TimeoutExpired if the worker outlives its parent
     finally:
         parent.kill()
+        if child is not None and child.is_running():
+            child.kill()
 
 
 def test_the_kernels_load_from_the_disk_cache_in_a_new_process(dev_key: tuple[ProvingKey, Path]) -> None:

@@ -131,6 +131,11 @@ def test_removing_the_last_peer_keeps_the_comments_around_it(config: Path) -> No
             'peers[1].allowed_assets: "*" (any) cannot be mixed with other entries',
         ),
         (lambda c: add_peer(c, "Bank X", 905), PeerError, 'peers[1].name: "Bank X" is not a valid name'),
+        # the hub service's name on the bus, the L1's in the store, and the label of a chain that is
+        # not a peer: a peer by one of these names would be mistaken for them
+        (lambda c: add_peer(c, "hub", 905), PeerError, 'peers[1].name: "hub" is reserved'),
+        (lambda c: add_peer(c, "l1", 905), PeerError, 'peers[1].name: "l1" is reserved'),
+        (lambda c: add_peer(c, "chain-905", 905), PeerError, 'peers[1].name: "chain-905" is reserved'),
         (
             lambda c: add_peer(c, "bank-x", 905, rate_limit_per_minute=0),
             PeerError,

@@ -17,7 +17,7 @@ from web3.exceptions import TransactionNotFound
 from bridge_contracts import anvil, deploy
 from bridge_contracts.anvil import AnvilNode
 from bridge_contracts.chain import Chain, Reverted
-from relayer.sender import BACKOFF_STEPS, Sender, SendFailed, backoff, failure_reason
+from relayer.sender import Sender, SendFailed, failure_reason
 
 FRESH_CHAIN_ID = 931
 HOLDER = anvil.dev_account(4)
@@ -232,13 +232,6 @@ def test_concurrent_sends_land_with_consecutive_nonces(chain_a: Chain) -> None:
     nonces = sorted(chain_a.w3.eth.get_transaction(r["transactionHash"])["nonce"] for r in receipts)
     assert nonces == list(range(first_nonce, first_nonce + 6))
     assert token.functions.balanceOf(RECIPIENT).call() == sum(range(1, 7))
-
-
-def test_backoff_is_stepped_and_capped() -> None:
-    assert [backoff(n) for n in range(1, 8)] == list(BACKOFF_STEPS)
-    assert list(BACKOFF_STEPS) == sorted(BACKOFF_STEPS)
-    assert backoff(0) == backoff(-3) == BACKOFF_STEPS[0]
-    assert backoff(8) == backoff(1000) == BACKOFF_STEPS[-1] == 300.0
 
 
 def test_failure_reason_names_the_step_and_the_error() -> None:

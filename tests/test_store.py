@@ -169,8 +169,8 @@ def test_close_batch_refuses_what_is_not_the_next_run_of_sent_messages(store: St
 # --- the incoming side ----------------------------------------------------------------------------
 
 
-def receive(store: Store, nonces: range = range(3)) -> None:
-    store.receive("bank-b", [Received(message(n, source=B, dest=A), "{}") for n in nonces], "from bank-b")
+def receive(store: Store) -> None:
+    store.receive("bank-b", [Received(message(n, source=B, dest=A), "{}") for n in range(3)], "from bank-b")
 
 
 def test_an_incoming_message_goes_through_its_life(store: Store) -> None:
@@ -229,69 +229,84 @@ def _snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
 
 
-STEPS: dict[str, tuple[Callable[[Store], None], Callable[[Store], Any]]] = {
-    "record_sent": (
-        lambda s: None,
-        lambda s: s.record_sent([sent(n) for n in range(3)], cursor=("outbox", 9)),
-    ),
+def _nothing(store: Store) -> None:
+    pass
+
+
+def _sent(store: Store) -> None:
+    store.record_sent([sent(n) for n in range(3)], cursor=("outbox", 9))
+
+
+def _committing(store: Store) -> None:
+    _sent(store)
+    store.close_batch(0, capacity=8, message_ids=[f"{A}:{n}" for n in range(3)])
+    store.record_proof(0, batch_root=7, public_inputs=[1], proof=PROOF, seconds=1.0)
+    store.start_commit(0)
+
+
+def _pushed(store: Store) -> None:
+    settle(store)
+    store.record_push([f"{A}:{n}" for n in range(3)], "bank-b", "pushed")
+
+
+def _verified(store: Store) -> None:
+    receive(store)
+    store.record_verdicts(verified=[f"{B}:{n}" for n in range(3)], refused={})
+
+
+def _executing(store: Store) -> None:
+    _verified(store)
+    store.start_execution([f"{B}:{n}" for n in range(3)])
+
+
+def _failed(store: Store) -> None:
+    _executing(store)
+    store.record_outcomes([Outcome(INCOMING[0], InStatus.FAILED, "x")], tx=None, gas_each=None)
+
+
+INCOMING = [f"{B}:{n}" for n in range(3)]
+STEPS: dict[str, tuple[Callable[[Store], None], Callable[[Store], object]]] = {
+    "record_sent": (_nothing, _sent),
     "close_batch": (
-        lambda s: s.record_sent([sent(n) for n in range(3)], cursor=("outbox", 9)),
+        _sent,
         lambda s: s.close_batch(0, capacity=8, message_ids=[f"{A}:{n}" for n in range(3)]),
     ),
     "settle_batch": (
-        lambda s: (
-            s.record_sent([sent(n) for n in range(3)], cursor=("outbox", 9)),
-            s.close_batch(0, capacity=8, message_ids=[f"{A}:{n}" for n in range(3)]),
-            s.record_proof(0, batch_root=7, public_inputs=[1], proof=PROOF, seconds=1.0),
-            s.start_commit(0),
-        ),
+        _committing,
         lambda s: s.settle_batch(0, leaf_index=1, tx="0x1", gas=1, reason="committed"),
     ),
-    "record_push": (
-        lambda s: settle(s),
-        lambda s: s.record_push([f"{A}:{n}" for n in range(3)], "bank-b", "pushed"),
-    ),
+    "record_push": (settle, lambda s: s.record_push([f"{A}:{n}" for n in range(3)], "bank-b", "pushed")),
     "record_receipts": (
-        lambda s: (settle(s), s.record_push([f"{A}:{n}" for n in range(3)], "bank-b", "pushed")),
+        _pushed,
         lambda s: s.record_receipts(
             "bank-b", [ReceiptUpdate(f"{A}:{n}", OutStatus.EXECUTED, "0x1", None) for n in range(3)]
         ),
     ),
     "record_deposits": (
-        lambda s: None,
+        _nothing,
         lambda s: s.record_deposits(
             [Deposit(message(n, source=L1, dest=A), 5, n) for n in range(2)], cursor=("l1-deposits", 6)
         ),
     ),
-    "receive": (lambda s: None, lambda s: receive(s)),
+    "receive": (_nothing, receive),
     "record_verdicts": (
-        lambda s: receive(s),
-        lambda s: s.record_verdicts(verified=[f"{B}:0", f"{B}:1"], refused={f"{B}:2": "bad"}),
+        receive,
+        lambda s: s.record_verdicts(verified=INCOMING[:2], refused={INCOMING[2]: "bad"}),
     ),
-    "start_execution": (
-        lambda s: (receive(s), s.record_verdicts(verified=[f"{B}:{n}" for n in range(3)], refused={})),
-        lambda s: s.start_execution([f"{B}:{n}" for n in range(3)]),
-    ),
+    "start_execution": (_verified, lambda s: s.start_execution(INCOMING)),
     "record_outcomes": (
-        lambda s: (
-            receive(s),
-            s.record_verdicts(verified=[f"{B}:{n}" for n in range(3)], refused={}),
-            s.start_execution([f"{B}:{n}" for n in range(3)]),
-        ),
+        _executing,
         lambda s: s.record_outcomes(
-            [Outcome(f"{B}:{n}", InStatus.EXECUTED if n else InStatus.FAILED, "x") for n in range(3)],
+            [
+                Outcome(key, InStatus.EXECUTED if n else InStatus.FAILED, "x")
+                for n, key in enumerate(INCOMING)
+            ],
             tx="0x1",
             gas_each=1,
         ),
     ),
-    "execution_not_sent": (
-        lambda s: (
-            receive(s),
-            s.record_verdicts(verified=[f"{B}:{n}" for n in range(3)], refused={}),
-            s.start_execution([f"{B}:{n}" for n in range(3)]),
-        ),
-        lambda s: s.execution_not_sent([f"{B}:{n}" for n in range(3)], "refused"),
-    ),
+    "execution_not_sent": (_executing, lambda s: s.execution_not_sent(INCOMING, "refused")),
+    "request_replay": (_failed, lambda s: s.request_replay(INCOMING[0])),
 }
 
 
@@ -311,14 +326,14 @@ def test_a_crash_anywhere_inside_a_step_leaves_the_store_before_it(tmp_path: Pat
             real = store._db.execute
             count = 0
 
-            def execute(sql: str, params: Any = None, *, real: Any = real) -> Any:
+            def execute(sql: str, params: Any = None, *, real: Any = real, crash_at: int = crash_at) -> Any:
                 nonlocal count
                 count += 1
                 if count == crash_at:  # COMMIT too: killed before the commit reached the disk
                     raise Crash(f"crash at statement {count}: {sql[:40]}")
                 return real(sql) if params is None else real(sql, params)
 
-            store._db.execute = execute  # type: ignore[method-assign]
+            store._db.execute = execute  # type: ignore[method-assign,assignment]
             try:
                 step(store)
             except Crash:
@@ -377,7 +392,8 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     conn.execute("DROP INDEX idx_refusals_at")
     conn.execute("ALTER TABLE refusals DROP COLUMN raw_size")
     conn.execute(
-        "INSERT INTO refusals (at, peer, chain_id, kind, reason, raw) VALUES (1e9, 'x', 1, 'envelope', 'big', ?)",
+        "INSERT INTO refusals (at, peer, chain_id, kind, reason, raw) "
+        "VALUES (1e9, 'x', 1, 'envelope', 'big', ?)",
         [b"z" * 10_000],
     )
     conn.execute("PRAGMA user_version = 1")

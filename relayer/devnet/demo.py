@@ -27,9 +27,9 @@ from hub.delivery import message_key
 from relayer.config import load as load_config
 from relayer.devnet import devnet
 from relayer.devnet.services import Services
-from relayer.store import Store
+from relayer.store import OutStatus, Store
 
-STEPS = ("sent", "batched", "settled", "pushed", "executed")
+STEPS = (OutStatus.SENT, OutStatus.BATCHED, OutStatus.SETTLED, OutStatus.PUSHED, OutStatus.EXECUTED)
 TIMEOUT = 300.0
 
 
@@ -151,13 +151,16 @@ class Demo:
                 pending = 0
                 for s in sent:
                     with self._store(s.source) as store:
-                        row = store.message(s.key)
-                    status = row["status"] if row else "waiting for the watcher"
-                    done = STEPS.index(status) + 1 if status in STEPS else 0
-                    progress.update(tasks[s.key], completed=done, status=status)
-                    pending += status != "executed"
-                    if status == "failed":
-                        raise devnet.DevnetError(f"message {s.key} failed: {row and row['error']}")
+                        m = store.message(s.key)
+                    if m is None:
+                        progress.update(tasks[s.key], completed=0, status="waiting for the watcher")
+                        pending += 1
+                        continue
+                    done = STEPS.index(m.status) + 1 if m.status in STEPS else 0
+                    progress.update(tasks[s.key], completed=done, status=str(m.status))
+                    pending += m.status != OutStatus.EXECUTED
+                    if m.status in (OutStatus.FAILED, OutStatus.REFUSED):
+                        raise devnet.DevnetError(f"message {s.key} {m.status}: {m.error}")
                 if not pending:
                     return
                 time.sleep(0.3)
@@ -174,19 +177,19 @@ class Demo:
         for s in sent:
             with self._store(s.source) as source, self._store(s.dest) as dest:
                 out, inn = source.message(s.key), dest.message(s.key)
-                assert out is not None and inn is not None
-                batch = source.batch(out["batch_number"])
-            assert batch is not None
+                assert out is not None and inn is not None and out.batch_number is not None
+                batch = source.batch(out.batch_number)
+            assert batch is not None and inn.executed_at is not None and out.sent_at is not None
             table.add_row(
                 s.key,
                 s.label,
                 s.route,
                 s.value,
-                str(out["batch_number"]),
-                f"{batch['proving_seconds']:.2f} s",
-                f"{inn['executed_at'] - out['sent_at']:.1f} s",
-                f"{(batch['commit_gas'] or 0) // batch['count']:,}",
-                f"{inn['exec_gas']:,}",
+                str(out.batch_number),
+                "-" if batch.proving_seconds is None else f"{batch.proving_seconds:.2f} s",
+                f"{inn.executed_at - out.sent_at:.1f} s",
+                f"{(batch.commit_gas or 0) // batch.count:,}",
+                "-" if inn.exec_gas is None else f"{inn.exec_gas:,}",  # None: found executed after a restart
             )
         self.console.print(table)
         self.console.print(
