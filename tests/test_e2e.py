@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -341,9 +341,7 @@ def test_a_message_delivered_twice_runs_once_and_tampering_is_refused_off_and_on
     cases = {
         "bad path": forged(10**6),  # a leaf no batch holds
         "bad path ": forged(10**6 + 1, siblings=(item.siblings[0] + 1, *item.siblings[1:])),
-        "bad proof": forged(
-            10**6 + 2, batch=delivery.batch.__class__(**{**delivery.batch.__dict__, "proof": Proof(c, b, a)})
-        ),
+        "bad proof": forged(10**6 + 2, batch=replace(delivery.batch, proof=Proof(c, b, a))),
     }
     for expected, (forged_key, forged_delivery) in cases.items():
         _publish(net, "bank-a", "bank-b", delivery_to_json(forged_delivery))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from bridge_contracts.chain import Chain, Reverted
 from bridge_contracts.messages import Message, SentMessage, sent_messages
 from bridge_contracts.verifier_gen import calldata, deploy_verifier
 from proofs import merkle
-from proofs.circuits.batch import Batch, BatchCircuit
+from proofs.circuits.batch import Batch, BatchCircuit, PublicInputs
 from proofs.formats import r1cs as r1cs_file
 from proofs.formats import snarkjs_json
 from proofs.formats import wtns as wtns_file
@@ -225,10 +225,11 @@ def test_batch_witness_reproduces_the_outbox_hash_and_batch_root(sender: Sender,
         h_start = sent[start - 1].outbox_hash if start else 0
         batch = Batch(901, number, h_start, tuple(s.message.preimage() for s in sent[start:end]))
         witness = circuit.witness(batch)
-        public = circuit.r1cs.public_values(witness)
-        assert public[:5] == [901, number, end - start, h_start, sent[end - 1].outbox_hash]
-        assert public[5] == merkle.batch_root([s.leaf for s in sent[start:end]], 8)
-    assert sender.outbox.functions.outboxHash().call() == public[4]
+        public = PublicInputs.from_values(circuit.r1cs.public_values(witness))
+        assert (public.chain_id, public.batch_number, public.count) == (901, number, end - start)
+        assert (public.h_start, public.h_end) == (h_start, sent[end - 1].outbox_hash)
+        assert public.batch_root == merkle.batch_root([s.leaf for s in sent[start:end]], 8)
+    assert sender.outbox.functions.outboxHash().call() == public.h_end
 
     # snarkjs agrees that the last witness satisfies the circuit.
     r1cs_file.write(circuit.r1cs, tmp_path / "batch.r1cs")
@@ -275,7 +276,8 @@ def test_a_batch_proof_of_outbox_messages_verifies_in_py_ecc_solidity_and_snarkj
         (tmp_path / f"{name}.json").write_text(json.dumps(content))
     assert snarkjs.verify(tmp_path / "vk.json", tmp_path / "public.json", tmp_path / "proof.json")
     # The proof is bound to the on-chain hash: claiming any other hEnd fails.
-    forged = [*public[:4], public[4] + 1, *public[5:]]
+    stated = PublicInputs.from_values(public)
+    forged = replace(stated, h_end=stated.h_end + 1).values()
     assert not verify(pk.vk, forged, proof)
     assert not verifier.functions.verifyProof(*calldata(proof, forged)).call()
 

@@ -259,7 +259,7 @@ class Receiver:
     async def _proof_verifies(self, batch: BatchEvidence) -> str | None:
         key = (batch.chain_id, batch.batch_number, batch.public_inputs, repr(batch.proof))
         if key not in self._verified:
-            if batch.public_inputs[:2] != (batch.chain_id, batch.batch_number):
+            if (batch.public.chain_id, batch.public.batch_number) != (batch.chain_id, batch.batch_number):
                 return "bad proof: its public inputs are for another chain or batch"
             try:
                 vk = self.ctx.verifying_key(batch.capacity)
