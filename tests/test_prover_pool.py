@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
 import pytest
 
 from proofs.circuits.batch import Batch, BatchCircuit
@@ -100,6 +102,21 @@ def test_two_batches_proven_concurrently_both_verify(key: tuple[ProvingKey, Path
     check(pk, SECOND, second)
     assert first.public != second.public
     assert not verify(pk.vk, second.public.values(), first.proof)
+
+
+def test_a_pool_whose_worker_died_fails_that_batch_and_proves_the_next(key: tuple[ProvingKey, Path]) -> None:
+    pk, path = key
+
+    async def use(pool: ProverPool) -> ProvenBatch:
+        await pool.start()
+        for child in psutil.Process().children(recursive=True):
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                child.kill()  # the worker, as an out-of-memory kill would
+        with pytest.raises(BrokenProcessPool):
+            await pool.prove(FIRST)
+        return await pool.prove(FIRST)
+
+    check(pk, FIRST, with_pool(path, CAPACITY, use))
 
 
 def test_a_missing_key_fails_at_start(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ for each batch computes the witness and proves it; one worker uses every core th
 
 from __future__ import annotations
 
+import logging
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from proofs.circuits.batch import Batch, BatchCircuit, PublicInputs
 from proofs.groth16.proof import Proof
 from proofs.groth16.prover import prove
 from proofs.groth16.worker import ProverWorker, proving_key
+
+log = logging.getLogger(__name__)
 
 
 class ProverPoolError(RuntimeError):
@@ -60,7 +64,15 @@ class ProverPool:
         await self._worker.run(_check_key, self._key, self.key_path, self.capacity)
 
     async def prove(self, batch: Batch) -> ProvenBatch:
-        return await self._worker.run(_prove_batch, self._key, self.capacity, batch)
+        """The batch's proof. A worker that died (killed, out of memory) fails this batch, and the
+        pool is started anew so the next try has live workers."""
+        try:
+            return await self._worker.run(_prove_batch, self._key, self.capacity, batch)
+        except BrokenProcessPool:
+            log.error("a prover process died; starting the prover pool anew")
+            self._worker.close(wait=False)
+            self._worker = ProverWorker({self._key: self.key_path}, workers=self.workers)
+            raise
 
     def close(self) -> None:
         self._worker.close(wait=False)
