@@ -33,6 +33,7 @@ directory (logs in <state_dir>/logs/).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import shutil
@@ -46,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import psutil
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from rich.console import Console
@@ -71,6 +73,7 @@ from relayer.devnet.services import Services
 from relayer.store import InStatus, OutStatus, Store, StoredMessage
 
 BLOCK_TIME = 1.0
+IDLE_SECONDS = 20.0  # how long the daemons' idle CPU is measured, nothing to relay
 CAPACITIES = (16, 64)
 TIMEOUT = 900.0
 GAS_MARGIN = 1.25  # over the first transaction's estimate, for every transaction of a phase
@@ -303,7 +306,31 @@ class Run:
 
     # --- the two phases -----------------------------------------------------------------------
 
+    def _idle_cpu(self, seconds: float = IDLE_SECONDS) -> dict[str, float]:
+        """Each daemon's CPU (with its prover processes), in % of one core, over `seconds` with nothing
+        to relay."""
+        processes = {}
+        for name, daemon in self.services.daemons.items():
+            assert daemon.process is not None
+            root = psutil.Process(daemon.process.pid)
+            processes[name] = [root, *root.children(recursive=True)]
+
+        def cpu(procs: list[psutil.Process]) -> float:
+            total = 0.0
+            for p in procs:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = p.cpu_times()
+                    total += times.user + times.system
+            return total
+
+        before = {name: cpu(procs) for name, procs in processes.items()}
+        time.sleep(seconds)
+        return {
+            name: round(100 * (cpu(procs) - before[name]) / seconds, 2) for name, procs in processes.items()
+        }
+
     def _measure(self) -> dict[str, Any]:
+        idle = self._idle_cpu()
         paced = self._paced(PACED)
         relay = self._relay()
         raw = self._raw(self.n)
@@ -312,6 +339,7 @@ class Run:
             "capacity": self.capacity,
             "messages": self.n,
             "raw_messages": self.n,
+            "idle_cpu_percent": idle,
             "paced": paced,
             "relay": relay,
             "raw": raw,
@@ -509,6 +537,10 @@ def table(results: dict[str, Any]) -> Table:
     def row(name: str, show: Callable[[dict[str, Any]], str]) -> None:
         out.add_row(name, *(show(r) for r in runs.values()))
 
+    row(
+        f"idle CPU per daemon ({IDLE_SECONDS:g} s, % of a core)",
+        lambda r: ", ".join(f"{name} {pct:.2f}%" for name, pct in r["idle_cpu_percent"].items()),
+    )
     row("latency p50, one at a time", lambda r: f"{r['paced']['latency_p50_seconds']:.2f} s")
     row("  max", lambda r: f"{r['paced']['latency_max_seconds']:.2f} s ({r['paced']['messages']} messages)")
     row("messages N (relay) / M (raw)", lambda r: f"{r['messages']} / {r['raw_messages']}")
