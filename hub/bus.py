@@ -41,6 +41,8 @@ from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from web3 import Web3
 
+from hub.retry import RETRY
+
 log = logging.getLogger("xrelay.hub.bus")
 
 VERSION = 1
@@ -325,8 +327,8 @@ def _broker_address(url: str) -> tuple[str, int, bool]:
 class Bus:
     """One institution's (or the hub's) connection to the broker.
 
-    `async with Bus(url, name) as bus:` connects in the background and keeps reconnecting, with
-    backoff from `min_backoff` to `max_backoff` seconds, whenever the broker goes away. `publish`
+    `async with Bus(url, name) as bus:` connects in the background and keeps reconnecting, on the
+    retry policy (`hub.retry.RETRY`), whenever the broker goes away. `publish`
     never waits for the broker: messages are queued in memory and sent, in order, each with QoS 1,
     as soon as a connection is up; one leaves the queue only once the broker acknowledged it, so a
     message published while the broker is away is sent when it returns (and, after a lost
@@ -344,8 +346,6 @@ class Bus:
         username: str | None = None,
         password: str | None = None,
         tls: BusTls | None = None,
-        min_backoff: float = 0.5,
-        max_backoff: float = 30.0,
         max_pending: int = 100_000,
         timeout: float = 10.0,
     ) -> None:
@@ -362,8 +362,6 @@ class Bus:
             self._tls_context = (tls or BusTls()).context() if secure else None
         except (OSError, ssl.SSLError) as exc:
             raise BusError(f"bus {url!r}: cannot load the TLS certificates: {exc}") from None
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
         self.max_pending = max_pending
         self.timeout = timeout
         self._outbox: deque[tuple[str, bytes, bool]] = deque()
@@ -455,14 +453,14 @@ class Bus:
         )
 
     async def _run(self) -> None:
-        backoff = self.min_backoff
+        failures = 0
         while True:
             try:
                 async with self._client() as client:
                     for topic in self.topics:
                         await client.subscribe(topic, qos=1)
                     self._connected.set()
-                    backoff = self.min_backoff
+                    failures = 0
                     log.info(
                         "event=bus_connected client=%s broker=%s pending=%d",
                         self.client_id,
@@ -471,6 +469,7 @@ class Bus:
                     )
                     await self._serve(client)
             except aiomqtt.MqttError as exc:
+                failures += 1
                 state = "lost" if self._connected.is_set() else "unreachable"
                 log.warning(
                     "event=bus_%s client=%s broker=%s error=%r retry_in=%.1fs pending=%d",
@@ -478,13 +477,12 @@ class Bus:
                     self.client_id,
                     self.url,
                     str(exc),
-                    backoff,
+                    RETRY.delay(failures),
                     self.pending,
                 )
             finally:
                 self._connected.clear()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff)
+            await asyncio.sleep(RETRY.delay(failures))
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Receive and send over one connection until it fails (the failure is raised)."""

@@ -29,6 +29,7 @@ from bridge_contracts.messages import Message
 from hub.broker import EmbeddedBroker
 from hub.bus import ROOTS_TOPIC, Bus, BusTls, institution_topic
 from hub.client import HubClient
+from hub.retry import RETRY
 from relayer import api
 from relayer import config as institution_config
 from relayer.config import ConfigError, InstitutionConfig
@@ -40,7 +41,6 @@ from relayer.pipeline.prover import ProverPool
 from relayer.pipeline.pusher import Pusher
 from relayer.pipeline.receiver import Receiver
 from relayer.pipeline.settler import Settler
-from relayer.retry import RETRY
 from relayer.sender import Sender
 from relayer.store import Deposit, RefusalPolicy, Sent, Store, StoreError
 from relayer.watcher import Handler, Watcher

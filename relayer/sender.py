@@ -5,7 +5,7 @@ A transaction is built (which estimates its gas, so that a revert is seen and de
 anything is sent), signed locally and sent. If no receipt comes within `stuck_after` seconds it is
 sent again with the same nonce and fees raised by `bump` (nodes take a replacement only at +10% or
 more), up to `max_bumps` times; whichever of its versions is mined ends the wait. Failures the caller
-retries later (on the daemon's retry policy, `relayer.retry`) are raised as `SendFailed` or `Reverted`.
+retries later (on the daemon's retry policy, `hub.retry`) are raised as `SendFailed` or `Reverted`.
 """
 
 from __future__ import annotations

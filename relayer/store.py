@@ -33,7 +33,7 @@ from sqlite_utils import Database
 
 from bridge_contracts.messages import Message
 from hub.delivery import message_key
-from relayer.retry import REPUSH, RETRY
+from hub.retry import REPUSH, RETRY
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 30.0

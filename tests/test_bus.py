@@ -201,7 +201,7 @@ def test_subscriber_gets_what_was_published_while_it_was_away() -> None:
 def test_publisher_queue_is_flushed_after_a_broker_restart() -> None:
     async def body(broker: EmbeddedBroker) -> None:
         topic = institution_topic("bank-b")
-        async with Bus(broker.url, "bank-a", min_backoff=1.0) as bank_a:
+        async with Bus(broker.url, "bank-a") as bank_a:
             await bank_a.wait_connected(WAIT)
             await broker.stop()
             await _until(lambda: not bank_a.connected)

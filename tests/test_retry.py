@@ -1,8 +1,8 @@
-"""relayer.retry: the one retry policy, by its exact values."""
+"""hub.retry: the one retry policy, by its exact values."""
 
 from __future__ import annotations
 
-from relayer.retry import DELAYS, REPUSH, RETRY
+from hub.retry import DELAYS, REPUSH, RETRY
 
 
 def test_the_delays_are_the_table() -> None:

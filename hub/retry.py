@@ -1,9 +1,10 @@
-"""The daemon's one retry policy: how long to wait before trying a failed thing again.
+"""The one retry policy of the daemons and the hub service: how long to wait before trying a failed
+thing again.
 
-Every retry of the daemon follows it: a transaction the chain refused or never mined (commits,
-executions, withdrawals), a push that got no receipt, a step of the pipeline that raised (an RPC
-endpoint down, the bus away). The number of tries so far is kept with what is tried (a batch's or a
-message's `attempts` in the store), so the wait resumes where it was after a restart.
+Every retry follows it: a transaction the chain refused or never mined (commits, executions,
+withdrawals), a push that got no receipt, a step of the pipeline that raised (an RPC endpoint down),
+a lost connection to the broker. The number of tries so far is kept with what is tried (a batch's or
+a message's `attempts` in the store), so the wait resumes where it was after a restart.
 """
 
 from __future__ import annotations
