@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+import tomli_w
 from web3 import Web3
 
 from bridge_contracts import artifacts
@@ -241,3 +243,30 @@ def test_up_over_a_stale_manifest(tmp_path: Path) -> None:
         assert manifest["l1"]["pid"] != finished.pid
     finally:
         assert xrelay("devnet", "down", "--state-dir", str(tmp_path)).returncode == 0
+
+
+def test_the_daemon_refuses_to_start_on_contracts_that_are_not_the_right_ones(devnet: Path) -> None:
+    manifest = manifest_of(devnet)
+    entry = manifest["chains"][0]
+    data = tomllib.loads(Path(entry["config"]).read_text())
+    env = {entry["admin_token_env"]: "token"}
+    no_code = "0x000000000000000000000000000000000000dEaD"
+    cases = {
+        "l1.hub": ({"l1": {**data["l1"], "hub": no_code}}, f"{no_code} has no code"),
+        "chain.contracts.inbox": (
+            {
+                "chain": {
+                    **data["chain"],
+                    "contracts": {**data["chain"]["contracts"], "inbox": entry["contracts"]["outbox"]},
+                }
+            },
+            "does not answer as the Inbox does",
+        ),
+    }
+    for key, (change, message) in cases.items():
+        path = devnet / f"bad-{key}.toml"
+        path.write_text(tomli_w.dumps({**data, **change}))
+        result = xrelay("run", "-c", str(path), env=env)
+        assert result.returncode != 0, key
+        assert key in result.stderr and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
