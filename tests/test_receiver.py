@@ -50,7 +50,7 @@ from relayer.metrics import Metrics
 from relayer.pipeline.context import Context
 from relayer.pipeline.receiver import Receiver, send_receipts
 from relayer.sender import Sender
-from relayer.store import Outcome, InStatus, Received, Refusal, Sent, Store
+from relayer.store import InStatus, Outcome, Received, Refusal, Sent, Store
 from tests.settlement import CAPACITY, batch_key
 
 pytestmark = pytest.mark.timeout(120)
@@ -367,7 +367,9 @@ async def _verdicts(net: Net, refused: dict[int, str], received: list[int]) -> N
         map(_key, received), "received"
     )
     assert net.b.store.refusals() == []  # a verdict is recorded on the message, not as a refusal
-    assert await net.receipts() == [Receipt(_key(i), "refused", None, reason) for i, reason in refused.items()]
+    assert await net.receipts() == [
+        Receipt(_key(i), "refused", None, reason) for i, reason in refused.items()
+    ]
     for i, reason in refused.items():
         row = net.a.store.message(_key(i))
         assert row is not None and (row.status, row.error) == ("refused", reason), row
@@ -692,20 +694,5 @@ def test_each_receipt_status_ends_in_the_senders_store(world: World, tmp_path: P
             raw,
         )
         assert _status(net.a.store, _key(5)) == "pushed"
-
-    run(world, tmp_path, body)
-
-
-def test_a_refusal_travels_back_as_a_receipt_the_sender_records(world: World, tmp_path: Path) -> None:
-    """The whole way of a refusal: bank-b refuses, its receipt reaches bank-a, bank-a records it (the
-    "refused" receipt used to crash the sender's handler); a later receipt changes nothing."""
-
-    async def body(net: Net) -> None:
-        await net.deliver(net.envelope([1]))
-        await _verdicts(net, {1: TARGET_REFUSED}, [])
-        await send_receipts(net.b.ctx, "bank-a", [Receipt(_key(1), "executed", "0x" + "ab" * 32, None)])
-        await net.receipts()
-        row = net.a.store.message(_key(1))
-        assert row is not None and (row.status, row.error) == ("executed", None)
 
     run(world, tmp_path, body)
