@@ -374,6 +374,9 @@ class BusConfig(Section):
     """The client certificate's private key (PEM), relative to the config file."""
     ca_cert: Path | None = None
     """CA certificate(s) (PEM) to trust for the broker, relative to the config file."""
+    max_envelope_bytes: Annotated[StrictInt, Field(ge=65_536, le=256 << 20)] = 4 << 20
+    """The largest envelope taken from the bus (4 MiB by default); a larger one is refused unread.
+    The pusher splits a batch's messages over envelopes to stay under it."""
 
     @field_validator("url")
     @classmethod

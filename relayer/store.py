@@ -17,6 +17,7 @@ JSON text, data and asset_data as bytes, times as unix floats.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -36,6 +37,7 @@ from hub.delivery import message_key
 from hub.retry import REPUSH, RETRY
 
 SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
 BUSY_TIMEOUT_SECONDS = 30.0
 
 
@@ -1021,10 +1023,21 @@ class Store:
         """Repair what a store written by an earlier xrelay (whose steps were not one transaction
         each) may hold, losing nothing: a settled batch's messages left "batched" become "settled";
         a batch whose messages were not all moved in gets the missing "sent" ones of its nonce range.
+        A receipt the older xrelay applied before the message was pushed (a replayed envelope) is
+        undone: the message goes back to where its batch is, its history keeping the receipt.
         Returns what it did; `check()` tells what is left."""
         done: list[str] = []
         now = time.time()
         with self._write() as db:
+            early = db.query(
+                "SELECT m.* FROM messages m LEFT JOIN batches b ON b.batch_number = m.batch_number "
+                "WHERE m.direction = 'out' AND m.status IN ('executed', 'failed', 'refused') "
+                "AND (m.batch_number IS NULL OR b.status IS NULL OR b.status != 'settled')"
+            )
+            for m in [StoredMessage.from_row(row) for row in early]:
+                back = OutStatus.SENT if m.batch_number is None else OutStatus.BATCHED
+                self._move(db, m, back, "a receipt before the message was pushed, undone (repaired)", now)
+                done.append(f"message {m.id} back to {back}: its receipt came before it was pushed")
             for b in [
                 StoredBatch.from_row(r) for r in db.query("SELECT * FROM batches ORDER BY batch_number")
             ]:
@@ -1208,13 +1221,30 @@ class Store:
                     raise
                 time.sleep(0.02)
 
+    def _back_up(self, label: str) -> Path:
+        """A copy of the store beside it (`<file>.<label>.bak`), before it is converted: an operator
+        who must go back to the xrelay that wrote it still can."""
+        copy = self.path.with_name(f"{self.path.name}.{label}.bak")
+        with sqlite3.connect(copy) as target:
+            self._db.conn.backup(target)
+        log.warning(
+            "store %s: converting it to schema version %d; the old one is kept in %s",
+            self.path,
+            SCHEMA_VERSION,
+            copy,
+        )
+        return copy
+
     def _version(self) -> int:
         version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
         return version
 
     def _create_schema(self) -> None:
-        if self._version() == SCHEMA_VERSION:
+        version = self._version()
+        if version == SCHEMA_VERSION:
             return
+        if 0 < version < SCHEMA_VERSION:
+            self._back_up(f"v{version}")
         with self._write() as db:
             version = self._version()
             if version == SCHEMA_VERSION:

@@ -279,7 +279,8 @@ def test_a_failed_call_is_replayed_once_after_the_target_is_fixed(net: Net) -> N
     assert refused.exit_code != 0 and "executed" in refused.output
 
 
-def _publish(net: Net, sender: str, dest: str, body: dict[str, Any]) -> None:
+def _publish(net: Net, sender: str, dest: str, body: dict[str, Any]) -> bytes:
+    """A "messages" envelope with `body`, signed by `sender`'s operator, published to `dest`'s topic."""
     entry = net.entry(sender)
     operator = anvil.dev_account(entry["operator_account"])
     envelope = Envelope("messages", sender, entry["chain_id"], body).sign(operator)
@@ -290,6 +291,7 @@ def _publish(net: Net, sender: str, dest: str, body: dict[str, Any]) -> None:
             assert await bus.drain(10)
 
     asyncio.run(go())
+    return envelope
 
 
 def _refusal(net: Net, name: str, key: str, timeout: float = 60.0) -> str:
@@ -443,6 +445,67 @@ def test_a_chain_outside_the_peering_is_refused_until_it_is_added(net: Net) -> N
     )
     assert added.exit_code == 0, added.output
     net.wait("bank-b", [key], timeout=120)  # bank-c pushes it again; now it is a peer
+
+
+def _peer_b_allows_bank_a(net: Net, *options: str) -> None:
+    """bank-b's peering of bank-a replaced by one with `options` (`xrelay peers add`'s)."""
+    runner, config_b = CliRunner(), str(net.config("bank-b"))
+    chain_a = str(net.entry("bank-a")["chain_id"])
+    for args in (["remove", "-c", config_b, "bank-a"], ["add", "-c", config_b, "bank-a", chain_a, *options]):
+        result = runner.invoke(cli, ["peers", *args])
+        assert result.exit_code == 0, result.output
+    time.sleep(2)  # the running daemon picks the change up by itself
+
+
+def test_what_a_peer_may_not_send_is_refused_and_recorded_and_traffic_goes_on(net: Net) -> None:
+    recorder = net.contract("bank-b", "CallRecorder")
+    kept = load_config(net.config("bank-b")).store.refusal_bytes
+
+    # (a) For a while bank-b lets bank-a call its CallRecorder only; bank-a calls another address.
+    _peer_b_allows_bank_a(net, "--target", recorder.address)
+    try:
+        not_allowed = net.send("bank-a", "bank-b", USER.address)
+        deadline = time.monotonic() + WAIT
+        while (arrived := net.row("bank-b", not_allowed)) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert arrived is not None and arrived.payload is not None, f"{not_allowed} never reached bank-b"
+        # (b) meanwhile, a message with an amount but no asset (its fields make no leaf), in the batch
+        # (a) came in, and (c) an envelope of 5 MB, both signed by bank-a's operator.
+        delivery = delivery_from_json(orjson.loads(arrived.payload))
+        item = delivery.messages[0]
+        no_asset = replace(item.message, nonce=2 * 10**6, amount=5, asset_id=bytes(32))
+        forged = Delivery(delivery.batch, (DeliveredMessage(no_asset, item.index, item.siblings),))
+        _publish(net, "bank-a", "bank-b", delivery_to_json(forged))
+        big = _publish(net, "bank-a", "bank-b", {"padding": "x" * 5 * 1024 * 1024})
+        reason = _refusal(net, "bank-a", not_allowed, timeout=WAIT)
+    finally:
+        _peer_b_allows_bank_a(net)  # any target, any asset, as the devnet made it
+
+    assert reason == f"target not allowed: bank-a may not call {USER.address}"
+    row = net.row("bank-b", not_allowed)
+    assert row is not None and (row.status, row.error) == ("refused", reason)
+    single = orjson.dumps(delivery_to_json(forged))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with net.store("bank-b") as store:
+            found = {r.raw_size: r for r in store.refusals(limit=50) if r.peer == "bank-a"}
+        if len(single) in found and len(big) in found:
+            break
+        time.sleep(0.25)
+    malformed, huge = found.get(len(single)), found.get(len(big))
+    assert malformed is not None and malformed.kind == "message", found
+    assert malformed.reason.startswith("malformed message: a message carries value exactly when")
+    assert malformed.raw == single[:kept] and len(malformed.raw) <= kept
+    assert huge is not None and huge.raw == big[:kept] and len(huge.raw) == kept < len(big), huge
+    assert net.row("bank-b", message_key(no_asset.source_chain_id, no_asset.nonce)) is None
+
+    # The daemons go on: messages both ways are executed.
+    there = net.send("bank-a", "bank-b", recorder.address, recorder.encode_abi("receiveMessage", [b"after"]))
+    back = net.send("bank-b", "bank-a", USER.address)
+    net.wait("bank-b", [there])
+    net.wait("bank-a", [back])
+    net.wait("bank-a", [there])  # the receipts came back too
+    net.wait("bank-b", [back])
 
 
 def test_a_batch_that_would_overdraw_its_chain_is_rejected_by_l1(net: Net) -> None:

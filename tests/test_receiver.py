@@ -501,11 +501,6 @@ def test_a_message_from_another_source_chain_is_not_taken(world: World, tmp_path
     run(world, tmp_path, body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="receiver.py _messages answers a known message id before it checks the source chain: "
-    "a peer reads the status, tx and error of another peer's message (see the report)",
-)
 def test_a_message_claiming_another_peers_id_learns_nothing_of_that_message(
     world: World, tmp_path: Path
 ) -> None:
@@ -623,30 +618,27 @@ def test_a_5_mb_envelope_is_refused_and_only_refusal_bytes_of_it_kept(world: Wor
         signed = Envelope("messages", "bank-a", A_ID, {"padding": "x" * MB5}).sign(OPERATOR_A)
         assert len(signed) > MB5
         for raw, kind, reason in [
-            (junk, "envelope", "not JSON: "),
-            (signed, "messages", "batch: must be an object"),
+            (junk, "envelope", "envelope too large: "),
+            (signed, "envelope", "envelope too large: "),
+            (junk[:2000], "envelope", "not JSON: "),
         ]:
             await net.deliver(raw)
             refusal = net.b.store.refusals()[0]
             assert (refusal.kind, refusal.reason[: len(reason)]) == (kind, reason), refusal.reason
             assert (refusal.raw, refusal.raw_size) == (raw[:1000], len(raw))
-        assert len(net.b.store.refusals()) == 2
+        assert len(net.b.store.refusals()) == 3
         assert await net.receipts() == []
 
     run(world, tmp_path, body, refusal_bytes=1000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no envelope size bound (DESIGN §1: 'Envelopes have a size bound'): a signed 5 MB "
-    "envelope is taken whole (see the report)",
-)
 def test_a_signed_5_mb_delivery_is_refused_for_its_size(world: World, tmp_path: Path) -> None:
     async def body(net: Net) -> None:
         raw = net.envelope([0], padding=MB5)
         await net.deliver(raw)
         refusal = _only_refusal(net.b.store)
-        assert (refusal.peer, refusal.kind) == ("bank-a", "envelope")
+        assert (refusal.peer, refusal.kind) == (None, "envelope")  # refused unread
+        assert refusal.reason.startswith(f"envelope too large: {len(raw)} bytes, the limit is {4 << 20}")
         assert (refusal.raw, refusal.raw_size) == (raw[:1000], len(raw))
         assert net.b.store.message(_key(0)) is None
 

@@ -357,6 +357,7 @@ def test_check_and_repair_a_store_left_half_way_by_an_older_xrelay(store: Store)
     settle(store, count=3)
     store.record_sent([sent(n) for n in range(3, 6)], cursor=("outbox", 30))
     store.close_batch(1, capacity=8, message_ids=[f"{A}:3", f"{A}:4", f"{A}:5"])
+    store.record_sent([sent(6)], cursor=("outbox", 31))
     conn = store._db.conn
     # What the old two-transaction steps could leave: a settled batch whose messages stayed "batched"
     # (with the history to match), and a closed batch with a message never moved in.
@@ -366,17 +367,23 @@ def test_check_and_repair_a_store_left_half_way_by_an_older_xrelay(store: Store)
         f"UPDATE messages SET status = 'sent', batch_number = NULL, index_in_batch = NULL WHERE id = '{A}:5'"
     )
     conn.execute(f"DELETE FROM transitions WHERE message_id = '{A}:5' AND to_status = 'batched'")
+    # ...and a receipt applied to a message never pushed (the old receiver took any receipt).
+    conn.execute(f"UPDATE messages SET status = 'executed' WHERE id = '{A}:6'")
+    conn.execute(
+        "INSERT INTO transitions (message_id, from_status, to_status, at, reason) "
+        f"VALUES ('{A}:6', 'sent', 'executed', 1.0, 'bank-b reports executed')"
+    )
     conn.commit()
     problems = store.check()
     assert f"message {A}:1 is batched in batch 0, which is settled" in problems
     assert "batch 1: count is 3, but 2 messages are in it" in problems
     assert f"message {A}:5 is sent, but a batch already holds its nonce" in problems
+    assert f"message {A}:6 is executed with batch None" in problems
     done = store.repair()
-    assert done == [f"message {A}:1 settled with batch 0", f"message {A}:5 moved into batch 1"] or set(
-        done
-    ) == {
+    assert set(done) == {
         f"message {A}:1 settled with batch 0",
         f"message {A}:5 moved into batch 1",
+        f"message {A}:6 back to sent: its receipt came before it was pushed",
     }
     assert store.check() == []
     assert [m.nonce for m in store.messages(batch_number=1)] == [3, 4, 5]
@@ -401,6 +408,9 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     conn.close()
     with Store(path) as store:
         assert store.counts() == {("in", "bank-b", "received"): 3}
+        with sqlite3.connect(tmp_path / "old.sqlite.v1.bak") as backup:  # what an operator goes back to
+            assert backup.execute("PRAGMA user_version").fetchone()[0] == 1
+            assert backup.execute("SELECT count(*) FROM refusals").fetchone()[0] == 2
         refusals = store.refusals()
         assert [(r.reason, r.raw_size, len(r.raw)) for r in refusals] == [
             ("big", 10_000, 4096),

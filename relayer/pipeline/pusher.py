@@ -78,14 +78,29 @@ class Pusher:
             delivered.append(
                 DeliveredMessage(m.message, m.index_in_batch, tuple(tree.proof(m.index_in_batch)))
             )
-        envelope = Envelope(
-            "messages",
-            ctx.config.institution,
-            ctx.chain_id,
-            delivery_to_json(Delivery(evidence, tuple(delivered))),
-        )
-        await ctx.bus.publish(institution_topic(peer), envelope.sign(ctx.l2.signer))
+        for raw in self._envelopes(evidence, delivered):
+            await ctx.bus.publish(institution_topic(peer), raw)
         log.info("batch %d: pushed %d message(s) to %s", number, len(pushed), peer)
+
+    def _envelopes(self, evidence: BatchEvidence, delivered: list[DeliveredMessage]) -> list[bytes]:
+        """The signed envelopes that carry `delivered`: one, or as many as keep each under the bus's
+        envelope bound (a message too large alone is logged and left to its next push)."""
+        ctx = self.ctx
+        body = delivery_to_json(Delivery(evidence, tuple(delivered)))
+        raw = Envelope("messages", ctx.config.institution, ctx.chain_id, body).sign(ctx.l2.signer)
+        if len(raw) <= ctx.config.bus.max_envelope_bytes:
+            return [raw]
+        if len(delivered) == 1:
+            m = delivered[0].message
+            log.error(
+                "message %d:%d alone makes a %d-byte envelope, over bus.max_envelope_bytes: not pushed",
+                m.source_chain_id,
+                m.nonce,
+                len(raw),
+            )
+            return []
+        half = len(delivered) // 2
+        return self._envelopes(evidence, delivered[:half]) + self._envelopes(evidence, delivered[half:])
 
     async def _withdraw(self, number: int, messages: list[StoredMessage]) -> bool:
         ctx = self.ctx

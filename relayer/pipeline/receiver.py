@@ -84,6 +84,13 @@ class Receiver:
         """One envelope from the bus. Nothing in it can stop the daemon: whatever is wrong is refused
         and recorded."""
         ctx = self.ctx
+        limit = ctx.config.bus.max_envelope_bytes
+        if len(raw) > limit:
+            reason = f"envelope too large: {len(raw)} bytes, the limit is {limit} (bus.max_envelope_bytes)"
+            ctx.store.refuse(peer=None, chain_id=None, kind="envelope", reason=reason, raw=raw)
+            ctx.metrics.failure("envelope too large")
+            log.warning("refused an envelope: %s", reason)
+            return
         try:
             envelope = open_envelope(raw, await self.peers())
         except EnvelopeRefused as exc:
@@ -120,12 +127,22 @@ class Receiver:
         for item in delivery.messages:
             m = item.message
             key = message_key(m.source_chain_id, m.nonce)
+            single = orjson.dumps(delivery_to_json(Delivery(delivery.batch, (item,))))
+            if m.source_chain_id != peer.chain_id:  # before anything is looked up for it
+                reason = (
+                    f"wrong source chain: {key} claims chain {m.source_chain_id}; "
+                    f"{peer.name} is {peer.chain_id}"
+                )
+                ctx.store.refuse(
+                    peer=peer.name, chain_id=m.source_chain_id, kind="message", reason=reason, raw=single
+                )
+                ctx.metrics.failure("wrong source chain")
+                continue
             known = ctx.store.message(key)
             if known is not None:
                 if known.direction == Direction.IN and known.status in FINAL_STATUSES:
                     answers.append(Receipt(key, str(known.status), known.exec_tx, known.error))
                 continue  # a duplicate: the first copy is being handled
-            single = orjson.dumps(delivery_to_json(Delivery(delivery.batch, (item,))))
             malformed = _malformed(m)
             if malformed is not None:  # it cannot even be stored: refused, with a receipt saying why
                 ctx.store.refuse(
@@ -161,6 +178,8 @@ class Receiver:
         """Check stored "received" messages of one batch; the ones that pass become "verified" and the
         refused "refused", in one store step (so the executor takes the verified in one round); the
         refused get a receipt. A batch L1 has not settled yet leaves its messages "received"."""
+        if not items:
+            return []  # nothing new: no proof is checked for duplicates
         verified: list[str] = []
         refused: dict[str, str] = {}
         batch_verdict = await self._check_batch(batch)
@@ -183,12 +202,8 @@ class Receiver:
         return [Receipt(key, "refused", None, reason) for key, reason in refused.items()]
 
     def _postpone(self, peer: PeerConfig, m: Message) -> str | None:
-        """Why a message cannot be taken now (it is not stored; the sender pushes it again), or None."""
-        key = message_key(m.source_chain_id, m.nonce)
-        if m.source_chain_id != peer.chain_id:
-            return (
-                f"wrong source chain: {key} claims chain {m.source_chain_id}; {peer.name} is {peer.chain_id}"
-            )
+        """Why a message cannot be taken now (it is not stored; the sender pushes it again), or None:
+        the peer's rate limit."""
         window = self._arrivals.setdefault(peer.name, deque())
         moment = time.monotonic()
         while window and window[0] < moment - 60:
@@ -215,21 +230,20 @@ class Receiver:
         return None
 
     async def _check_batch(self, batch: BatchEvidence) -> str | None:
-        """The checks of a batch as a whole: None if its proof verifies and L1 settled it with that
-        root, NOT_SETTLED if L1 has not settled it yet, otherwise the reason its messages are refused."""
+        """The checks of a batch as a whole: None if L1 settled it with that root and its proof
+        verifies, NOT_SETTLED if L1 has not settled it yet (or this daemon cannot check its proof yet),
+        otherwise the reason its messages are refused. L1 is asked first: it is cheap, and a batch it
+        does not hold costs no proof check."""
         try:
             depth = merkle.batch_depth(batch.capacity)
         except merkle.MerkleError as exc:
             return f"bad batch: {exc}"
-        verdict = await self._proof_verifies(batch)
-        if verdict is not None:
-            return verdict
         record = await self.ctx.hub_batch(batch.chain_id, batch.batch_number)
         if not record.committed:
             return NOT_SETTLED
         if record.batch_root != batch.batch_root or record.depth != depth:
             return f"not on L1: L1 has batch {batch.batch_number} of chain {batch.chain_id} with another root"
-        return None
+        return await self._proof_verifies(batch)
 
     @staticmethod
     def _check_path(batch: BatchEvidence, item: DeliveredMessage) -> str | None:
@@ -263,8 +277,9 @@ class Receiver:
                 return "bad proof: its public inputs are for another chain or batch"
             try:
                 vk = self.ctx.verifying_key(batch.capacity)
-            except (OSError, ValueError) as exc:
-                return f"no verifying key for capacity {batch.capacity}: {exc}"
+            except (OSError, ValueError) as exc:  # this daemon's own fault: the messages wait
+                log.error("no verifying key for capacity %d: %s", batch.capacity, exc)
+                return NOT_SETTLED
             try:
                 self._verified[key] = await asyncio.to_thread(verify, vk, batch.public_inputs, batch.proof)
             except VerifierError as exc:

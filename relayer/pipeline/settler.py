@@ -18,6 +18,7 @@ from web3.types import TxReceipt
 from bridge_contracts.chain import Reverted
 from bridge_contracts.messages import HUB_SLOTS, commitment
 from bridge_contracts.verifier_gen import calldata
+from proofs import merkle
 from proofs.circuits.batch import PublicInputs
 from proofs.formats import snarkjs_json
 from relayer.pipeline.context import Context, now
@@ -102,8 +103,23 @@ class Settler:
         )
 
     async def _settled(self, batch: StoredBatch, *, tx: str | None, gas: int | None, reason: str) -> None:
+        """Record the batch settled, once L1's record of it is this very batch: a batch L1 holds under
+        its number with another root (a store restored from an old backup, a second daemon signing
+        with the same key) is never taken as settled — its messages would be pushed with evidence no
+        peer accepts."""
         ctx, number = self.ctx, batch.batch_number
         record = await ctx.hub_batch(ctx.chain_id, number)
+        depth = merkle.batch_depth(batch.capacity)
+        if not record.committed or record.batch_root != batch.batch_root or record.depth != depth:
+            conflict = (
+                f"conflict: L1 holds batch {number} with root {record.batch_root:#x} (depth {record.depth}); "
+                f"this store has root {batch.batch_root or 0:#x} (depth {depth}). Nothing more of this "
+                "chain settles until an operator resolves it"
+            )
+            ctx.store.commit_refused(number, conflict)
+            ctx.metrics.failure("settle: conflict with L1")
+            log.critical("batch %d: %s", number, conflict)
+            return
         if ctx.store.settle_batch(number, leaf_index=record.leaf_index, tx=tx, gas=gas, reason=reason):
             ctx.metrics.batch_settled()
             log.info("batch %d settled on L1 (%s, leaf %d)", number, reason, record.leaf_index)
