@@ -94,6 +94,11 @@ replay; a failed outgoing one for the peer's)."""
 RECEIPT_STATUSES = (OutStatus.EXECUTED, OutStatus.FAILED, OutStatus.REFUSED)
 """What a peer's receipt may report of an outgoing message."""
 EXECUTABLE = (InStatus.VERIFIED, InStatus.REPLAY)
+_NO_RECEIPT_CHANGES = frozenset(
+    {OutStatus.SENT, OutStatus.BATCHED, OutStatus.SETTLED, OutStatus.EXECUTED, OutStatus.REFUSED}
+)
+"""An outgoing message in one of these is not moved by a receipt: not pushed yet (a replayed
+envelope), or the destination's answer is final."""
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -652,11 +657,8 @@ class Store:
                 if r.status not in RECEIPT_STATUSES:
                     ignored.append(f"receipt for {r.message_id}: {r.status!r} is not a receipt status")
                     continue
-                if m.status in (r.status, OutStatus.EXECUTED) or m.status in (
-                    OutStatus.SENT,
-                    OutStatus.BATCHED,
-                ):
-                    continue  # nothing new, or a receipt for a message not pushed yet (a replayed envelope)
+                if m.status == r.status or m.status in _NO_RECEIPT_CHANGES:
+                    continue  # nothing new, a final answer already, or a message not pushed yet
                 reason = f"{peer} reports {r.status}" + (f": {r.reason}" if r.reason else "")
                 self._move(
                     db,

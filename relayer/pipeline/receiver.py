@@ -107,7 +107,7 @@ class Receiver:
                 async with self._lock:
                     await self._messages(peer, envelope, delivery_from_json(envelope.body))
             elif envelope.kind == "receipts":
-                self._receipts(peer, receipts_from_json(envelope.body))
+                self._receipts(peer, receipts_from_json(envelope.body), raw)
             else:
                 raise DeliveryError(f"unknown envelope kind {envelope.kind!r}")
         except DeliveryError as exc:
@@ -291,11 +291,11 @@ class Receiver:
 
     # --- receipts -------------------------------------------------------------------------------
 
-    def _receipts(self, peer: PeerConfig, receipts: list[Receipt]) -> None:
+    def _receipts(self, peer: PeerConfig, receipts: list[Receipt], raw: bytes) -> None:
         updates = [ReceiptUpdate(r.id, OutStatus(r.status), r.tx, r.reason) for r in receipts]
         for problem in self.ctx.store.record_receipts(peer.name, updates):
             self.ctx.store.refuse(
-                peer=peer.name, chain_id=peer.chain_id, kind="receipt", reason=problem, raw=problem.encode()
+                peer=peer.name, chain_id=peer.chain_id, kind="receipt", reason=problem, raw=raw
             )
 
     async def recheck(self) -> float:
