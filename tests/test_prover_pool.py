@@ -110,8 +110,8 @@ def test_a_pool_whose_worker_died_fails_that_batch_and_proves_the_next(key: tupl
     async def use(pool: ProverPool) -> ProvenBatch:
         await pool.start()
         for child in psutil.Process().children(recursive=True):
-            if "resource_tracker" not in " ".join(child.cmdline()):
-                child.kill()  # the worker, as an out-of-memory kill would
+            if "spawn_main" in " ".join(child.cmdline()):  # the pool's workers, not the test's nodes
+                child.kill()  # as an out-of-memory kill would
         with pytest.raises(BrokenProcessPool):
             await pool.prove(FIRST)
         return await pool.prove(FIRST)
