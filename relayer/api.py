@@ -64,12 +64,19 @@ _PEER_FIELDS: dict[str, type] = {
 
 
 def make_app(
-    store: Store, config_path: str | Path, token: str, metrics: Metrics, status: Callable[[], dict[str, Any]]
+    store: Store,
+    config_path: str | Path,
+    token: str,
+    metrics: Metrics,
+    status: Callable[[], dict[str, Any]],
+    *,
+    replayed: Callable[[], None] = lambda: None,
 ) -> web.Application:
-    """The admin API over `store` and the peers of the config file at `config_path`."""
+    """The admin API over `store` and the peers of the config file at `config_path`; `replayed` is
+    called when a replay was asked for (the daemon wakes its executor)."""
     if not token:
         raise ValueError("the admin API needs a non-empty bearer token")
-    api = _Api(store, Path(config_path), metrics, status)
+    api = _Api(store, Path(config_path), metrics, status, replayed)
     app = web.Application(middlewares=[_json_errors, _bearer(token)])
     app.add_routes(
         [
@@ -91,12 +98,18 @@ def make_app(
 
 class _Api:
     def __init__(
-        self, store: Store, config_path: Path, metrics: Metrics, status: Callable[[], dict[str, Any]]
+        self,
+        store: Store,
+        config_path: Path,
+        metrics: Metrics,
+        status: Callable[[], dict[str, Any]],
+        replayed: Callable[[], None],
     ) -> None:
         self.store = store
         self.config_path = config_path
         self.metrics_ = metrics
         self.status_ = status
+        self.replayed = replayed
 
     async def status(self, request: web.Request) -> web.Response:
         return _json(self.status_())
@@ -135,6 +148,8 @@ class _Api:
         except StoreError as exc:
             raise _error(409, str(exc)) from None
         changed = before is not None and before.status != status
+        if changed:
+            self.replayed()
         return _json({"id": message_id, "status": status, "changed": changed})
 
     async def batches(self, request: web.Request) -> web.Response:

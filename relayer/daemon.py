@@ -302,7 +302,12 @@ class Daemon:
 
     async def _admin(self, ctx: Context) -> web.AppRunner:
         app = api.make_app(
-            ctx.store, self.config_path, self.admin_token, ctx.metrics, lambda: self.status(ctx)
+            ctx.store,
+            self.config_path,
+            self.admin_token,
+            ctx.metrics,
+            lambda: self.status(ctx),
+            replayed=lambda: ctx.wakeups.wake("executor"),
         )
         runner = web.AppRunner(app)
         await runner.setup()

@@ -29,6 +29,7 @@ class Env:
         shutil.copy(CONFIGS / "bank-a.toml", self.config)
         self.store = Store(load(self.config).store.path)
         self.metrics = Metrics()
+        self.wakeups: list[str] = []  # what the API woke in the daemon
         fill_messages(self.store)
         self.store.refuse(
             peer="bank-b", chain_id=902, kind="messages", reason="bad signature", raw=b"\x00\x01"
@@ -38,7 +39,14 @@ class Env:
         """Serve the API and run `requests` against it."""
 
         async def main() -> None:
-            app = make_app(self.store, self.config, TOKEN, self.metrics, lambda: {"institution": "bank-a"})
+            app = make_app(
+                self.store,
+                self.config,
+                TOKEN,
+                self.metrics,
+                lambda: {"institution": "bank-a"},
+                replayed=lambda: self.wakeups.append("executor"),
+            )
             async with TestClient(TestServer(app)) as client:
                 await requests(client)
 
@@ -177,6 +185,7 @@ def test_replay_through_the_api(env: Env) -> None:
         assert body["error"].startswith("no message 902:9")
 
     env.run(requests)
+    assert env.wakeups == ["executor"]  # once: for the replay that changed something
     history = env.store.history("902:1")
     assert [t.to_status for t in history] == ["received", "verified", "executing", "failed", "replay"]
     assert history[-1].reason == "replay requested through the admin API"
