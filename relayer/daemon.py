@@ -249,8 +249,8 @@ class Daemon:
 
     async def _listen(self, ctx: Context, receiver: Receiver) -> None:
         async for message in ctx.bus.messages():
-            if message.topic == ROOTS_TOPIC:
-                ctx.wakeups.wake("executor")  # a hint: the executor asks L1 whether the root is real
+            if message.topic == ROOTS_TOPIC:  # a hint: L1 settled more; the steps ask L1 themselves
+                ctx.wakeups.wake("receiver", "executor")
                 continue
             try:
                 await receiver.handle(message.payload)

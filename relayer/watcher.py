@@ -3,7 +3,9 @@
 A watcher acts on an event only once its block is `confirmations` blocks deep, so a reorg shallower
 than that never reaches the store. Its handler stores the events of a block range and moves the
 watcher's cursor (the last block fully processed) in one store step, so a daemon restarted at any
-point re-reads from where it was and anything missed while it was down is backfilled. The chain's
+point re-reads from where it was and anything missed while it was down is backfilled. Ranges without
+events are handed over only every `save_every` blocks: an idle chain costs no write per block, and a
+restart reads those few blocks again. The chain's
 RPC endpoints fail over inside `Chain` (bridge_contracts.chain.FailoverProvider).
 """
 
@@ -39,6 +41,7 @@ class Watcher:
         filters: Mapping[str, Any] | None = None,
         start_block: int = 0,
         max_range: int = 2000,
+        save_every: int = 100,
     ) -> None:
         self.name = name
         self.chain = chain
@@ -49,6 +52,8 @@ class Watcher:
         self.filters = dict(filters or {})
         self.start_block = start_block
         self.max_range = max_range
+        self.save_every = save_every
+        self._saved = cursor  # the cursor as the store has it
 
     async def poll(self) -> int:
         """Handle every event up to the confirmed head; return how many there were."""
@@ -59,7 +64,9 @@ class Watcher:
         while first <= confirmed:
             last = min(confirmed, first + self.max_range - 1)
             events = await asyncio.to_thread(self._logs, first, last)
-            await self.handler(events, last)
+            if events or self._saved is None or last - self._saved >= self.save_every:
+                await self.handler(events, last)
+                self._saved = last
             self.cursor = last
             seen += len(events)
             first = last + 1

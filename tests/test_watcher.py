@@ -92,6 +92,7 @@ def store(setup: Setup) -> Iterator[Store]:
 def watcher(setup: Setup, store: Store, handler: Recorder, **kwargs: Any) -> Watcher:
     kwargs.setdefault("confirmations", 0)
     kwargs.setdefault("start_block", setup.deployed_at)
+    kwargs.setdefault("save_every", 1)
     handler.store = store
     return Watcher(
         NAME, setup.chain, setup.outbox.events.MessageSent, handler, cursor=store.cursor(NAME), **kwargs
@@ -232,3 +233,20 @@ def test_split_ranges_respect_confirmations(setup: Setup, store: Store) -> None:
     assert poll(w) == 1
     assert handler.nonces == [0, 1, 2]
     assert handler.calls[-1][0]["blockNumber"] == last_sent
+
+
+def test_ranges_without_events_are_saved_only_every_so_many_blocks(setup: Setup, store: Store) -> None:
+    handler = Recorder()
+    w = watcher(setup, store, handler, save_every=5)
+    assert poll(w) == 0
+    first = store.cursor(NAME)
+    assert first == setup.head  # the first range is always saved
+    setup.mine(3)
+    assert poll(w) == 0
+    assert store.cursor(NAME) == first  # 3 empty blocks: not written
+    setup.send()
+    assert poll(w) == 1
+    assert store.cursor(NAME) == setup.head  # events: written with them
+    setup.mine(5)
+    assert poll(w) == 0
+    assert store.cursor(NAME) == setup.head  # 5 empty blocks: written

@@ -309,6 +309,7 @@ def _write_institution_config(
             "chain_id": entry["chain_id"],
             "rpc_urls": [entry["rpc_url"]],
             "confirmations": 0,
+            "poll_seconds": 0.25,  # the devnet's chains mine at once or every second
             "contracts": {name: entry["contracts"][name] for name in ("asset_router", "outbox", "inbox")},
             # anvil's well-known dev account: DEVNET ONLY, its key is public
             "signer": {"devnet_account": entry["operator_account"]},

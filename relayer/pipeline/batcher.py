@@ -37,8 +37,9 @@ class Batcher:
 
     async def step(self) -> float | None:
         """Collect finished proofs, then start proving unfinished or newly closed batches. None if it
-        did something; otherwise the seconds until a waiting batch is due to close (at most the
-        chain's poll interval). A proof that failed leaves its batch "proving", to be proven again."""
+        did something; otherwise the seconds until a waiting batch is due to close (at most the L1's
+        poll interval: the outbox watcher wakes it). A proof that failed leaves its batch "proving",
+        to be proven again."""
         for number, task in list(self._proving.items()):
             if task.done():
                 del self._proving[number]
@@ -48,7 +49,7 @@ class Batcher:
             if len(self._proving) < self.pool.workers and batch.batch_number not in self._proving:
                 self._start(batch)
                 started = True
-        wait = self.ctx.config.chain.poll_seconds
+        wait = self.ctx.config.l1.poll_seconds
         while len(self._proving) < self.pool.workers:
             closed = self._close()
             if isinstance(closed, float):
@@ -82,7 +83,7 @@ class Batcher:
                     first_nonce,
                     waiting[0].nonce,
                 )
-            return self.ctx.config.chain.poll_seconds
+            return self.ctx.config.l1.poll_seconds
         age = now() - min(m.created_at for m in run)
         if len(run) < capacity and age < self.ctx.config.batch.max_wait_seconds:
             return self.ctx.config.batch.max_wait_seconds - age

@@ -32,7 +32,7 @@ class Pusher:
         self.ctx = ctx
 
     async def step(self) -> float | None:
-        store, moment, poll = self.ctx.store, now(), self.ctx.config.chain.poll_seconds
+        store, moment, poll = self.ctx.store, now(), self.ctx.config.l1.poll_seconds
         waiting = store.messages(direction="out", status=[OutStatus.SETTLED, OutStatus.PUSHED])
         due = [m for m in waiting if m.status == OutStatus.SETTLED or m.due <= moment]
         by_batch: dict[tuple[int, str], list[StoredMessage]] = defaultdict(list)
