@@ -33,7 +33,7 @@ import orjson
 from sqlite_utils import Database
 
 from bridge_contracts.messages import Message
-from hub.delivery import message_key
+from hub.delivery import message_key, message_to_json
 from hub.retry import REPUSH, RETRY
 
 SCHEMA_VERSION = 2
@@ -191,21 +191,12 @@ class StoredMessage:
 
     def to_json(self) -> dict[str, Any]:
         """The message for the admin API: flat, big integers as decimal strings, bytes as 0x-hex."""
-        m = self.message
         return {
             "id": self.id,
             "direction": str(self.direction),
             "peer": self.peer,
             "status": str(self.status),
-            "source_chain_id": m.source_chain_id,
-            "dest_chain_id": m.dest_chain_id,
-            "nonce": m.nonce,
-            "sender": m.sender,
-            "target": m.target,
-            "asset_id": "0x" + m.asset_id.hex(),
-            "amount": str(m.amount),
-            "data": "0x" + m.data.hex(),
-            "asset_data": "0x" + m.asset_data.hex(),
+            **message_to_json(self.message),
             "leaf": str(self.leaf),
             "outbox_hash": None if self.outbox_hash is None else str(self.outbox_hash),
             "block_number": self.block_number,

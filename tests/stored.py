@@ -18,15 +18,16 @@ PEER = "bank-b"
 
 def incoming(nonce: int, *, amount: int = 0) -> Message:
     """A message from bank-b (902) to bank-a (901), carrying `amount` of ASSET if not 0."""
-    return _message(BANK_B, BANK_A, nonce, amount)
+    return message(BANK_B, BANK_A, nonce, amount)
 
 
 def outgoing(nonce: int, *, amount: int = 0) -> Message:
     """A message from bank-a (901) to bank-b (902), carrying `amount` of ASSET if not 0."""
-    return _message(BANK_A, BANK_B, nonce, amount)
+    return message(BANK_A, BANK_B, nonce, amount)
 
 
-def _message(source: int, dest: int, nonce: int, amount: int) -> Message:
+def message(source: int, dest: int, nonce: int, amount: int = 0) -> Message:
+    """A message from chain `source` to chain `dest`, carrying `amount` of ASSET if not 0."""
     return Message(
         source_chain_id=source,
         dest_chain_id=dest,

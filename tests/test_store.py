@@ -29,24 +29,14 @@ from relayer.store import (
     StoreError,
     UnknownMessage,
 )
+from tests import stored
 
 A, B, L1 = 901, 902, 900
-ASSET = bytes.fromhex("ab" * 32)
 PROOF = {"pi_a": ["1", "2", "1"], "protocol": "groth16"}
 
 
 def message(nonce: int, *, source: int = A, dest: int = B, amount: int = 0) -> Message:
-    return Message(
-        source_chain_id=source,
-        dest_chain_id=dest,
-        nonce=nonce,
-        sender="0x" + "11" * 20,
-        target="0x" + "22" * 20,
-        asset_id=ASSET if amount else b"\0" * 32,
-        amount=amount,
-        data=b"\xca\xfe",
-        asset_data=b"",
-    )
+    return stored.message(source, dest, nonce, amount)
 
 
 def sent(nonce: int, **kwargs: Any) -> Sent:
