@@ -33,14 +33,15 @@ MAX_PER_TX = 64  # about 18M gas of plain messages: a round fits a 30M block
 BRIDGED_TOKEN_DEPLOY_GAS = 1_500_000  # a BridgedToken's deployment costs about 1.2M
 
 
-def _proof_source(m: StoredMessage) -> tuple[int, int, tuple[int, ...]]:
-    """(batch number, index in batch, batch siblings) of a stored incoming message."""
+def _proof_source(m: StoredMessage) -> tuple[int, int, tuple[int, ...], int | None]:
+    """(batch number, index in batch, batch siblings, aggregated leaf index) of a stored incoming
+    message; the leaf index is known from the payload only for an L1 deposit (None otherwise)."""
     assert m.payload is not None
     payload = orjson.loads(m.payload)
     if "deposit" in payload:
-        return m.nonce, 0, ()
+        return m.nonce, 0, (), int(payload["deposit"]["leaf_index"])
     item = delivery_from_json(payload)
-    return item.batch.batch_number, item.messages[0].index, item.messages[0].siblings
+    return item.batch.batch_number, item.messages[0].index, item.messages[0].siblings, None
 
 
 class Executor:
@@ -79,12 +80,11 @@ class Executor:
         leaves: dict[tuple[int, int], int] = {}  # (source, batch) -> aggregated leaf index
         paths: dict[int, tuple[bytes, ...]] = {}  # aggregated leaf index -> its path at `size`
         for m in ready[:MAX_PER_TX]:
-            number, index, siblings = _proof_source(m)
+            number, index, siblings, deposit_leaf = _proof_source(m)
             source = m.message.source_chain_id
             if (source, number) not in leaves:
-                if source == ctx.l1_chain_id:
-                    assert m.payload is not None
-                    leaves[source, number] = orjson.loads(m.payload)["deposit"]["leaf_index"]
+                if deposit_leaf is not None:
+                    leaves[source, number] = deposit_leaf
                 else:
                     leaves[source, number] = (await ctx.hub_batch(source, number)).leaf_index
             leaf_index = leaves[source, number]
