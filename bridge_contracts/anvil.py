@@ -75,11 +75,17 @@ def start(
     log_path: Path,
     *,
     block_time: float | None = None,
+    mixed_mining: bool = False,
+    slots_in_an_epoch: int | None = None,
     detach: bool = False,
     ready_timeout: float = 30.0,
 ) -> AnvilNode:
     """Start an anvil node on a free loopback port and wait until it answers JSON-RPC.
 
+    block_time: mine every so many seconds (default: a block per transaction, at once); with
+    mixed_mining, both. slots_in_an_epoch sets how far the node's "safe" and "finalized" blocks trail
+    its head (with 1 slot, "safe" is the head's parent and "finalized" its
+    grandparent; the default of 32 puts "finalized" 64 blocks back).
     detach=True puts it in a session of its own, so it outlives this process (the devnet).
     """
     binary = toolchain.anvil()
@@ -97,6 +103,10 @@ def start(
         ]  # fmt: skip
         if block_time is not None:
             cmd += ["--block-time", str(block_time)]
+        if mixed_mining:
+            cmd += ["--mixed-mining"]
+        if slots_in_an_epoch is not None:
+            cmd += ["--slots-in-an-epoch", str(slots_in_an_epoch)]
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             process = subprocess.Popen(

@@ -5,7 +5,9 @@ batch commitment the L1 Hub settles (docs/protocol.md, "Messages").
 `Messages.leafOf` computes on-chain, through the same `proofs.message` hashing the batch circuit uses.
 `message_id` and `aggregated_leaf` are `Messages.idOf` and `Messages.aggregatedLeaf`; `MessageProof`
 mirrors `Messages.MessageProof`. `commitment`, `commit_digest` and `sign_commitment` build what
-`Hub.commitBatch` takes.
+`Hub.commitBatch` takes. `BOUNCE_SENDER`, `Message.is_bounce`, `Message.bounced_id` and `bounce_of` are
+the bounce: the message a destination's Outbox sends (`Outbox.sendBounce`) to take back the value of a
+message its Inbox bounced.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from proofs.message import BODY_BITS, LeafPreimage
 # The value slots of a batch proof as the Hub takes it (Hub.SLOTS): 6 + 4 * 4 = 22 public inputs.
 HUB_SLOTS = 4
 COMMIT_TYPEHASH = keccak(b"xrelay.Hub.commitBatch.v1")
+# The sender of every bounce message (`Messages.BOUNCE_SENDER`): address(uint160(uint256(keccak256(
+# "xrelay.bounce")))), the hash's low 20 bytes; no one holds its key.
+BOUNCE_SENDER = Web3.to_checksum_address(keccak(b"xrelay.bounce")[12:])
 
 
 def message_id(source_chain_id: int, nonce: int) -> bytes:
@@ -81,6 +86,21 @@ class Message:
         """The message's id, `message_id(source_chain_id, nonce)`."""
         return message_id(self.source_chain_id, self.nonce)
 
+    @property
+    def is_bounce(self) -> bool:
+        """Whether this is a bounce message (value coming home), sent by `BOUNCE_SENDER`."""
+        return self.sender.lower() == BOUNCE_SENDER.lower()
+
+    def bounced_id(self) -> bytes:
+        """The id of the message whose value this bounce message takes back (`Messages.bouncedIdOf`):
+        its data, abi.encode(bytes32 originalId). ValueError if this is not a bounce message or its
+        data is not exactly 32 bytes."""
+        if not self.is_bounce:
+            raise ValueError(f"message {self.id().hex()} is not a bounce (sender {self.sender})")
+        if len(self.data) != 32:
+            raise ValueError(f"a bounce message's data is one 32-byte id, not {len(self.data)} bytes")
+        return self.data
+
     def as_tuple(self) -> tuple[Any, ...]:
         """The ABI tuple of `Messages.Message`, for contract calls."""
         return (
@@ -109,6 +129,23 @@ class Message:
             data=bytes(message["data"]),
             asset_data=bytes(message["assetData"]),
         )
+
+
+def bounce_of(original: Message, nonce: int) -> Message:
+    """The bounce message of `original` that its destination's Outbox sends as its message `nonce`
+    (`Outbox.sendBounce`): from the destination back to the source, from `BOUNCE_SENDER` to the original
+    sender, with the original's value and abi.encode(bytes32 originalId) as data."""
+    return Message(
+        source_chain_id=original.dest_chain_id,
+        dest_chain_id=original.source_chain_id,
+        nonce=nonce,
+        sender=BOUNCE_SENDER,
+        target=Web3.to_checksum_address(original.sender),
+        asset_id=original.asset_id,
+        amount=original.amount,
+        data=original.id(),
+        asset_data=original.asset_data,
+    )
 
 
 @dataclass(frozen=True)

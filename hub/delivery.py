@@ -11,8 +11,8 @@ destination can check everything off-chain before it spends gas:
 
 "receipts" (destination -> source): what became of messages it received:
 
-    {"results": [{"id": "901:3", "status": "executed" | "failed" | "refused", "tx": "0x.." | null,
-                  "reason": str | null}]}
+    {"results": [{"id": "901:3", "status": "executed" | "failed" | "refused" | "bounced",
+                  "tx": "0x.." | null, "reason": str | null}]}
 
 Decoding is strict: anything malformed raises `DeliveryError` naming the field.
 """
@@ -31,7 +31,7 @@ from proofs.circuits.batch import PublicInputs
 from proofs.formats import snarkjs_json
 from proofs.groth16.proof import Proof
 
-RECEIPT_STATUSES = ("executed", "failed", "refused")
+RECEIPT_STATUSES = ("executed", "failed", "refused", "bounced")
 
 
 class DeliveryError(ValueError):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,11 @@ from aiohttp.typedefs import Handler, Middleware
 from hub.config_fields import show
 from relayer import peers as peer_ops
 from relayer.config import ANY, ConfigError, PeerConfig
+from relayer.halts import Resolution
 from relayer.metrics import CONTENT_TYPE, Metrics
 from relayer.peers import PeerConflict, PeerError, UnknownPeer
 from relayer.store import (
+    HALT_SCOPES,
     BatchStatus,
     Direction,
     InStatus,
@@ -71,12 +73,13 @@ def make_app(
     status: Callable[[], dict[str, Any]],
     *,
     replayed: Callable[[], None] = lambda: None,
+    resume: Callable[[str, bool], Awaitable[Resolution]] | None = None,
 ) -> web.Application:
     """The admin API over `store` and the peers of the config file at `config_path`; `replayed` is
     called when a replay was asked for (the daemon wakes its executor)."""
     if not token:
         raise ValueError("the admin API needs a non-empty bearer token")
-    api = _Api(store, Path(config_path), metrics, status, replayed)
+    api = _Api(store, Path(config_path), metrics, status, replayed=replayed, resume=resume)
     app = web.Application(middlewares=[_json_errors, _bearer(token)])
     app.add_routes(
         [
@@ -84,12 +87,15 @@ def make_app(
             web.get("/v1/messages", api.messages),
             web.get("/v1/messages/{id}", api.message),
             web.post("/v1/messages/{id}/replay", api.replay),
+            web.post("/v1/messages/{id}/bounce", api.bounce),
             web.get("/v1/batches", api.batches),
             web.get("/v1/batches/{n}", api.batch),
             web.get("/v1/peers", api.peers),
             web.post("/v1/peers", api.add_peer),
             web.delete("/v1/peers/{name}", api.remove_peer),
             web.get("/v1/refusals", api.refusals),
+            web.get("/v1/halts", api.halts),
+            web.post("/v1/halts/{scope}/resume", api.resume),
             web.get("/metrics", api.metrics),
         ]
     )
@@ -103,13 +109,16 @@ class _Api:
         config_path: Path,
         metrics: Metrics,
         status: Callable[[], dict[str, Any]],
+        *,
         replayed: Callable[[], None],
+        resume: Callable[[str, bool], Awaitable[Resolution]] | None,
     ) -> None:
         self.store = store
         self.config_path = config_path
         self.metrics_ = metrics
         self.status_ = status
         self.replayed = replayed
+        self.resume_ = resume
 
     async def status(self, request: web.Request) -> web.Response:
         return _json(self.status_())
@@ -152,6 +161,46 @@ class _Api:
             self.replayed()
         return _json({"id": message_id, "status": status, "changed": changed})
 
+    async def bounce(self, request: web.Request) -> web.Response:
+        message_id = request.match_info["id"]
+        body = await _body(request)
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if not isinstance(reason, str) or not reason.strip():
+            raise _error(400, "the body must be a JSON object with a non-empty 'reason' (sent to the source)")
+        before = await asyncio.to_thread(self.store.message, message_id)
+        try:
+            status = await asyncio.to_thread(
+                self.store.request_bounce, message_id, f"{reason} (through the admin API)"
+            )
+        except UnknownMessage as exc:
+            raise _error(404, str(exc)) from None
+        except StoreError as exc:
+            raise _error(409, str(exc)) from None
+        changed = before is not None and before.status != status
+        if changed:
+            self.replayed()
+        return _json({"id": message_id, "status": status, "changed": changed})
+
+    async def halts(self, request: web.Request) -> web.Response:
+        found = await asyncio.to_thread(self.store.halts, _limit(request.query.get("limit")))
+        return _json([h.to_json() for h in found])
+
+    async def resume(self, request: web.Request) -> web.Response:
+        scope = request.match_info["scope"]
+        if scope not in HALT_SCOPES:
+            raise _error(404, f"no stream {show(scope)}: the streams are {', '.join(HALT_SCOPES)}")
+        body = await _body(request) or {}
+        rewind = body.get("rewind", False) if isinstance(body, dict) else None
+        if not isinstance(rewind, bool):
+            raise _error(400, "the body must be a JSON object whose optional 'rewind' is true or false")
+        if self.resume_ is None:
+            raise _error(503, "this admin API cannot reach the chains to resume a stream")
+        try:
+            outcome = await self.resume_(scope, rewind)
+        except StoreError as exc:
+            raise _error(409, str(exc)) from None
+        return _json(outcome.to_json(), status=200 if outcome.lifted else 409)
+
     async def batches(self, request: web.Request) -> web.Response:
         query = request.query
         found = await asyncio.to_thread(
@@ -175,11 +224,7 @@ class _Api:
         return _json([_peer(peer) for peer in peers])
 
     async def add_peer(self, request: web.Request) -> web.Response:
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as exc:
-            raise _error(400, f"the body is not JSON: {exc}") from None
-        args = _peer_args(body)
+        args = _peer_args(await _body(request))
         peer = await self._edit(
             lambda: peer_ops.add_peer(
                 self.config_path,
@@ -219,6 +264,17 @@ class _Api:
 
 
 # --- middlewares --------------------------------------------------------------------------------
+
+
+async def _body(request: web.Request) -> Any:
+    """The request's JSON body (None when it has none)."""
+    raw = await request.read()
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _error(400, f"the body is not JSON: {exc}") from None
 
 
 def _bearer(token: str) -> Middleware:

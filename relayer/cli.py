@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 import orjson
+import requests
 from rich.console import Console
 from rich.table import Table
 from web3.exceptions import ProviderConnectionError
@@ -17,7 +19,7 @@ from bridge_contracts import build as contract_build
 from bridge_contracts.anvil import AnvilError
 from bridge_contracts.artifacts import ArtifactMissing
 from bridge_contracts.build import CompileError
-from bridge_contracts.chain import Reverted
+from bridge_contracts.chain import Chain, Reverted
 from bridge_contracts.toolchain import ToolchainMissing
 from hub import cli as hub_cli
 from hub.broker import BrokerError
@@ -25,7 +27,7 @@ from hub.bus import BusError
 from hub.config import HubConfigError
 from proofs.formats import FormatError
 from relayer import config as institution_config
-from relayer import daemon
+from relayer import daemon, halts
 from relayer import peers as peer_ops
 from relayer import store as store_ops
 from relayer.config import ANY, ConfigError
@@ -526,6 +528,127 @@ def replay(config_path: Path, message_id: str) -> None:
         console.print(f"message {message_id} is already waiting for its replay: nothing changed")
     else:
         console.print(f"message {message_id} is {status}: it is to be executed already; nothing changed")
+
+
+@cli.command()
+@config_option
+@click.argument("message_id", metavar="ID")
+@click.option(
+    "--reason", required=True, help="Why this chain gives the message up (sent back to the source)."
+)
+def bounce(config_path: Path, message_id: str, reason: str) -> None:
+    """Give up on the failed incoming message ID: the daemon bounces it, so its value goes back to the
+    source chain and its sender is refunded (safe to repeat)."""
+    with _open_store(config_path) as store:
+        before = store.message(message_id)
+        status = store.request_bounce(message_id, f"{reason} (from the CLI)")
+    if before is not None and before.status != status:
+        console.print(f"message {message_id}: {before.status} -> {status}; the daemon bounces it shortly")
+    else:
+        console.print(f"message {message_id} is {status} already: nothing changed")
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the daemon's status as JSON.")
+def status(config_path: Path, as_json: bool) -> None:
+    """The daemon's health: each chain's head, final head, last reorganisation, endpoint in use, and
+    any halt waiting for an operator. Asks the running daemon (its admin API); when it is not running,
+    says so and shows what the store holds."""
+    config = institution_config.load(config_path)
+    admin = config.admin
+    url = f"http://{admin.host}:{admin.port}/v1/status"
+    token = os.environ.get(admin.token_env, "")
+    try:
+        response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    except requests.RequestException as exc:
+        console.print(f"[red]the daemon is not answering at {url}[/red] ({type(exc).__name__})")
+        with _open_store(config_path) as store:
+            _print_halts([h.to_json() for h in store.halts() if h.lifted_at is None])
+        raise SystemExit(1) from None
+    if response.status_code != 200:
+        raise click.ClickException(f"{url} answered {response.status_code}: {response.text[:200]}")
+    body = response.json()
+    if as_json:
+        console.print_json(orjson.dumps(body).decode())
+        return
+    _print_fields(
+        f"{body['institution']}: {'healthy' if body['healthy'] else 'HALTED'}",
+        {k: body[k] for k in ("chain_id", "l1_chain_id", "operator", "uptime_seconds", "last_batch")},
+    )
+    chains = _table("chains", "chain", "head", "final head", "cursor", "finality", "last reorg", "endpoint")
+    for name, c in body["chains"].items():
+        reorg = c["last_reorg"]
+        chains.add_row(
+            f"{name} ({c['chain_id']})",
+            _or_dash(c["head"]),
+            _or_dash(c["final_head"]),
+            _or_dash(c["cursor"]),
+            c["finality"],
+            _reorg(reorg),
+            c["endpoint"]
+            + "".join(f"\n{e['url']}: {e['state']}" for e in c["endpoints"] if e["state"] != "in use"),
+        )
+    console.print(chains)
+    _print_halts([h for h in body["halts"].values() if h is not None])
+
+
+def _reorg(reorg: dict[str, Any] | None) -> str:
+    if reorg is None:
+        return "-"
+    deep = "DEEP " if reorg["deep"] else ""
+    return f"{deep}from block {reorg['block']}, {reorg['depth']} deep, {_age(time.time() - reorg['at'])} ago"
+
+
+def _print_halts(halts: Sequence[dict[str, Any]]) -> None:
+    if not halts:
+        console.print("no halt: every stream runs")
+        return
+    for h in halts:
+        console.print(
+            f"[red]HALTED[/red] {h['scope']} since {store_ops.format_time(h['at'])}: {h['reason']}\n"
+            f"  decide with: xrelay resume -c CONFIG --scope {h['scope']}"
+            " (add --rewind to forget what the chain no longer has; see docs/operations.md)"
+        )
+
+
+@cli.command()
+@config_option
+@click.option(
+    "--scope",
+    type=click.Choice(store_ops.HALT_SCOPES),
+    default="outbox",
+    show_default=True,
+    help="The halted stream: this chain's outgoing messages, or L1 deposits to it.",
+)
+@click.option(
+    "--rewind",
+    is_flag=True,
+    help="Forget this chain's unsettled outgoing messages the chain no longer has as stored (and every "
+    "later one), and read the chain again.",
+)
+def resume(config_path: Path, scope: str, rewind: bool) -> None:
+    """Decide on a halted stream: compare what the store read with the chain as it is now; resume when
+    they agree, or rewind (--rewind) when the chain lost unsettled messages. The running daemon picks
+    the decision up by itself."""
+    config = institution_config.load(config_path)
+    rpc = config.chain if scope == "outbox" else config.l1
+    chain = Chain(rpc.rpc_urls, config.chain.signer.resolve(), chain_id=rpc.chain_id, name=scope)
+    if scope == "outbox":
+        contract = chain.contract("Outbox", config.chain.contracts.outbox)
+    else:
+        if config.l1.hub is None:
+            raise click.ClickException(f"{config_path}: l1.hub is not set")
+        contract = chain.contract("Hub", config.l1.hub)
+    with _open_store(config_path) as store:
+        outcome = halts.resolve(store, chain, contract, scope, rewind=rewind, who="the CLI")
+    for line in outcome.conflicts:
+        console.print(f"conflict: {line}")
+    for message_id in outcome.dropped:
+        console.print(f"forgotten: {message_id}")
+    if not outcome.lifted:
+        raise click.ClickException(f"{scope} stays halted: {outcome.summary}")
+    console.print(f"{scope} resumed: {outcome.summary}")
 
 
 def _value(m: StoredMessage) -> str:

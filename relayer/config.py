@@ -16,7 +16,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -254,10 +254,17 @@ class _RpcChain(Section):
     """The chain's EIP-155 chain id."""
     rpc_urls: tuple[_RpcUrl, ...]
     """JSON-RPC endpoints (http, https, ws or wss), tried in this order: the next on failure."""
+    finality: Literal["finalized", "safe", "confirmations"] = "finalized"
+    """When a block is final, to act on its events: the node's "finalized" or "safe" block, or
+    "confirmations" blocks below the head (also the rule on a node without the tag)."""
     confirmations: Confirmations = 1
-    """How many blocks to wait past an event's block before acting on it (0 to 1000)."""
+    """How many blocks to wait past an event's block before acting on it (0 to 1000), when finality
+    is "confirmations" or the node has no such tag."""
     poll_seconds: StrictFloat = Field(default=1.0, gt=0, le=600)
     """How often the daemon asks the chain for new blocks and what waits on it (about the block time)."""
+    failback_seconds: StrictFloat = Field(default=30.0, gt=0, le=86400)
+    """While on a later RPC endpoint, how often the daemon tries the earlier ones again (it goes back
+    to the first that is healthy and serves this chain)."""
 
     _some_distinct_urls = field_validator("rpc_urls")(check_distinct_urls)
 
@@ -504,7 +511,11 @@ def _env_state(name: str | None) -> str:
 def _rpc(chain: _RpcChain) -> str:
     urls = chain.rpc_urls[0] + "".join(f", then {url}" for url in chain.rpc_urls[1:])
     plural = "" if chain.confirmations == 1 else "s"
-    return f"id {chain.chain_id}, {chain.confirmations} confirmation{plural}, {urls}"
+    depth = f"{chain.confirmations} confirmation{plural}"
+    final = (
+        depth if chain.finality == "confirmations" else f"the node's {chain.finality} block (else {depth})"
+    )
+    return f"id {chain.chain_id}, final: {final}, {urls}"
 
 
 def _allowed(values: tuple[str, ...], none: str) -> str:

@@ -30,7 +30,7 @@ from hub.broker import EmbeddedBroker
 from hub.bus import ROOTS_TOPIC, Bus, BusTls, institution_topic
 from hub.client import HubClient
 from hub.retry import RETRY
-from relayer import api
+from relayer import api, halts
 from relayer import config as institution_config
 from relayer.config import ConfigError, InstitutionConfig
 from relayer.metrics import Metrics
@@ -42,8 +42,8 @@ from relayer.pipeline.pusher import Pusher
 from relayer.pipeline.receiver import Receiver
 from relayer.pipeline.settler import Settler
 from relayer.sender import Sender
-from relayer.store import Deposit, RefusalPolicy, Sent, Store
-from relayer.watcher import Handler, Watcher
+from relayer.store import HALT_SCOPES, Deposit, RefusalPolicy, Sent, Store, WatchCursor
+from relayer.watcher import Finality, Handler, Watcher
 
 log = logging.getLogger("xrelay")
 
@@ -87,8 +87,15 @@ class Daemon:
     async def run(self) -> None:
         config = self.config
         store = open_store(config.store.path, config.store.refusal_policy(), self.config_path)
-        l2 = Chain(config.chain.rpc_urls, self.signer)
-        l1 = Chain(config.l1.rpc_urls, self.signer)
+        l2 = Chain(
+            config.chain.rpc_urls,
+            self.signer,
+            chain_id=config.chain.chain_id,
+            name=f"{config.institution}'s chain ({config.chain.chain_id})",
+        )
+        l1 = Chain(
+            config.l1.rpc_urls, self.signer, chain_id=config.l1.chain_id, name=f"L1 ({config.l1.chain_id})"
+        )
         broker = None
         if config.bus.url is None:
             broker = EmbeddedBroker(*EMBEDDED_BROKER)
@@ -145,12 +152,15 @@ class Daemon:
     async def _check_chains(self, ctx: Context) -> None:
         """Refuse to start against the wrong chains or contracts: a config pointing elsewhere would
         do harm."""
-        for name, chain, expected in (("chain", ctx.l2, ctx.chain_id), ("l1", ctx.l1, ctx.l1_chain_id)):
-            actual = await asyncio.to_thread(_remote_chain_id, chain)
-            if actual != expected:
+        for name, endpoints in (("chain", ctx.l2), ("l1", ctx.l1)):
+            # Each endpoint answers for the configured chain id (and the first one's genesis block);
+            # one that does not is never used, and the daemon starts if one is healthy.
+            problems = await asyncio.to_thread(endpoints.check_endpoints)
+            for bad in problems:
+                log.error("%s.rpc_urls: %s: it is not used", name, bad)
+            if len(problems) == len(endpoints.rpc_urls):
                 raise ConfigError(
-                    self.config_path,
-                    [(f"{name}.chain_id", f"is {expected}, but {chain.rpc_url} is chain {actual}")],
+                    self.config_path, [(f"{name}.rpc_urls", "no endpoint is usable: " + "; ".join(problems))]
                 )
         contracts = (
             ("l1.hub", ctx.l1, ctx.hub, "l1ChainId", "Hub"),
@@ -178,23 +188,29 @@ class Daemon:
         receiver, executor = Receiver(ctx), Executor(ctx)
         await executor.recover()
         chain, l1 = ctx.config.chain, ctx.config.l1
+
+        def watcher(name: str, chain: Any, event: Any, handler: Handler, rpc: Any, **kw: Any) -> Watcher:
+            ctx.watchers[name] = Watcher(
+                name,
+                chain,
+                event,
+                handler,
+                ctx.store,
+                finality=Finality(rpc.finality, rpc.confirmations),
+                on_reorg=lambda r: ctx.metrics.reorg("chain" if name == "outbox" else "l1", deep=r.deep),
+                **kw,
+            )
+            return ctx.watchers[name]
+
         watchers = [
-            Watcher(
-                "outbox",
-                ctx.l2,
-                ctx.outbox.events.MessageSent,
-                self._outgoing(ctx),
-                confirmations=chain.confirmations,
-                cursor=ctx.store.cursor("outbox"),
-            ),
-            Watcher(
+            watcher("outbox", ctx.l2, ctx.outbox.events.MessageSent, self._outgoing(ctx), chain),
+            watcher(
                 "l1-deposits",
                 ctx.l1,
                 ctx.hub.events.DepositQueued,
                 self._deposits(ctx),
-                confirmations=l1.confirmations,
+                l1,
                 filters={"destChainId": ctx.chain_id},
-                cursor=ctx.store.cursor("l1-deposits"),
             ),
         ]
         steps: list[tuple[str, Step]] = [
@@ -264,24 +280,30 @@ class Daemon:
         return step
 
     def _outgoing(self, ctx: Context) -> Handler:
-        async def handle(events: Sequence[EventData], cursor: int) -> None:
+        async def handle(events: Sequence[EventData], cursor: WatchCursor) -> None:
             sent = []
             for event in events:
                 m = Message.from_event(event["args"]["message"])
                 peer = ctx.peer_name(m.dest_chain_id)
-                sent.append(Sent(m, peer, event["blockNumber"], int(event["args"]["outboxHash"])))
-            if ctx.store.record_sent(sent, cursor=("outbox", cursor)):
+                block_hash = "0x" + bytes(event["blockHash"]).hex()
+                sent.append(Sent(m, peer, event["blockNumber"], int(event["args"]["outboxHash"]), block_hash))
+            if ctx.store.record_sent(sent, cursor=cursor):
                 ctx.wakeups.wake("batcher")
 
         return handle
 
     def _deposits(self, ctx: Context) -> Handler:
-        async def handle(events: Sequence[EventData], cursor: int) -> None:
+        async def handle(events: Sequence[EventData], cursor: WatchCursor) -> None:
             deposits = [
-                Deposit(Message.from_event(e["args"]["message"]), e["blockNumber"], e["args"]["leafIndex"])
+                Deposit(
+                    Message.from_event(e["args"]["message"]),
+                    e["blockNumber"],
+                    e["args"]["leafIndex"],
+                    "0x" + bytes(e["blockHash"]).hex(),
+                )
                 for e in events
             ]
-            if ctx.store.record_deposits(deposits, cursor=("l1-deposits", cursor)):
+            if ctx.store.record_deposits(deposits, cursor=cursor):
                 ctx.wakeups.wake("executor")
 
         return handle
@@ -308,14 +330,25 @@ class Daemon:
             ctx.metrics,
             lambda: self.status(ctx),
             replayed=lambda: ctx.wakeups.wake("executor"),
+            resume=lambda scope, rewind: self._resume(ctx, scope, rewind),
         )
         runner = web.AppRunner(app)
         await runner.setup()
         await web.TCPSite(runner, ctx.config.admin.host, ctx.config.admin.port).start()
         return runner
 
+    async def _resume(self, ctx: Context, scope: str, rewind: bool) -> halts.Resolution:
+        chain, contract = (ctx.l2, ctx.outbox) if scope == "outbox" else (ctx.l1, ctx.hub)
+        outcome = await asyncio.to_thread(
+            halts.resolve, ctx.store, chain, contract, scope, rewind=rewind, who="the admin API"
+        )
+        if outcome.lifted:
+            ctx.wakeups.wake(scope, "batcher", "settler", "pusher")
+        return outcome
+
     def status(self, ctx: Context) -> dict[str, Any]:
         last = ctx.store.last_batch()
+        halts = {scope: ctx.store.active_halt(scope) for scope in HALT_SCOPES}
         return {
             "institution": ctx.config.institution,
             "chain_id": ctx.chain_id,
@@ -324,12 +357,24 @@ class Daemon:
             "uptime_seconds": round(time.time() - self.started, 1),
             "peers": [p.name for p in ctx.config.peers],
             "last_batch": None if last is None else {"number": last.batch_number, "status": str(last.status)},
-            "cursors": {name: ctx.store.cursor(name) for name in ("outbox", "l1-deposits")},
+            "chains": {
+                "chain": self._chain_health(ctx, ctx.l2, ctx.chain_id, "outbox"),
+                "l1": self._chain_health(ctx, ctx.l1, ctx.l1_chain_id, "l1-deposits"),
+            },
+            "halts": {scope: None if h is None else h.to_json() for scope, h in halts.items()},
+            "healthy": all(h is None for h in halts.values()),
         }
 
-
-def _remote_chain_id(chain: Chain) -> int:
-    return int(chain.w3.eth.chain_id)
+    @staticmethod
+    def _chain_health(ctx: Context, chain: Chain, chain_id: int, watcher: str) -> dict[str, Any]:
+        halt = ctx.store.active_halt(watcher)
+        return {
+            "chain_id": chain_id,
+            **ctx.watchers[watcher].health(),
+            "halted": None if halt is None else halt.reason,
+            "endpoint": chain.current_url,
+            "endpoints": chain.endpoints(),
+        }
 
 
 def _contract_problem(chain: Chain, contract: Contract, probe: str, kind: str) -> str | None:

@@ -12,7 +12,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from relayer.store import FINAL_STATUSES, Store
+from relayer.store import FINAL_STATUSES, HALT_SCOPES, Store
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The Content-Type of `Metrics.render()`'s text."""
@@ -54,6 +54,19 @@ class Metrics:
             ["peer"],
             registry=self.registry,
         )
+        self.halted = Gauge(
+            "xrelay_halted",
+            "1 while a stream is halted for an operator (a reorganisation deeper than finality, or a "
+            "conflict with the chain): 'outbox' stops this chain's whole outgoing pipeline.",
+            ["scope"],
+            registry=self.registry,
+        )
+        self.reorgs = Counter(
+            "xrelay_reorgs",
+            "Reorganisations seen, per chain ('chain' or 'l1') and whether they reached a final block.",
+            ["chain", "deep"],
+            registry=self.registry,
+        )
         self._backlog_labels: set[tuple[str, str]] = set()
         self._pending_peers: set[str] = set()
 
@@ -74,6 +87,9 @@ class Metrics:
     def executed(self, peer: str) -> None:
         self.messages_executed.labels(peer=peer).inc()
 
+    def reorg(self, chain: str, *, deep: bool) -> None:
+        self.reorgs.labels(chain=chain, deep=str(deep).lower()).inc()
+
     # --- from the store -------------------------------------------------------------------------
 
     def refresh_from_store(self, store: Store, now: float | None = None) -> None:
@@ -91,6 +107,8 @@ class Metrics:
             since = oldest.get(peer)
             self.oldest_pending_seconds.labels(peer=peer).set(0 if since is None else max(0.0, now - since))
         self._pending_peers |= set(oldest)
+        for scope in HALT_SCOPES:
+            self.halted.labels(scope=scope).set(store.active_halt(scope) is not None)
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -36,7 +36,7 @@ from bridge_contracts.messages import Message
 from hub.delivery import message_key, message_to_json
 from hub.retry import REPUSH, RETRY
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -59,6 +59,8 @@ class OutStatus(StrEnum):
     EXECUTED = "executed"  # the destination executed it (or L1 finalized the withdrawal)
     FAILED = "failed"  # the destination ran it and the target reverted; its operator may replay it
     REFUSED = "refused"  # the destination refused it (see the error)
+    BOUNCED = "bounced"  # the destination bounced it: its value is on its way back in a bounce message
+    REFUNDED = "refunded"  # the bounce was executed here: the sender has the value back
 
 
 class InStatus(StrEnum):
@@ -70,7 +72,10 @@ class InStatus(StrEnum):
     EXECUTED = "executed"
     FAILED = "failed"  # the target reverted; nothing was applied; `xrelay replay` runs it again
     REPLAY = "replay"  # an operator asked to run a failed message again
-    REFUSED = "refused"  # did not verify, or the peering does not allow it (see the error)
+    REFUSED = "refused"  # did not verify (see the error); never executed
+    BOUNCING = "bouncing"  # settled, but never to be executed here (a peering rule, or the operator):
+    # its value goes back to the source in a bounce message (Inbox.bounce)
+    BOUNCED = "bounced"  # the Inbox bounced it (the same nullifier as an execution)
 
 
 class BatchStatus(StrEnum):
@@ -88,14 +93,22 @@ STATUSES: dict[Direction, type[OutStatus] | type[InStatus]] = {
     Direction.OUT: OutStatus,
     Direction.IN: InStatus,
 }
-FINAL_STATUSES = frozenset({"executed", "failed", "refused"})
+FINAL_STATUSES = frozenset({"executed", "failed", "refused", "bounced", "refunded"})
 """Statuses the daemon does nothing more about by itself (a failed incoming message waits for a
 replay; a failed outgoing one for the peer's)."""
-RECEIPT_STATUSES = (OutStatus.EXECUTED, OutStatus.FAILED, OutStatus.REFUSED)
+RECEIPT_STATUSES = (OutStatus.EXECUTED, OutStatus.FAILED, OutStatus.REFUSED, OutStatus.BOUNCED)
 """What a peer's receipt may report of an outgoing message."""
 EXECUTABLE = (InStatus.VERIFIED, InStatus.REPLAY)
 _NO_RECEIPT_CHANGES = frozenset(
-    {OutStatus.SENT, OutStatus.BATCHED, OutStatus.SETTLED, OutStatus.EXECUTED, OutStatus.REFUSED}
+    {
+        OutStatus.SENT,
+        OutStatus.BATCHED,
+        OutStatus.SETTLED,
+        OutStatus.EXECUTED,
+        OutStatus.REFUSED,
+        OutStatus.BOUNCED,
+        OutStatus.REFUNDED,
+    }
 )
 """An outgoing message in one of these is not moved by a receipt: not pushed yet (a replayed
 envelope), or the destination's answer is final."""
@@ -131,6 +144,7 @@ class StoredMessage:
     leaf: int
     outbox_hash: int | None  # outgoing: the Outbox's rolling hash after this message
     block_number: int | None
+    block_hash: str | None  # outgoing and deposits: the hash its block had when it was read
     sent_at: float | None
     batch_number: int | None
     index_in_batch: int | None
@@ -175,6 +189,7 @@ class StoredMessage:
             leaf=int(row["leaf"]),
             outbox_hash=_int_or_none(row["outbox_hash"]),
             block_number=row["block_number"],
+            block_hash=row["block_hash"],
             sent_at=row["sent_at"],
             batch_number=row["batch_number"],
             index_in_batch=row["index_in_batch"],
@@ -200,6 +215,7 @@ class StoredMessage:
             "leaf": str(self.leaf),
             "outbox_hash": None if self.outbox_hash is None else str(self.outbox_hash),
             "block_number": self.block_number,
+            "block_hash": self.block_hash,
             "sent_at": self.sent_at,
             "batch_number": self.batch_number,
             "index_in_batch": self.index_in_batch,
@@ -332,6 +348,33 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Halt:
+    """A watcher's stream stopped for an operator: a reorganisation deeper than the chain's finality,
+    or a stored message the chain now contradicts. `scope` is the watcher's name ("outbox": this
+    chain's whole outgoing pipeline stops; "l1-deposits")."""
+
+    id: int
+    scope: str
+    reason: str
+    block: int | None  # the block the problem was seen at
+    at: float
+    lifted_at: float | None
+    decision: str | None  # the operator's, once lifted
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class WatchCursor:
+    """Where a watcher is: the last block it handled, and that block's hash as it saw it."""
+
+    name: str
+    block: int
+    block_hash: str | None = None
+
+
+@dataclass(frozen=True)
 class RefusalPolicy:
     """How much of the refused inputs the store keeps: anyone on the bus can send any number of
     envelopes of any size, so only a bounded part of each, and only so many, for so long."""
@@ -349,6 +392,7 @@ class Sent:
     peer: str
     block_number: int
     outbox_hash: int
+    block_hash: str | None = None  # 0x-hex; the watcher checks it is still the chain's before settling
 
 
 @dataclass(frozen=True)
@@ -358,6 +402,7 @@ class Deposit:
     message: Message
     block_number: int
     leaf_index: int  # its leaf in L1's aggregated tree
+    block_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -432,19 +477,38 @@ class Store:
 
     # --- the outgoing side --------------------------------------------------------------------
 
-    def record_sent(self, sent: Sequence[Sent], *, cursor: tuple[str, int]) -> int:
-        """A watcher's confirmed `MessageSent` events up to block `cursor[1]`: each message stored
-        "sent" (one already stored is left alone), and the watcher's cursor moved, together.
-        Returns how many were new."""
+    def record_sent(self, sent: Sequence[Sent], *, cursor: WatchCursor | tuple[str, int]) -> int:
+        """A watcher's final `MessageSent` events up to its cursor's block: each message stored "sent",
+        and the watcher's cursor moved, together. Returns how many were new.
+
+        A message already stored with the same leaf and outbox hash is left alone (a range read
+        again). One stored with another content is a conflict with the chain: nothing of the range is
+        stored, the cursor stays, and the "outbox" stream is halted for an operator, in the same
+        transaction."""
         now = time.time()
         new = 0
         with self._write() as db:
             for s in sent:
+                known = self._message_or_none(db, message_key(s.message.source_chain_id, s.message.nonce))
+                if known is not None and (known.leaf, known.outbox_hash) != (s.message.leaf(), s.outbox_hash):
+                    self._halt(
+                        db,
+                        "outbox",
+                        f"conflict: the chain has message {known.id} in block {s.block_number} with leaf "
+                        f"{s.message.leaf():#x} and outbox hash {s.outbox_hash:#x}; this store has it "
+                        f"{known.status} with leaf {known.leaf:#x} and outbox hash "
+                        f"{known.outbox_hash or 0:#x} (from block {known.block_number})",
+                        s.block_number,
+                        now,
+                    )
+                    return 0
+            for s in sent:
                 row = _message_row(s.message, Direction.OUT, s.peer, s.block_number) | {
-                    "outbox_hash": str(s.outbox_hash)
+                    "outbox_hash": str(s.outbox_hash),
+                    "block_hash": s.block_hash,
                 }
                 new += self._insert(db, row, OutStatus.SENT, f"MessageSent in block {s.block_number}", now)
-            self._move_cursor(db, *cursor, now)
+            self._move_cursor(db, _cursor(cursor), now)
         return new
 
     def close_batch(self, batch_number: int, *, capacity: int, message_ids: Sequence[str]) -> StoredBatch:
@@ -519,13 +583,22 @@ class Store:
         public_inputs: Sequence[int],
         proof: Mapping[str, Any],
         seconds: float,
+        h_start: int | None = None,
+        h_end: int | None = None,
     ) -> bool:
-        """A "proving" batch's proof: the batch becomes "proven". False if it was not "proving" (a
-        second proof of it, after a restart): nothing changes."""
+        """A "proving" batch's proof, of a statement from outbox hash `h_start` to `h_end`: the batch
+        becomes "proven". False if it was not "proving" (a second proof of it, after a restart) or is
+        no longer that batch (dropped by a rewind and closed again over other messages meanwhile):
+        nothing changes."""
         now = time.time()
         with self._write() as db:
             batch = self._batch_in(db, batch_number)
             if batch.status != BatchStatus.PROVING:
+                return False
+            if h_start is not None and h_end is not None and (batch.h_start, batch.h_end) != (h_start, h_end):
+                log.warning(
+                    "batch %d: a proof of another statement (the batch was closed again)", batch_number
+                )
                 return False
             self._move_batch(
                 db,
@@ -685,24 +758,39 @@ class Store:
 
     # --- the incoming side --------------------------------------------------------------------
 
-    def record_deposits(self, deposits: Sequence[Deposit], *, cursor: tuple[str, int]) -> int:
-        """A watcher's confirmed L1 deposits to this chain up to block `cursor[1]`: each stored
-        "verified" (L1 itself holds them), and the cursor moved, together. Returns how many were new."""
+    def record_deposits(self, deposits: Sequence[Deposit], *, cursor: WatchCursor | tuple[str, int]) -> int:
+        """A watcher's final L1 deposits to this chain up to its cursor's block: each stored
+        "verified" (L1 itself holds them), and the cursor moved, together. Returns how many were new.
+        A deposit stored with another content halts the "l1-deposits" stream instead (see
+        record_sent)."""
         now = time.time()
         new = 0
         with self._write() as db:
             for d in deposits:
+                known = self._message_or_none(db, message_key(d.message.source_chain_id, d.message.nonce))
+                if known is not None and known.leaf != d.message.leaf():
+                    self._halt(
+                        db,
+                        "l1-deposits",
+                        f"conflict: L1 has deposit {known.id} in block {d.block_number} with leaf "
+                        f"{d.message.leaf():#x}; this store has it {known.status} with leaf {known.leaf:#x}",
+                        d.block_number,
+                        now,
+                    )
+                    return 0
+            for d in deposits:
                 row = _message_row(d.message, Direction.IN, L1_PEER, d.block_number) | {
-                    "payload": orjson.dumps({"deposit": {"leaf_index": d.leaf_index}}).decode()
+                    "payload": orjson.dumps({"deposit": {"leaf_index": d.leaf_index}}).decode(),
+                    "block_hash": d.block_hash,
                 }
                 new += self._insert(
                     db,
                     row,
                     InStatus.VERIFIED,
-                    f"DepositQueued on L1 in block {d.block_number} (confirmed)",
+                    f"DepositQueued on L1 in block {d.block_number} (final)",
                     now,
                 )
-            self._move_cursor(db, *cursor, now)
+            self._move_cursor(db, _cursor(cursor), now)
         return new
 
     def receive(self, peer: str, received: Sequence[Received], reason: str) -> list[str]:
@@ -716,11 +804,22 @@ class Store:
                     new.append(message_key(r.message.source_chain_id, r.message.nonce))
         return new
 
-    def record_verdicts(self, *, verified: Sequence[str], refused: Mapping[str, str]) -> None:
+    def record_verdicts(
+        self,
+        *,
+        verified: Sequence[str],
+        refused: Mapping[str, str],
+        bouncing: Mapping[str, str] | None = None,
+    ) -> None:
         """Off-chain checks of "received" messages: those in `verified` become "verified", those in
-        `refused` (id -> reason) "refused", together. Messages no longer "received" are left alone."""
+        `refused` (id -> reason) "refused", and those settled but not allowed here (`bouncing`, id ->
+        the rule) "bouncing", together. Messages no longer "received" are left alone."""
         now = time.time()
         with self._write() as db:
+            for key, reason in (bouncing or {}).items():
+                m = self._message_in(db, key)
+                if m.status == InStatus.RECEIVED:
+                    self._move(db, m, InStatus.BOUNCING, f"to be bounced: {reason}", now, error=reason)
             for key in verified:
                 m = self._message_in(db, key)
                 if m.status == InStatus.RECEIVED:
@@ -783,6 +882,15 @@ class Store:
                         executed_at=now,
                         error=None,
                     )
+                    original = self._original_in(db, m.message) if m.message.is_bounce else None
+                    if original is not None and original.status != OutStatus.REFUNDED:
+                        self._move(
+                            db,
+                            original,
+                            OutStatus.REFUNDED,
+                            f"refunded: bounce {m.id} executed" + (f" in {tx}" if tx else ""),
+                            now,
+                        )
                 elif o.status == InStatus.FAILED:
                     self._move(
                         db,
@@ -831,6 +939,88 @@ class Store:
             self._move(db, m, InStatus.REPLAY, reason, now, attempts=0, next_attempt_at=now)
         return "replay"
 
+    def request_bounce(self, message_id: str, reason: str) -> str:
+        """An operator gives up on a failed incoming message: "failed" (or "replay") -> "bouncing",
+        its value to go back to the source; returns the status. A message already "bouncing" or
+        "bounced" is left as it is (idempotent). Raises StoreError for any other."""
+        if not reason.strip():
+            raise StoreError("a bounce needs a reason: it is sent back to the source")
+        now = time.time()
+        with self._write() as db:
+            m = self._message_in(db, message_id)
+            if m.direction != Direction.IN:
+                raise StoreError(
+                    f"message {message_id} is outgoing (to {m.peer}): only the chain it is addressed to "
+                    "can bounce it"
+                )
+            if m.status in (InStatus.BOUNCING, InStatus.BOUNCED):
+                return str(m.status)
+            if m.message.is_bounce:
+                raise StoreError(f"message {message_id} is itself a bounce: a refund is never bounced back")
+            if m.status not in (InStatus.FAILED, InStatus.REPLAY):
+                raise StoreError(
+                    f"message {message_id} is {str(m.status)!r}: only a failed message can be bounced"
+                )
+            self._move(
+                db,
+                m,
+                InStatus.BOUNCING,
+                f"bounce: {reason}",
+                now,
+                error=reason,
+                attempts=0,
+                next_attempt_at=now,
+            )
+        return str(InStatus.BOUNCING)
+
+    def record_bounces(
+        self,
+        bounced: Mapping[str, str],
+        *,
+        executed: Mapping[str, str] | None = None,
+        tx: str | None,
+        gas_each: int | None,
+    ) -> None:
+        """What a bounce transaction says: each "bouncing" message in `bounced` (id -> what happened)
+        is "bounced", and each in `executed` (executed by someone else first) "executed", together."""
+        now = time.time()
+        with self._write() as db:
+            for key, reason in (executed or {}).items():
+                m = self._message_in(db, key)
+                if m.status == InStatus.BOUNCING:
+                    self._move(db, m, InStatus.EXECUTED, reason, now, executed_at=now)
+            for key, reason in bounced.items():
+                m = self._message_in(db, key)
+                if m.status == InStatus.BOUNCING:
+                    self._move(
+                        db, m, InStatus.BOUNCED, reason, now, exec_tx=tx, exec_gas=gas_each, executed_at=now
+                    )
+
+    def bounce_not_done(self, message_ids: Sequence[str], reason: str) -> None:
+        """A bounce transaction was refused or never mined: still "bouncing", with one more failed try
+        and the retry policy's wait."""
+        now = time.time()
+        with self._write() as db:
+            for key in message_ids:
+                m = self._message_in(db, key)
+                if m.status == InStatus.BOUNCING:
+                    attempts = m.attempts + 1
+                    self._move(
+                        db,
+                        m,
+                        InStatus.BOUNCING,
+                        f"bounce failed: {reason}",
+                        now,
+                        attempts=attempts,
+                        next_attempt_at=RETRY.next_attempt(attempts, now),
+                    )
+
+    def original_of(self, bounce: Message) -> StoredMessage | None:
+        """The outgoing message a bounce message brings back: sent by this chain to the bounce's
+        source, from the bounce's target, with its asset and amount."""
+        with self._read() as db:
+            return self._original_in(db, bounce)
+
     # --- reading ------------------------------------------------------------------------------
 
     def message(self, message_id: str) -> StoredMessage | None:
@@ -866,13 +1056,28 @@ class Store:
             params.append(min(limit, _INT64 - 1))
         return [StoredMessage.from_row(row) for row in self._query(sql, params)]
 
+    def read_blocks(self, scope: str) -> list[tuple[int, str]]:
+        """The blocks (number, hash as read) that a watcher's stored messages came from, newest first:
+        this chain's outgoing messages for "outbox", L1 deposits for "l1-deposits"."""
+        where = "direction = 'out'" if scope == "outbox" else f"direction = 'in' AND peer = '{L1_PEER}'"
+        rows = self._query(
+            f"SELECT DISTINCT block_number, block_hash FROM messages WHERE {where} "
+            "AND block_hash IS NOT NULL ORDER BY block_number DESC"
+        )
+        return [(int(r["block_number"]), str(r["block_hash"])) for r in rows]
+
+    def messages_from_blocks(self, scope: str, first_block: int) -> list[StoredMessage]:
+        """A watcher's stored messages read from block `first_block` on, in nonce order."""
+        where = "direction = 'out'" if scope == "outbox" else f"direction = 'in' AND peer = '{L1_PEER}'"
+        rows = self._query(
+            f"SELECT * FROM messages WHERE {where} AND block_number >= ? ORDER BY nonce", [first_block]
+        )
+        return [StoredMessage.from_row(row) for row in rows]
+
     def history(self, message_id: str) -> list[Transition]:
         """The message's status changes, oldest first."""
-        rows = self._query(
-            "SELECT from_status, to_status, at, reason FROM transitions WHERE message_id = ? ORDER BY id",
-            [message_id],
-        )
-        return [Transition(**row) for row in rows]
+        with self._read() as db:
+            return self._history_in(db, message_id)
 
     def counts(self) -> dict[tuple[str, str, str], int]:
         """How many messages there are per (direction, peer, status)."""
@@ -926,12 +1131,161 @@ class Store:
 
     def cursor(self, name: str) -> int | None:
         """The block a watcher named `name` has handled up to, or None if it never saved one."""
-        rows = self._query("SELECT block FROM cursors WHERE name = ?", [name])
-        return int(rows[0]["block"]) if rows else None
+        found = self.watch_cursor(name)
+        return None if found is None else found.block
 
-    def set_cursor(self, name: str, block: int) -> None:
+    def watch_cursor(self, name: str) -> WatchCursor | None:
+        """A watcher's cursor with the hash its block had when it was handled."""
+        rows = self._query("SELECT block, block_hash FROM cursors WHERE name = ?", [name])
+        return WatchCursor(name, int(rows[0]["block"]), rows[0]["block_hash"]) if rows else None
+
+    def set_cursor(self, name: str, block: int, block_hash: str | None = None) -> None:
         with self._write() as db:
-            self._move_cursor(db, name, block, time.time())
+            self._move_cursor(db, WatchCursor(name, block, block_hash), time.time())
+
+    # --- halts --------------------------------------------------------------------------------
+
+    def halt(self, scope: str, reason: str, block: int | None = None) -> Halt:
+        """Stop the stream `scope` for an operator; while one halt of a scope is in force, a second
+        changes nothing and the first is returned."""
+        with self._write() as db:
+            return self._halt(db, scope, reason, block, time.time())
+
+    def active_halt(self, scope: str) -> Halt | None:
+        rows = self._query(
+            "SELECT * FROM halts WHERE scope = ? AND lifted_at IS NULL ORDER BY id LIMIT 1", [scope]
+        )
+        return Halt(**rows[0]) if rows else None
+
+    def halts(self, limit: int | None = None) -> list[Halt]:
+        """Every halt, newest first."""
+        sql = "SELECT * FROM halts ORDER BY id DESC"
+        rows = self._query(sql) if limit is None else self._query(sql + " LIMIT ?", [min(limit, _INT64 - 1)])
+        return [Halt(**row) for row in rows]
+
+    def lift_halt(
+        self,
+        scope: str,
+        decision: str,
+        *,
+        cursor: WatchCursor | None = None,
+        moved: Sequence[tuple[str, int, str]] = (),
+    ) -> Halt:
+        """An operator's decision: the halt of `scope` is lifted, the watcher's cursor set back to
+        `cursor` (to read the chain again from there), and `moved` messages (id, block, hash: the same
+        message, in another block after the reorganisation) take their new block, together."""
+        now = time.time()
+        with self._write() as db:
+            active = self._active_halt(db, scope)
+            if active is None:
+                raise StoreError(f"the {scope} stream is not halted")
+            for message_id, block, block_hash in moved:
+                db.execute(
+                    "UPDATE messages SET block_number = ?, block_hash = ?, updated_at = ? WHERE id = ?",
+                    [block, block_hash, now, message_id],
+                )
+            if cursor is not None:
+                self._move_cursor(db, cursor, now)
+            db.execute(
+                "UPDATE halts SET lifted_at = ?, decision = ? WHERE id = ?", [now, decision[:4000], active.id]
+            )
+            lifted = self._active_halt(db, scope, halt_id=active.id)
+            assert lifted is not None
+            return lifted
+
+    def rewind_outbox(
+        self,
+        from_nonce: int,
+        *,
+        cursor: WatchCursor,
+        decision: str,
+        moved: Sequence[tuple[str, int, str]] = (),
+    ) -> list[str]:
+        """An operator's decision after a deep reorganisation of this chain: forget every outgoing
+        message from nonce `from_nonce` on (the chain no longer has them as they were, and every later
+        outbox hash changed with them) and every unsettled batch holding one (their earlier messages
+        are "sent" again), set the outbox watcher back to `cursor`, and lift the halt — together.
+        Each forgotten message is kept, with its history, in the `dropped` table. Refused when one
+        of them is settled on L1, or in a batch whose commit may have landed ("committing")."""
+        now = time.time()
+        with self._write() as db:
+            active = self._active_halt(db, "outbox")
+            if active is None:
+                raise StoreError("the outbox stream is not halted: nothing to rewind")
+            doomed = [
+                StoredMessage.from_row(row)
+                for row in db.query(
+                    "SELECT * FROM messages WHERE direction = 'out' AND nonce >= ? ORDER BY nonce",
+                    [from_nonce],
+                )
+            ]
+            batches = {
+                b.batch_number: b
+                for b in (
+                    StoredBatch.from_row(row)
+                    for row in db.query("SELECT * FROM batches WHERE last_nonce >= ?", [from_nonce])
+                )
+            }
+            for b in batches.values():
+                if b.status in (BatchStatus.SETTLED, BatchStatus.COMMITTING):
+                    what = "settled on L1" if b.status == BatchStatus.SETTLED else "being committed to L1"
+                    raise StoreError(
+                        f"cannot rewind to nonce {from_nonce}: batch {b.batch_number} (nonces "
+                        f"{b.first_nonce}..{b.last_nonce}) is {what}; L1's record stands"
+                    )
+            for b in sorted(batches.values(), key=lambda b: b.batch_number):
+                for m in self._batch_messages_in(db, b.batch_number):
+                    if m.nonce < from_nonce:
+                        self._move(
+                            db,
+                            m,
+                            OutStatus.SENT,
+                            f"batch {b.batch_number} dropped by a rewind to nonce {from_nonce}",
+                            now,
+                            batch_number=None,
+                            index_in_batch=None,
+                        )
+                db.execute("DELETE FROM batch_transitions WHERE batch_number = ?", [b.batch_number])
+                db.execute("DELETE FROM batches WHERE batch_number = ?", [b.batch_number])
+            for m in doomed:
+                history = [t.to_json() for t in self._history_in(db, m.id)]
+                db.execute(
+                    "INSERT INTO dropped (halt_id, message_id, row, history, at) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        active.id,
+                        m.id,
+                        orjson.dumps(m.to_json()).decode(),
+                        orjson.dumps(history).decode(),
+                        now,
+                    ],
+                )
+                db.execute("DELETE FROM transitions WHERE message_id = ?", [m.id])
+                db.execute("DELETE FROM messages WHERE id = ?", [m.id])
+            for message_id, block, block_hash in moved:
+                db.execute(
+                    "UPDATE messages SET block_number = ?, block_hash = ?, updated_at = ? WHERE id = ?",
+                    [block, block_hash, now, message_id],
+                )
+            self._move_cursor(db, cursor, now)
+            summary = f"{decision}; forgot {len(doomed)} message(s) from nonce {from_nonce} and " + (
+                f"{len(batches)} unsettled batch(es)"
+            )
+            db.execute("UPDATE halts SET lifted_at = ?, decision = ? WHERE id = ?", [now, summary, active.id])
+        return [m.id for m in doomed]
+
+    def dropped(self) -> list[dict[str, Any]]:
+        """Messages forgotten by rewinds, newest first: the row and history they had."""
+        rows = self._query("SELECT * FROM dropped ORDER BY id DESC")
+        return [
+            {
+                "halt_id": r["halt_id"],
+                "message_id": r["message_id"],
+                "at": r["at"],
+                "message": orjson.loads(r["row"]),
+                "history": orjson.loads(r["history"]),
+            }
+            for r in rows
+        ]
 
     # --- refusals -----------------------------------------------------------------------------
 
@@ -1193,12 +1547,66 @@ class Store:
         )
 
     @staticmethod
-    def _move_cursor(db: Database, name: str, block: int, now: float) -> None:
+    def _move_cursor(db: Database, cursor: WatchCursor, now: float) -> None:
         db.execute(
-            "INSERT INTO cursors (name, block, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET block = excluded.block, updated_at = excluded.updated_at",
-            [name, block, now],
+            "INSERT INTO cursors (name, block, block_hash, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET block = excluded.block, block_hash = excluded.block_hash, "
+            "updated_at = excluded.updated_at",
+            [cursor.name, cursor.block, cursor.block_hash, now],
         )
+
+    @staticmethod
+    def _original_in(db: Database, bounce: Message) -> StoredMessage | None:
+        if not bounce.is_bounce:
+            return None
+        try:
+            wanted = bounce.bounced_id()
+        except ValueError:
+            return None
+        rows = db.query(
+            "SELECT * FROM messages WHERE direction = 'out' AND dest_chain_id = ? AND lower(sender) = ? "
+            "AND amount = ?",
+            [bounce.source_chain_id, bounce.target.lower(), str(bounce.amount)],
+        )
+        for row in rows:
+            m = StoredMessage.from_row(row)
+            if m.message.id() == wanted and m.message.asset_id == bounce.asset_id:
+                return m
+        return None
+
+    @staticmethod
+    def _active_halt(db: Database, scope: str, *, halt_id: int | None = None) -> Halt | None:
+        if halt_id is not None:
+            rows = list(db.query("SELECT * FROM halts WHERE id = ?", [halt_id]))
+        else:
+            rows = list(
+                db.query(
+                    "SELECT * FROM halts WHERE scope = ? AND lifted_at IS NULL ORDER BY id LIMIT 1", [scope]
+                )
+            )
+        return Halt(**rows[0]) if rows else None
+
+    @staticmethod
+    def _halt(db: Database, scope: str, reason: str, block: int | None, now: float) -> Halt:
+        active = Store._active_halt(db, scope)
+        if active is not None:
+            return active
+        db.execute(
+            "INSERT INTO halts (scope, reason, block, at) VALUES (?, ?, ?, ?)",
+            [scope, reason[:4000], block, now],
+        )
+        halted = Store._active_halt(db, scope)
+        assert halted is not None
+        log.critical("%s halted: %s", scope, reason)
+        return halted
+
+    @staticmethod
+    def _history_in(db: Database, message_id: str) -> list[Transition]:
+        rows = db.query(
+            "SELECT from_status, to_status, at, reason FROM transitions WHERE message_id = ? ORDER BY id",
+            [message_id],
+        )
+        return [Transition(**row) for row in rows]
 
     def _enable_wal(self) -> None:
         """Switch the file to WAL once. The switch needs the file to itself, and SQLite does not wait
@@ -1249,13 +1657,17 @@ class Store:
                 )
             if version == 0:
                 _create_v1(db)
-            _migrate_v1_to_v2(db)
+            if version < 2:
+                _migrate_v1_to_v2(db)
+            _migrate_v2_to_v3(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 # --- schema -----------------------------------------------------------------------------------
 
 L1_PEER = "l1"
+HALT_SCOPES = ("outbox", "l1-deposits")
+"""The streams a halt stops: the watchers' names."""
 _INT64 = 1 << 63
 
 
@@ -1302,6 +1714,25 @@ def _migrate_v1_to_v2(db: Database) -> None:
     db.execute("ALTER TABLE refusals ADD COLUMN raw_size INTEGER NOT NULL DEFAULT 0")
     db.execute("UPDATE refusals SET raw_size = length(raw), raw = substr(raw, 1, 4096)")
     db.execute("CREATE INDEX idx_refusals_at ON refusals (at)")
+
+
+def _migrate_v2_to_v3(db: Database) -> None:
+    """Version 3: block hashes (of each outgoing message and deposit, and of each cursor's block) to
+    tell a reorganisation, halts for an operator, and the messages rewinds forgot."""
+    db.execute("ALTER TABLE messages ADD COLUMN block_hash TEXT")
+    db.execute("ALTER TABLE cursors ADD COLUMN block_hash TEXT")
+    db.execute(
+        "CREATE TABLE halts (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, reason TEXT NOT NULL, "
+        "block INTEGER, at REAL NOT NULL, lifted_at REAL, decision TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE dropped (id INTEGER PRIMARY KEY, halt_id INTEGER REFERENCES halts(id), "
+        "message_id TEXT NOT NULL, row TEXT NOT NULL, history TEXT NOT NULL, at REAL NOT NULL)"
+    )
+
+
+def _cursor(cursor: WatchCursor | tuple[str, int]) -> WatchCursor:
+    return cursor if isinstance(cursor, WatchCursor) else WatchCursor(*cursor)
 
 
 # --- values -----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from relayer.store import (
     Store,
     StoreError,
     UnknownMessage,
+    WatchCursor,
 )
 from tests import stored
 
@@ -385,6 +386,7 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         receive(store)
         store.refuse(peer="x", chain_id=1, kind="envelope", reason="bad", raw=b"y" * 10)
     conn = sqlite3.connect(path)
+    _undo_v3(conn)
     conn.execute("DROP TABLE batch_transitions")
     conn.execute("DROP INDEX idx_refusals_at")
     conn.execute("ALTER TABLE refusals DROP COLUMN raw_size")
@@ -407,6 +409,30 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
             ("bad", 10, 10),
         ]
         assert store.batch_history(0) == []
+
+
+def _undo_v3(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE dropped")
+    conn.execute("DROP TABLE halts")
+    conn.execute("ALTER TABLE messages DROP COLUMN block_hash")
+    conn.execute("ALTER TABLE cursors DROP COLUMN block_hash")
+
+
+def test_a_version_2_store_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite"
+    with Store(path) as store:
+        receive(store)
+        store.set_cursor("outbox", 7)
+    conn = sqlite3.connect(path)
+    _undo_v3(conn)
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.counts() == {("in", "bank-b", "received"): 3}
+        assert store.watch_cursor("outbox") == WatchCursor("outbox", 7, None)
+        assert store.active_halt("outbox") is None
+        assert (tmp_path / "v2.sqlite.v2.bak").is_file()
 
 
 def test_a_newer_store_is_refused(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from web3.types import EventData
 
 from bridge_contracts import anvil, deploy
 from bridge_contracts.chain import Chain
-from relayer.store import Store
-from relayer.watcher import Watcher
+from relayer.store import Store, WatchCursor
+from relayer.watcher import Finality, Watcher
 
 L1_ID, PEER_ID = 900, 902
 USER = anvil.dev_account(5)
@@ -39,6 +39,11 @@ class Setup:
         [event] = self.outbox.events.MessageSent().process_receipt(receipt)
         return int(event["args"]["nonce"])
 
+    def reorg(self, depth: int) -> None:
+        """Replace the last `depth` blocks with as many empty ones (their transactions are gone)."""
+        response = self.chain.w3.provider.make_request("anvil_reorg", [depth, []])  # type: ignore[arg-type]
+        assert "error" not in response, response
+
     def mine(self, blocks: int = 1) -> None:
         response = self.chain.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
         assert "error" not in response, response
@@ -59,14 +64,14 @@ class Recorder:
     attempts: int = 0
     store: Store | None = None
 
-    async def __call__(self, events: Sequence[EventData], cursor: int) -> None:
+    async def __call__(self, events: Sequence[EventData], cursor: WatchCursor) -> None:
         if events:
             self.attempts += 1
             if self.attempts in self.fail:
                 raise RuntimeError("handler failed")
             self.calls.append(list(events))
         assert self.store is not None
-        self.store.set_cursor(NAME, cursor)
+        self.store.set_cursor(NAME, cursor.block, cursor.block_hash)
 
     @property
     def nonces(self) -> list[int]:
@@ -89,14 +94,14 @@ def store(setup: Setup) -> Iterator[Store]:
         yield s
 
 
-def watcher(setup: Setup, store: Store, handler: Recorder, **kwargs: Any) -> Watcher:
-    kwargs.setdefault("confirmations", 0)
+def watcher(
+    setup: Setup, store: Store, handler: Recorder, *, confirmations: int = 0, **kwargs: Any
+) -> Watcher:
+    kwargs.setdefault("finality", Finality("confirmations", confirmations))
     kwargs.setdefault("start_block", setup.deployed_at)
     kwargs.setdefault("save_every", 1)
     handler.store = store
-    return Watcher(
-        NAME, setup.chain, setup.outbox.events.MessageSent, handler, cursor=store.cursor(NAME), **kwargs
-    )
+    return Watcher(NAME, setup.chain, setup.outbox.events.MessageSent, handler, store, **kwargs)
 
 
 def poll(w: Watcher) -> int:
@@ -250,3 +255,86 @@ def test_ranges_without_events_are_saved_only_every_so_many_blocks(setup: Setup,
     setup.mine(5)
     assert poll(w) == 0
     assert store.cursor(NAME) == setup.head  # 5 empty blocks: written
+
+
+def test_the_nodes_finalized_block_is_the_final_head(setup: Setup, store: Store) -> None:
+    handler = Recorder()
+    w = watcher(setup, store, handler, finality=Finality("finalized", 0))
+    setup.send()
+    assert poll(w) == 0  # anvil's finalized block trails its head by two epochs of 32 blocks
+    finalized = setup.chain.w3.eth.get_block("finalized")["number"]
+    assert w.final_head == finalized < setup.head
+    setup.mine(80)
+    assert poll(w) == 1
+    assert w.health()["final_head"] == setup.chain.w3.eth.get_block("finalized")["number"]
+
+
+def test_a_reorganisation_above_the_final_head_is_only_noted(setup: Setup, store: Store) -> None:
+    handler = Recorder()
+    w = watcher(setup, store, handler, confirmations=3)
+    setup.mine(3)
+    assert poll(w) == 0
+    setup.send()  # in the head block, 0 confirmations
+    assert poll(w) == 0
+    setup.reorg(2)  # the message is gone before it was final
+    setup.mine(4)
+    assert poll(w) == 0
+    assert handler.calls == []
+    assert w.last_reorg is not None and not w.last_reorg.deep and w.last_reorg.depth >= 1
+    assert store.active_halt(NAME) is None
+    assert setup.send() == 0  # the nonce is free again: the replacement is what the watcher reads
+    setup.mine(3)
+    assert poll(w) == 1 and handler.nonces == [0]
+
+
+def test_a_reorganisation_below_the_cursor_halts_the_stream(setup: Setup, store: Store) -> None:
+    handler = Recorder()
+    w = watcher(setup, store, handler)
+    setup.mine(3)  # the reorganisation keeps the Outbox's set-up
+    setup.send()
+    setup.mine(1)
+    assert poll(w) == 1
+    read_at = store.watch_cursor(NAME)
+    assert read_at is not None and read_at.block_hash is not None
+    setup.reorg(3)  # deeper than the watcher's 0 confirmations: the message it read is gone
+    assert poll(w) == 0
+    halt = store.active_halt(NAME)
+    assert halt is not None and "reorganisation deeper than finality" in halt.reason
+    assert w.halted and w.health()["halted"] and w.last_reorg is not None and w.last_reorg.deep
+    setup.send()
+    setup.mine(1)
+    assert poll(w) == 0  # halted: reads nothing
+    assert handler.nonces == [0]
+    # The operator sets the cursor back before the reorganised blocks and lifts the halt.
+    back = read_at.block - 3
+    block = setup.chain.w3.eth.get_block(back)
+    store.lift_halt(NAME, "test", cursor=WatchCursor(NAME, back, "0x" + bytes(block["hash"]).hex()))
+    assert poll(w) == 1
+    assert handler.nonces == [0, 0]  # the replacement, read from the chain as it is now
+    assert not w.halted
+
+
+def test_a_deep_reorganisation_while_stopped_is_found_at_the_start(setup: Setup) -> None:
+    with Store(setup.store_path) as store:
+        setup.mine(3)
+        setup.send()
+        assert poll(watcher(setup, store, Recorder())) == 1
+    setup.reorg(2)
+    setup.mine(2)
+    with Store(setup.store_path) as store:
+        w = watcher(setup, store, Recorder())
+        assert poll(w) == 0
+        assert store.active_halt(NAME) is not None
+
+
+def test_check_canonical_halts_before_anything_is_settled(setup: Setup, store: Store) -> None:
+    handler = Recorder()
+    w = watcher(setup, store, handler)
+    setup.mine(3)
+    setup.send()
+    assert poll(w) == 1
+    assert asyncio.run(w.check_canonical()) is None
+    setup.reorg(1)
+    reason = asyncio.run(w.check_canonical())
+    assert reason is not None and "deeper than finality" in reason
+    assert store.active_halt(NAME) is not None

@@ -41,7 +41,9 @@ interface IBatchVerifier {
 ///         nonce = the deposit count) is appended as aggLeaf(L1, nonce, 0, leaf).
 ///
 ///         finalizeWithdrawal(message, proof) executes a message a chain sent to L1, once, from a
-///         committed batch: it releases L1-origin native value from `locked` and calls the target.
+///         committed batch: it releases L1-origin native value from `locked` and calls the target
+///         (a bounce message, from Messages.BOUNCE_SENDER, is a bounced deposit coming back: its value
+///         is paid to the target with empty calldata, never a call with the message's data).
 contract Hub is Ownable2Step {
     using KeccakMerkle for KeccakMerkle.Tree;
 
@@ -294,7 +296,9 @@ contract Hub is Ownable2Step {
     /// @notice Executes a message a chain sent to L1, once: from a committed batch of its source
     ///         chain (proof.batchNumber, proof.index, proof.batchSiblings; the aggregated path is not
     ///         needed here), it releases the message's value of L1 origin from `locked` and calls the
-    ///         target with it. A failing call reverts the whole finalization, which can be retried.
+    ///         target with it and the message's data; a bounce message (a deposit's value coming back
+    ///         to its sender) pays the target with empty calldata instead. A failing call reverts the
+    ///         whole finalization, which can be retried.
     function finalizeWithdrawal(Messages.Message calldata message, Messages.MessageProof calldata proof) external {
         if (message.destChainId != l1ChainId) revert WrongDestination(message.destChainId);
         BatchRecord memory batch = batches[message.sourceChainId][proof.batchNumber];
@@ -315,7 +319,8 @@ contract Hub is Ownable2Step {
             locked[message.assetId] = available - amount;
         }
         emit WithdrawalFinalized(id, message.sourceChainId, message.nonce, message.target, amount);
-        (bool ok, bytes memory reason) = message.target.call{value: amount}(message.data);
+        bytes memory data = Messages.isBounce(message) ? bytes("") : message.data;
+        (bool ok, bytes memory reason) = message.target.call{value: amount}(data);
         if (!ok) revert WithdrawalCallFailed(id, reason);
     }
 

@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {AssetRouter} from "./AssetRouter.sol";
+import {Outbox} from "./Outbox.sol";
 import {KeccakMerkle} from "./lib/KeccakMerkle.sol";
 import {Messages} from "./lib/Messages.sol";
 import {PoseidonMerkle} from "./lib/PoseidonMerkle.sol";
@@ -28,6 +29,23 @@ import {PoseidonMerkle} from "./lib/PoseidonMerkle.sol";
 ///         During the target call, context() tells the target who sent the message and what it carries.
 ///         An inner call that ran out of gas reverts the whole transaction (NotEnoughGas()) instead:
 ///         a message is never recorded as failed for want of gas.
+///
+///         A message this chain will never execute (its peering rules refuse it, or its operator
+///         gives up on it) is bounced by the owner instead (bounce, bounceManyWithRoot): after every
+///         check of execute it is closed with the same nullifier, executed[id] (bounced[id] says it was
+///         bounced), so no message is both executed and bounced; nothing is released or minted, and
+///         if it carries value the chain's Outbox sends the bounce message (sendBounce; format in
+///         lib/Messages.sol) that takes the value back to its source, to its sender. A bounce message
+///         is never bounced itself (CannotBounceABounce): a refund that fails stays failed and can be
+///         executed again.
+///
+///         Executing a bounce message (sender Messages.BOUNCE_SENDER) is a refund: its value is
+///         released or minted to the target (native value: released to this Inbox and sent on with
+///         empty calldata), the target is never called with the message's data, and there is no
+///         context (context() reverts, also in a refund nested in another message's execution);
+///         MessageRefunded is emitted besides MessageExecuted. A refund that reverts fails like any
+///         execution (MessageFailed, retryable), e.g. NativeRefundFailed: the target refused the
+///         native token.
 contract Inbox is Ownable2Step {
     /// @notice Batch trees are at most 2^10 = 1024 leaves deep (the largest batch capacity).
     uint256 public constant MAX_BATCH_DEPTH = 10;
@@ -38,6 +56,10 @@ contract Inbox is Ownable2Step {
     uint8 public constant EXECUTED = 0;
     uint8 public constant FAILED = 1;
     uint8 public constant REJECTED = 2;
+    /// @notice bounceManyWithRoot's outcome of a message bounced (else REJECTED).
+    uint8 public constant BOUNCED = 3;
+    /// @notice The bounce nonce of a message bounced without value: no bounce message was sent.
+    uint64 public constant NO_BOUNCE_MESSAGE = type(uint64).max;
 
     AssetRouter public immutable router;
     uint64 public immutable chainId;
@@ -48,8 +70,10 @@ contract Inbox is Ownable2Step {
 
     /// @notice Aggregated roots of the L1 Hub that the owner imported.
     mapping(bytes32 root => bool) public importedRoots;
-    /// @notice The nullifiers: messages executed, by message id.
+    /// @notice The nullifiers: messages executed or bounced, by message id.
     mapping(bytes32 messageId => bool) public executed;
+    /// @notice Which of the closed messages were bounced, not executed.
+    mapping(bytes32 messageId => bool) public bounced;
 
     // The message whose target is being called; restored after a nested execution.
     bool private transient _active;
@@ -64,6 +88,12 @@ contract Inbox is Ownable2Step {
     );
     event MessageFailed(bytes32 indexed id, uint64 indexed sourceChainId, uint64 nonce, bytes reason);
     event MessageRejected(bytes32 indexed id, bytes reason);
+    /// @dev bounceNonce: the bounce message's nonce in this chain's Outbox; NO_BOUNCE_MESSAGE without value.
+    event MessageBounced(
+        bytes32 indexed id, uint64 indexed sourceChainId, uint64 nonce, uint64 bounceNonce, uint256 amount, string reason
+    );
+    /// @dev A bounce message executed: `amount` of `assetId` back to `to`, the bounced message's sender.
+    event MessageRefunded(bytes32 indexed id, bytes32 indexed bouncedId, address to, bytes32 assetId, uint256 amount);
 
     error ChainIdTooLarge(uint256 chainId);
     error WrongDestination(uint64 destChainId);
@@ -73,6 +103,9 @@ contract Inbox is Ownable2Step {
     error BadPath();
     error AlreadyExecuted(bytes32 id);
     error LengthMismatch(uint256 messages, uint256 proofs);
+    error ReasonsMismatch(uint256 messages, uint256 reasons);
+    error CannotBounceABounce(bytes32 id);
+    error NativeRefundFailed(address to, uint256 amount);
     error OnlySelf(address caller);
     error OnlyRouter(address caller);
     error NoMessage();
@@ -151,6 +184,57 @@ contract Inbox is Ownable2Step {
         return executeMany(messages, proofs);
     }
 
+    /// @notice Closes a settled message without executing it and sends its value, if any, back to
+    ///         its source and sender (see the contract's notice). Only the owner, the chain's operator.
+    ///         Every check of execute applies (a message executed or bounced already: AlreadyExecuted);
+    ///         a bounce message is never bounced (CannotBounceABounce).
+    /// @param reason Why (e.g. the peering rule that refuses it), for MessageBounced.
+    /// @return bounceNonce The bounce message's nonce in this chain's Outbox; a message without value
+    ///         is only closed, no message is sent, and it is NO_BOUNCE_MESSAGE (2^64 - 1).
+    function bounce(Messages.Message calldata message, Messages.MessageProof calldata proof, string calldata reason)
+        external
+        onlyOwner
+        returns (uint64 bounceNonce)
+    {
+        return _bounce(message, proof, reason);
+    }
+
+    /// @notice The operator's bounce round: imports `root` (if it is new) and bounces each message
+    ///         with its proof and reason; one item never reverts the others.
+    /// @return outcomes per message: BOUNCED (3) or REJECTED (2: the bounce reverted, e.g. a bad
+    ///         proof or a message already executed; MessageRejected carries the reason).
+    function bounceManyWithRoot(
+        bytes32 root,
+        Messages.Message[] calldata messages,
+        Messages.MessageProof[] calldata proofs,
+        string[] calldata reasons
+    ) external onlyOwner returns (uint8[] memory outcomes) {
+        if (messages.length != proofs.length) revert LengthMismatch(messages.length, proofs.length);
+        if (messages.length != reasons.length) revert ReasonsMismatch(messages.length, reasons.length);
+        _importRoot(root);
+        outcomes = new uint8[](messages.length);
+        for (uint256 i; i < messages.length; ++i) {
+            uint256 gasBefore = gasleft();
+            try this.bounceOne(messages[i], proofs[i], reasons[i]) {
+                outcomes[i] = BOUNCED;
+            } catch (bytes memory reason) {
+                _checkNotStarved(gasBefore);
+                outcomes[i] = REJECTED;
+                emit MessageRejected(Messages.idOf(messages[i].sourceChainId, messages[i].nonce), reason);
+            }
+        }
+    }
+
+    /// @notice One item of bounceManyWithRoot, in a call of its own so that its revert undoes only
+    ///         it. Only this Inbox may call it (the owner's round already checked the owner).
+    function bounceOne(Messages.Message calldata message, Messages.MessageProof calldata proof, string calldata reason)
+        external
+        returns (uint64 bounceNonce)
+    {
+        if (msg.sender != address(this)) revert OnlySelf(msg.sender);
+        return _bounce(message, proof, reason);
+    }
+
     /// @notice The message whose target is being called: only during a target call.
     function context() external view returns (uint64 sourceChainId, address sender, bytes32 assetId, uint256 amount) {
         if (!_active) revert NoMessage();
@@ -161,6 +245,10 @@ contract Inbox is Ownable2Step {
     ///         call it (execute's inner call); a revert in it undoes all of it.
     function applyMessage(Messages.Message calldata message) external {
         if (msg.sender != address(this)) revert OnlySelf(msg.sender);
+        if (Messages.isBounce(message)) {
+            _refund(message);
+            return;
+        }
         uint256 amount = message.amount;
         uint256 value;
         if (amount != 0) {
@@ -185,6 +273,42 @@ contract Inbox is Ownable2Step {
         }
         (_active, _sourceChainId, _sender, _assetId, _amount) =
             (outerActive, outerSource, outerSender, outerAsset, outerAmount);
+    }
+
+    /// @dev applyMessage for a bounce message: the value to the target, which is not called with data
+    ///      and sees no context (that of an execution this refund is nested in is restored afterwards).
+    function _refund(Messages.Message calldata message) private {
+        bytes32 bouncedId = Messages.bouncedIdOf(message);
+        uint256 amount = message.amount;
+        if (amount != 0) {
+            bool outerActive = _active;
+            _active = false;
+            if (message.assetId == nativeAssetId) {
+                router.releaseOrMint(message.assetId, address(this), amount, message.assetData);
+                (bool ok,) = message.target.call{value: amount}("");
+                if (!ok) revert NativeRefundFailed(message.target, amount);
+            } else {
+                router.releaseOrMint(message.assetId, message.target, amount, message.assetData);
+            }
+            _active = outerActive;
+        }
+        emit MessageRefunded(
+            Messages.idOf(message.sourceChainId, message.nonce), bouncedId, message.target, message.assetId, amount
+        );
+    }
+
+    /// @dev bounce without the owner check (bounceOne has its own).
+    function _bounce(Messages.Message calldata message, Messages.MessageProof calldata proof, string calldata reason)
+        private
+        returns (uint64 bounceNonce)
+    {
+        bytes32 id = _verify(message, proof);
+        if (Messages.isBounce(message)) revert CannotBounceABounce(id);
+        executed[id] = true;
+        bounced[id] = true;
+        bounceNonce = NO_BOUNCE_MESSAGE;
+        if (message.amount != 0) (bounceNonce,) = Outbox(router.outbox()).sendBounce(message);
+        emit MessageBounced(id, message.sourceChainId, message.nonce, bounceNonce, message.amount, reason);
     }
 
     function _importRoot(bytes32 root) private {

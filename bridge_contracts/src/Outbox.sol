@@ -17,6 +17,13 @@ import {Messages} from "./lib/Messages.sol";
 ///         body       = uint256(keccak256(abi.encode(sourceChainId, nonce, sender, target, data, assetData))) >> 8
 ///         outboxHash = Poseidon(outboxHash, leaf), starting at 0
 ///
+///         The chain's Inbox sends one more kind of message, a bounce (sendBounce): the value of a
+///         message this chain will never execute goes back to its source, to its sender, as a message
+///         from Messages.BOUNCE_SENDER (format in lib/Messages.sol). It is numbered, hashed and emitted
+///         like every other message, but takes no value (the original's was never released or minted
+///         here) and goes to the original's source whether or not it is a destination of this chain
+///         (L1 included: a bounced deposit goes back as a withdrawal).
+///
 ///         The message struct and its hashing are in lib/Messages.sol, shared with the Hub and Inbox.
 ///         Every field element is below the BN254 scalar field: chain ids are 64-bit, the asset id is
 ///         split into 128-bit halves, amounts are refused from 2^128 up, body keeps 248 bits.
@@ -43,6 +50,7 @@ contract Outbox is Ownable2Step {
     error ZeroTarget();
     error ZeroAmount();
     error AmountTooLarge(uint256 amount, uint256 max);
+    error OnlyInbox(address caller);
 
     constructor(AssetRouter router_, address owner_) Ownable(owner_) {
         if (block.chainid > type(uint64).max) revert ChainIdTooLarge(block.chainid);
@@ -63,7 +71,7 @@ contract Outbox is Ownable2Step {
         returns (uint64 messageNonce, uint256 leaf)
     {
         _checkRoute(destChainId, target);
-        return _send(destChainId, target, data, bytes32(0), 0, "");
+        return _send(destChainId, msg.sender, target, data, bytes32(0), 0, "");
     }
 
     /// @notice Sends a message carrying `amount` of an asset, taken from the sender by the router:
@@ -80,7 +88,26 @@ contract Outbox is Ownable2Step {
         // transferFrom gets the earlier nonce, and nonce order, hash order and event order still agree
         // (a nested sendWithAsset is refused by the router's reentrancy guard).
         bytes memory assetData = router.lockOrBurn{value: msg.value}(assetId, msg.sender, amount);
-        return _send(destChainId, target, data, assetId, amount, assetData);
+        return _send(destChainId, msg.sender, target, data, assetId, amount, assetData);
+    }
+
+    /// @notice Sends the bounce of `original`, a message to this chain that its Inbox closed without
+    ///         executing it: the same value back to original.sourceChainId, to original.sender, from
+    ///         Messages.BOUNCE_SENDER, with data abi.encode(original's id). Only the chain's Inbox may
+    ///         call it (it has checked that `original` was settled here and closes it); nothing is
+    ///         locked or burned, and the destination need not be one of this chain's.
+    function sendBounce(Messages.Message calldata original) external returns (uint64 messageNonce, uint256 leaf) {
+        if (msg.sender != router.inbox()) revert OnlyInbox(msg.sender);
+        uint64 source = original.sourceChainId;
+        return _send(
+            source,
+            Messages.BOUNCE_SENDER,
+            original.sender,
+            abi.encode(Messages.idOf(source, original.nonce)),
+            original.assetId,
+            original.amount,
+            original.assetData
+        );
     }
 
     function _checkRoute(uint64 destChainId, address target) private view {
@@ -90,15 +117,16 @@ contract Outbox is Ownable2Step {
 
     function _send(
         uint64 destChainId,
+        address sender,
         address target,
-        bytes calldata data,
+        bytes memory data,
         bytes32 assetId,
         uint256 amount,
         bytes memory assetData
     ) private returns (uint64 messageNonce, uint256 leaf) {
         messageNonce = nonce++;
         Messages.Message memory message =
-            Messages.Message(chainId, destChainId, messageNonce, msg.sender, target, assetId, amount, data, assetData);
+            Messages.Message(chainId, destChainId, messageNonce, sender, target, assetId, amount, data, assetData);
         leaf = leafOf(message);
         uint256 rolled = PoseidonT3.hash([outboxHash, leaf]);
         outboxHash = rolled;

@@ -45,6 +45,7 @@ DEV_TOKEN_SUPPLY = 1_000_000 * 10**18
 MANIFEST = "manifest.json"
 KEYS_DIR = "keys"
 DEFAULT_CAPACITY = 16
+HEARTBEAT_SECONDS = 1.0  # without --block-time, the devnet still mines a block at least this often
 DEFAULT_STATE_DIR = Path(".xrelay/devnet")
 
 
@@ -144,7 +145,18 @@ def up(
     try:
         specs = [("l1", L1_CHAIN_ID)] + [(institution_name(i), FIRST_L2_CHAIN_ID + i) for i in range(l2)]
         for name, chain_id in specs:
-            started.append(anvil.start(chain_id, logs / f"{name}.log", block_time=block_time, detach=True))
+            started.append(
+                anvil.start(
+                    chain_id,
+                    logs / f"{name}.log",
+                    # Blocks at once for each transaction, and at least every second (or every
+                    # block_time): so a block is followed by the next one that makes it final soon.
+                    block_time=block_time or HEARTBEAT_SECONDS,
+                    mixed_mining=block_time is None,
+                    slots_in_an_epoch=1,  # final (the node's "safe" block): one block deep
+                    detach=True,
+                )
+            )
         manifest = _new_manifest(state_dir, specs, started, block_time)
         manifest["batch"] = {"capacity": capacity, "keys_dir": str(state_dir / KEYS_DIR)}
         _write_manifest(state_dir, manifest)  # pids on disk before anything else can fail
@@ -308,7 +320,7 @@ def _write_institution_config(
         "chain": {
             "chain_id": entry["chain_id"],
             "rpc_urls": [entry["rpc_url"]],
-            "confirmations": 0,
+            "finality": "safe",  # anvil's safe block with one slot an epoch: one block deep
             "poll_seconds": 0.25,  # the devnet's chains mine at once or every second
             "contracts": {name: entry["contracts"][name] for name in ("asset_router", "outbox", "inbox")},
             # anvil's well-known dev account: DEVNET ONLY, its key is public
@@ -317,7 +329,7 @@ def _write_institution_config(
         "l1": {
             "chain_id": manifest["l1"]["chain_id"],
             "rpc_urls": [manifest["l1"]["rpc_url"]],
-            "confirmations": 0,
+            "finality": "safe",
             "hub": manifest["l1"]["contracts"]["hub"],
             "hub_api": manifest["hub_service"]["api"],
         },

@@ -5,7 +5,7 @@ closes at `batch.capacity` messages, or `batch.max_wait_seconds` after its oldes
 Closing is one store step (`Store.close_batch`: the batch and its messages' move to "batched"),
 written before proving starts; a batch found "proving" after a restart is proven again from the same
 messages, which gives the same statement. Proving runs in the prover pool while the settler commits
-earlier batches.
+earlier batches. No batch closes while this chain's outgoing pipeline is halted.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Batcher:
                 self._start(batch)
                 started = True
         wait = self.ctx.config.l1.poll_seconds
-        while len(self._proving) < self.pool.workers:
+        while len(self._proving) < self.pool.workers and self.ctx.outgoing_halt() is None:
             closed = self._close()
             if isinstance(closed, float):
                 wait = min(wait, closed)
@@ -119,6 +119,8 @@ class Batcher:
             public_inputs=public.values(),
             proof=snarkjs_json.proof_to_json(proven.proof),
             seconds=proven.seconds,
+            h_start=public.h_start,
+            h_end=public.h_end,
         ):
             self.ctx.metrics.batch_proven(proven.seconds)
             log.info("batch %d proven in %.2f s", number, proven.seconds)

@@ -24,7 +24,8 @@ from relayer import config as institution_config
 from relayer.config import ConfigError, InstitutionConfig, PeerConfig
 from relayer.metrics import Metrics
 from relayer.sender import Sender
-from relayer.store import L1_PEER, Store
+from relayer.store import L1_PEER, Halt, Store
+from relayer.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Context:
     hub_client: HubClient
     metrics: Metrics
     wakeups: Wakeups = field(default_factory=Wakeups)
+    watchers: dict[str, Watcher] = field(default_factory=dict)  # by name: "outbox", "l1-deposits"
     _config_mtime: float = 0.0
 
     @property
@@ -83,6 +85,11 @@ class Context:
             return L1_PEER
         peer = self.peer_by_chain(chain_id)
         return peer.name if peer is not None else f"chain-{chain_id}"
+
+    def outgoing_halt(self) -> Halt | None:
+        """The halt in force over this chain's outgoing pipeline, if any: nothing is batched, settled
+        or pushed until an operator decides (`xrelay resume`)."""
+        return self.store.active_halt("outbox")
 
     def verifying_key(self, capacity: int) -> VerifyingKey:
         return _verifying_key(self.config.batch.keys_dir / f"batch-{capacity}.vk.json")

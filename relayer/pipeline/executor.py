@@ -8,6 +8,10 @@ sent; after a restart, the Inbox's nullifiers say which of them were executed. E
 outcome comes from the transaction's events: executed, failed (the target reverted: nothing was
 applied, and `xrelay replay` runs it again) or rejected by the Inbox. The sender gets a receipt for
 each.
+
+Messages to be bounced ("bouncing": settled, but refused by a peering rule or given up by the
+operator) go the same way into `Inbox.bounceManyWithRoot`, which sends their value home; the sender
+gets a "bounced" receipt.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ class Executor:
 
     async def step(self) -> float | None:
         ctx, moment, poll = self.ctx, now(), self.ctx.config.l1.poll_seconds
-        waiting = ctx.store.messages(direction="in", status=list(EXECUTABLE))
+        waiting = ctx.store.messages(direction="in", status=[*EXECUTABLE, InStatus.BOUNCING])
         ready = [m for m in waiting if m.due <= moment]
         if not ready:
             return min([poll, *(m.due - moment for m in waiting)])
@@ -95,8 +99,57 @@ class Executor:
             work.append((m, MessageProof(number, index, siblings, leaf_index, paths[leaf_index], root)))
         if not work:
             return poll  # a newer root is announced on the bus and wakes this step
-        await self._execute(root, work)
+        bounces = [w for w in work if w[0].status == InStatus.BOUNCING]
+        if bounces:
+            await self._bounce(root, bounces)
+        if len(bounces) < len(work):
+            await self._execute(root, [w for w in work if w[0].status != InStatus.BOUNCING])
         return None
+
+    async def _bounce(self, root: bytes, work: list[tuple[StoredMessage, MessageProof]]) -> None:
+        """Bounce settled messages this chain will never execute: the Inbox marks each processed and
+        sends its value back to the source through this chain's Outbox (`Inbox.bounceManyWithRoot`)."""
+        ctx = self.ctx
+        ids = [m.id for m, _ in work]
+        fn = ctx.inbox.functions.bounceManyWithRoot(
+            root,
+            [m.message.as_tuple() for m, _ in work],
+            [proof.as_tuple() for _, proof in work],
+            [(m.error or "bounced")[:500] for m, _ in work],
+        )
+        try:
+            receipt = await ctx.l2_sender.send(fn, what=f"bounceMany of {len(work)}")
+        except Exception as exc:
+            reason = exc.error if isinstance(exc, Reverted) else str(exc)
+            ctx.store.bounce_not_done(ids, reason)
+            ctx.metrics.failure(failure_reason("bounce", exc))
+            log.error("bounceMany of %d failed: %s", len(work), reason)
+            return
+        tx, gas_each = receipt["transactionHash"].to_0x_hex(), receipt["gasUsed"] // len(work)
+        found = self._outcomes(receipt)
+        bounced: dict[str, str] = {}
+        executed: dict[str, str] = {}
+        receipts: dict[str, list[Receipt]] = {}
+        for m, _ in work:
+            kind, reason = found.get(m.message.id(), ("rejected", "no event"))
+            if kind == "rejected" and reason.startswith("AlreadyExecuted"):
+                if await ctx.call(ctx.inbox.functions.bounced(m.message.id())):
+                    kind = "bounced"
+                else:
+                    executed[m.id] = "executed by someone else before it was bounced"
+                    receipts.setdefault(m.peer, []).append(Receipt(m.id, "executed", None, None))
+                    continue
+            if kind == "bounced":
+                bounced[m.id] = f"bounced in {tx}: {m.error or 'bounced'}"
+                receipts.setdefault(m.peer, []).append(Receipt(m.id, "bounced", tx, m.error))
+            else:
+                ctx.store.bounce_not_done([m.id], reason)
+                log.error("bounce of %s rejected: %s", m.id, reason)
+        ctx.store.record_bounces(bounced, executed=executed, tx=tx, gas_each=gas_each)
+        for peer, items in receipts.items():
+            if peer != L1_PEER:
+                await send_receipts(ctx, peer, items)
+        log.info("bounced %d message(s) in %s", len(bounced), tx)
 
     async def _execute(self, root: bytes, work: list[tuple[StoredMessage, MessageProof]]) -> None:
         ctx = self.ctx
@@ -163,6 +216,8 @@ class Executor:
             found[bytes(event["args"]["id"])] = ("executed", "")
         for event in events.MessageFailed().process_receipt(receipt, errors=DISCARD):
             found[bytes(event["args"]["id"])] = ("failed", decode_revert(bytes(event["args"]["reason"])))
+        for event in events.MessageBounced().process_receipt(receipt, errors=DISCARD):
+            found[bytes(event["args"]["id"])] = ("bounced", "")
         for event in events.MessageRejected().process_receipt(receipt, errors=DISCARD):
             found[bytes(event["args"]["id"])] = ("rejected", decode_revert(bytes(event["args"]["reason"])))
         return found

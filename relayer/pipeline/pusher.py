@@ -7,6 +7,8 @@
   duplicates).
 - To the L1: the withdrawal is finalized on the Hub with its batch path (`finalizeWithdrawal`).
 - To a chain that is not a peer: it waits, "settled", until the chain is added as a peer.
+
+Nothing is pushed while this chain's outgoing pipeline is halted (`Context.outgoing_halt`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class Pusher:
 
     async def step(self) -> float | None:
         store, moment, poll = self.ctx.store, now(), self.ctx.config.l1.poll_seconds
+        if self.ctx.outgoing_halt() is not None:
+            return poll  # nothing leaves this chain until an operator decides
         waiting = store.messages(direction="out", status=[OutStatus.SETTLED, OutStatus.PUSHED])
         due = [m for m in waiting if m.status == OutStatus.SETTLED or m.due <= moment]
         by_batch: dict[tuple[int, str], list[StoredMessage]] = defaultdict(list)

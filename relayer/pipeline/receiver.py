@@ -13,7 +13,10 @@ are stored as "received", then verified off-chain before any gas is spent:
 - the L1 Hub has that batch of that chain committed with that root.
 
 A message that passes is "verified" (the executor takes it from there); one that fails is "refused"
-with the reason, and the sender gets a receipt saying so. A batch not yet settled on L1 as far as
+with the reason, and the sender gets a receipt saying so. A message that is settled and well formed
+but that the peering's rules do not allow (its target or asset) is "bouncing": the executor bounces
+it, so its value goes back to the source. A bounce (value coming home) is exempt from those rules,
+but must bring back a message this chain sent that peer. A batch not yet settled on L1 as far as
 this daemon can see leaves its messages "received", checked again shortly. "receipts" envelopes
 update this chain's outgoing messages.
 """
@@ -182,22 +185,29 @@ class Receiver:
             return []  # nothing new: no proof is checked for duplicates
         verified: list[str] = []
         refused: dict[str, str] = {}
+        bouncing: dict[str, str] = {}
         batch_verdict = await self._check_batch(batch)
         bad_batch = None if batch_verdict == NOT_SETTLED else batch_verdict
         for item in items:
-            key = _key(item)
+            key, m = _key(item), item.message
             # A bad batch refuses all its messages; a batch not settled yet leaves the good ones waiting.
-            refusal = (
-                self._admit(peer, item.message) or bad_batch or self._check_path(batch, item) or batch_verdict
-            )
+            refusal = self._misaddressed(m) or bad_batch or self._check_path(batch, item) or batch_verdict
             if refusal is None:
-                verified.append(key)
-            elif refusal != NOT_SETTLED:
+                rule = self._admit(peer, m)
+                if rule is None:
+                    verified.append(key)
+                elif m.is_bounce:  # a refund is never bounced back
+                    refusal = rule
+                else:  # settled, but not allowed here: its value goes home
+                    bouncing[key] = rule
+                    self.ctx.metrics.failure("bounced: " + rule.split(":")[0])
+                    log.warning("message %s from %s is to be bounced: %s", key, peer.name, rule)
+            if refusal is not None and refusal != NOT_SETTLED:
                 refused[key] = refusal
                 self.ctx.metrics.failure(refusal.split(":")[0])
                 log.warning("refused message %s from %s: %s", key, peer.name, refusal)
-        self.ctx.store.record_verdicts(verified=verified, refused=refused)
-        if verified:
+        self.ctx.store.record_verdicts(verified=verified, refused=refused, bouncing=bouncing)
+        if verified or bouncing:
             self.ctx.wakeups.wake("executor")
         return [Receipt(key, "refused", None, reason) for key, reason in refused.items()]
 
@@ -213,10 +223,20 @@ class Receiver:
         window.append(moment)
         return None
 
-    def _admit(self, peer: PeerConfig, m: Message) -> str | None:
-        """The peering's rules for one message; None if it may come in."""
+    def _misaddressed(self, m: Message) -> str | None:
+        """Why this chain can neither execute nor bounce the message, or None."""
         if m.dest_chain_id != self.ctx.chain_id:
             return f"wrong destination: chain {m.dest_chain_id}, this is chain {self.ctx.chain_id}"
+        return None
+
+    def _admit(self, peer: PeerConfig, m: Message) -> str | None:
+        """The peering's rules for one settled message; None if it may be executed. A bounce (value
+        coming home) is exempt from them, but must bring back a message this chain sent that peer."""
+        if m.is_bounce:
+            original = self.ctx.store.original_of(m)
+            if original is None or original.peer != peer.name:
+                return f"bad bounce: {peer.name} bounces a message this chain never sent it"
+            return None
         if ANY not in peer.allowed_targets and m.target.lower() not in {
             t.lower() for t in peer.allowed_targets
         }:

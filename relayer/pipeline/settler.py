@@ -1,6 +1,8 @@
 """The settler: commits proven batches to the L1 Hub, in order.
 
-Before sending `commitBatch` the batch is marked "committing"; after a restart the Hub's own batch
+Before sending `commitBatch` it checks that the blocks its messages were read from are still the
+chain's (a reorganisation deeper than finality halts the outgoing pipeline instead: nothing of it is
+settled), and marks the batch "committing"; after a restart the Hub's own batch
 counter says whether that transaction landed, so a batch is never committed twice and never skipped.
 Settling is one store step (`Store.settle_batch`: the batch and its messages). A refused commit (the
 Hub's custom error, decoded) is retried on the retry policy, its count kept in the store; an
@@ -47,12 +49,20 @@ class Settler:
         if batch.due > now():
             return min(poll, batch.due - now())
         number = batch.batch_number
+        halted = self.ctx.outgoing_halt() is not None
+        if halted and batch.status != BatchStatus.COMMITTING:
+            return poll  # nothing more settles until an operator decides
         next_batch = (await self.ctx.hub_chain(self.ctx.chain_id)).next_batch
         if next_batch > number:
             await self._settled(batch, tx=None, gas=None, reason="found on L1")
             return None
-        if next_batch < number:
+        if next_batch < number or halted:
             return poll  # an earlier batch is not on L1 yet: it must settle first
+        reorged = await self.ctx.watchers["outbox"].check_canonical()
+        if reorged is not None:  # the stream is halted now: the batch may hold messages the chain lost
+            self.ctx.metrics.failure("settle: reorganised")
+            log.critical("batch %d not committed: %s", number, reorged)
+            return poll
         store.start_commit(number)
         try:
             await self._register_assets(batch)
@@ -117,6 +127,7 @@ class Settler:
                 "chain settles until an operator resolves it"
             )
             ctx.store.commit_refused(number, conflict)
+            ctx.store.halt("outbox", f"batch {number}: {conflict}")
             ctx.metrics.failure("settle: conflict with L1")
             log.critical("batch %d: %s", number, conflict)
             return

@@ -16,7 +16,19 @@ import {PoseidonT6} from "../generated/PoseidonT6.sol";
 ///         A message is settled when its leaf is in a batch tree (PoseidonMerkle) whose root the L1 Hub
 ///         appended to the aggregated tree (KeccakMerkle) as aggLeaf. An L1 deposit is a "batch" of one
 ///         message: batchNumber = its deposit nonce, depth 0, batchRoot = its leaf.
-///         Python twin: bridge_contracts.messages (Message.leaf, message_id, aggregated_leaf).
+///
+///         A bounce sends a message's value back where it came from, when its destination will never
+///         execute it: the destination's Inbox closes the message (the same nullifier as execution)
+///         and its Outbox sends, with no value taken from anyone, the bounce message
+///             sourceChainId = the bouncing chain          destChainId = original.sourceChainId
+///             nonce         = that Outbox's next nonce    sender      = BOUNCE_SENDER
+///             target        = original.sender (the refund address)
+///             assetId, amount, assetData = the original's
+///             data          = abi.encode(bytes32 originalId)   (exactly 32 bytes)
+///         which settles like any message; its destination pays the value to the target without
+///         calling it with data (an Inbox refunds it, the Hub finalizes it as a withdrawal).
+///         Python twin: bridge_contracts.messages (Message.leaf, message_id, aggregated_leaf,
+///         BOUNCE_SENDER, bounce_of).
 library Messages {
     struct Message {
         uint64 sourceChainId;
@@ -46,6 +58,24 @@ library Messages {
     }
 
     uint256 private constant LOW_128 = type(uint128).max;
+
+    /// @notice The sender of every bounce message: an address no one holds the key of, so only an
+    ///         Outbox's sendBounce ever sends from it.
+    address internal constant BOUNCE_SENDER = address(uint160(uint256(keccak256("xrelay.bounce"))));
+
+    /// @notice A bounce message's data is not one 32-byte word (no Outbox sends such a message).
+    error BadBounceData(uint256 length);
+
+    /// @notice Whether the message is a bounce: value coming home, sent by BOUNCE_SENDER.
+    function isBounce(Message calldata message) internal pure returns (bool) {
+        return message.sender == BOUNCE_SENDER;
+    }
+
+    /// @notice The id of the message a bounce message sends back the value of (its data).
+    function bouncedIdOf(Message calldata message) internal pure returns (bytes32) {
+        if (message.data.length != 32) revert BadBounceData(message.data.length);
+        return bytes32(message.data);
+    }
 
     /// @notice The message's leaf, as the batch circuit computes it.
     function leafOf(Message memory message) internal pure returns (uint256) {
