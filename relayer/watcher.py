@@ -130,13 +130,12 @@ class Watcher:
         latest = await self._block("latest")
         number, head_hash = int(latest["number"]), bytes(latest["hash"])
         changed = self._heads.get(number) != head_hash
-        if changed:
-            await self._note_reorg(number)
-            self._remember(number, head_hash)
-        self.head = number
-        self.final_head = await self._final_head(number)
         try:
-            if changed:
+            if changed or self.final_head is None:  # else nothing new: only what a failure left
+                await self._note_reorg(number)
+                self._remember(number, head_hash)
+                self.head = number
+                self.final_head = await self._final_head(number)
                 await self._check_cursor()
             return await self._read_final()
         except DeepReorg as exc:
