@@ -988,7 +988,7 @@ class Store:
             for key, reason in (executed or {}).items():
                 m = self._message_in(db, key)
                 if m.status == InStatus.BOUNCING:
-                    self._move(db, m, InStatus.EXECUTED, reason, now, executed_at=now)
+                    self._move(db, m, InStatus.EXECUTED, reason, now, executed_at=now, error=None)
             for key, reason in bounced.items():
                 m = self._message_in(db, key)
                 if m.status == InStatus.BOUNCING:

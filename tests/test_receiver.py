@@ -6,14 +6,18 @@ of bank-a's messages with a real Groth16 proof that the L1 has not settled.
 bank-b (chain 902) is the receiver under test; bank-a (chain 901) sends. An envelope arrives on
 bank-b's topic through the broker and bank-b's receiver handles it as the daemon's listener does;
 what bank-b publishes is read back from the broker, decoded as bank-a decodes it and handed to
-bank-a's receiver, so each test checks the recorded reason on both sides. A batch the L1 has not
-settled leaves the messages that pass every rule "received": the rules refuse before that.
+bank-a's receiver, so each test checks the recorded reason on both sides.
+
+A batch the L1 has not settled leaves its messages "received" (only one for another chain is refused
+at once): the peering's rules apply to settled messages, and a settled message they do not allow is
+"bouncing" (its value goes home), not refused. The `settle` fixture has L1 settle the batch for one
+test, with the batch's real proof, and rolls L1 back after it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,11 +27,13 @@ import orjson
 import pytest
 import tomli_w
 from web3 import Web3
+from web3.types import RPCEndpoint
 
-from bridge_contracts import anvil, deploy
+from bridge_contracts import anvil
 from bridge_contracts.anvil import AnvilNode, dev_account, free_port
 from bridge_contracts.chain import Chain
-from bridge_contracts.messages import Message
+from bridge_contracts.messages import BOUNCE_SENDER, Message, bounce_of, groth16_proof
+from bridge_contracts.views import hub_batch
 from hub.broker import EmbeddedBroker
 from hub.bus import Bus, Envelope, PeerKey, institution_topic, open_envelope
 from hub.client import HubClient
@@ -51,7 +57,7 @@ from relayer.pipeline.context import Context
 from relayer.pipeline.receiver import Receiver, send_receipts
 from relayer.sender import Sender
 from relayer.store import InStatus, Outcome, Received, Refusal, Sent, Store
-from tests.settlement import CAPACITY, batch_key
+from tests.settlement import CAPACITY, Prepared, Settlement, asset_id, batch_key
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,7 +67,11 @@ OPERATOR_A, OPERATOR_B, OPERATOR_C = (dev_account(i) for i in OPERATOR.values())
 STRANGER = dev_account(7)  # the operator of no chain
 T_OK = Web3.to_checksum_address("0x00000000000000000000000000000000000000a1")
 T_OTHER = Web3.to_checksum_address("0x00000000000000000000000000000000000000b2")
-ASSET_OK, ASSET_OTHER = bytes.fromhex("aa" * 32), bytes.fromhex("bb" * 32)
+# Two tokens of bank-a's chain, registered on the L1 Hub: a batch moving them out of bank-a's chain
+# debits nothing there (they originate there), so L1 settles the batch as it is.
+TOKEN_OK = Web3.to_checksum_address("0x00000000000000000000000000000000000000c1")
+TOKEN_OTHER = Web3.to_checksum_address("0x00000000000000000000000000000000000000c2")
+ASSET_OK, ASSET_OTHER = asset_id(A_ID, TOKEN_OK), asset_id(A_ID, TOKEN_OTHER)
 UNUSED = "0x000000000000000000000000000000000000dEaD"  # the chains' contracts: the receiver never calls them
 WAIT = 10.0
 WATCHED = ("bank-a", "bank-c", "bank-z")  # the topics bank-b's publications are watched on
@@ -84,6 +94,20 @@ def _message(nonce: int, **fields: Any) -> Message:
     return Message(**(defaults | fields))
 
 
+# A message bank-b sent bank-a, carrying value in an asset bank-b's peering does not allow bank-a, to
+# a sender that is no allowed target either: bank-a bounced it (BATCH[7] brings its value back).
+ORIGINAL = Message(
+    source_chain_id=B_ID,
+    dest_chain_id=A_ID,
+    nonce=0,
+    sender=dev_account(9).address,
+    target=T_OK,
+    asset_id=ASSET_OTHER,
+    amount=5,
+    data=b"",
+    asset_data=b"",
+)
+
 # bank-a's batch 0; bank-b's peering allows bank-a target T_OK and value in ASSET_OK (by default).
 BATCH = [
     _message(0),  # passes every rule
@@ -93,7 +117,9 @@ BATCH = [
     _message(4, dest_chain_id=C_ID),  # for another chain
     _message(5),
     _message(6),
+    bounce_of(ORIGINAL, 7),  # a bounce: exempt from the rules, but must bring back a message bank-b sent
 ]
+assert BATCH[7].sender == BOUNCE_SENDER and BATCH[7].target == ORIGINAL.sender
 
 
 @dataclass(frozen=True)
@@ -107,6 +133,7 @@ class World:
     batch: BatchEvidence
     items: tuple[DeliveredMessage, ...]  # BATCH[i] at position i with its batch path
     proof_json: dict[str, Any]
+    commit: Prepared  # Hub.commitBatch's arguments for `batch`, signed by bank-a's operator
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +142,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, node_a: AnvilNode, node_b: A
     l1_node = anvil.start(L1_ID, base / "l1.log")
     try:
         l1 = Chain(l1_node.rpc_url, dev_account(0))
-        hub = deploy.deploy_hub(l1, l1.signer.address)
+        settlement = Settlement.deploy(l1)  # the Hub, with a verifier of the capacity-8 proofs
         for chain_id, operator in ((A_ID, OPERATOR_A), (B_ID, OPERATOR_B), (C_ID, OPERATOR_C)):
-            l1.send(hub.functions.registerChain(chain_id, operator.address, True))
+            settlement.register(chain_id, operator)
+        for token in (TOKEN_OK, TOKEN_OTHER):
+            l1.send(settlement.hub.functions.registerAsset(A_ID, token))
         key = batch_key()
         keys_dir = base / "keys"
         keys_dir.mkdir()
@@ -134,14 +163,38 @@ def world(tmp_path_factory: pytest.TempPathFactory, node_a: AnvilNode, node_b: A
         yield World(
             l1_node,
             {"bank-a": node_a, "bank-b": node_b},
-            hub.address,
+            settlement.hub.address,
             keys_dir,
             evidence,
             items,
             snarkjs_json.proof_to_json(proof),
+            settlement.sign(public, groth16_proof(proof), OPERATOR_A),
         )
     finally:
         l1_node.stop()
+
+
+Settle = Callable[[], Awaitable[None]]
+
+
+@pytest.fixture
+def settle(world: World) -> Iterator[Settle]:
+    """What has L1 settle the world's batch: bank-a's operator commits it to the Hub with its real
+    proof. For this test only: L1 goes back to its state before the test when the test ends, so the
+    other tests see the batch unsettled."""
+    l1 = Chain(world.l1.rpc_url, dev_account(0))
+    hub = l1.contract("Hub", world.hub)
+    snapshot = l1.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
+
+    async def commit() -> None:
+        await asyncio.to_thread(l1.send, hub.functions.commitBatch(*world.commit.as_args()))
+        assert hub_batch(hub, A_ID, 0).batch_root == world.batch.batch_root
+
+    try:
+        yield commit
+    finally:
+        assert l1.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])["result"] is True
+        assert not hub_batch(hub, A_ID, 0).committed
 
 
 # --- two institutions on one broker -----------------------------------------------------------
@@ -355,29 +408,34 @@ def _key(index: int) -> str:
     return message_key(A_ID, BATCH[index].nonce)
 
 
-async def _verdicts(net: Net, refused: dict[int, str], received: list[int]) -> None:
-    """bank-b refused BATCH[i] with refused[i] and left the others "received"; it sent bank-a one
-    receipt per refusal, which bank-a's receiver recorded: there those messages are "refused" with
-    bank-b's reason, the others still "pushed"."""
-    for i, reason in refused.items():
+async def _waiting(net: Net, indices: list[int]) -> None:
+    """bank-b left BATCH[i] "received" for each i, with no error (L1 has not settled their batch: no
+    rule was applied yet), refused nothing and sent bank-a no receipt; there they are still "pushed"."""
+    for i in indices:
         row = net.b.store.message(_key(i))
-        assert row is not None and (row.status, row.error) == ("refused", reason), row
-        assert net.b.store.history(_key(i))[-1].reason == reason
-    assert {_key(i): _status(net.b.store, _key(i)) for i in received} == dict.fromkeys(
-        map(_key, received), "received"
+        assert row is not None and (row.status, row.error) == ("received", None), row
+    assert net.b.store.refusals() == []
+    assert await net.receipts() == []
+    keys = [_key(i) for i in indices]
+    assert {key: _status(net.a.store, key) for key in keys} == dict.fromkeys(keys, "pushed")
+
+
+async def _settled(net: Net, bouncing: dict[int, str], verified: list[int]) -> None:
+    """With the batch settled on L1, bank-b has BATCH[i] "bouncing" with the rule bouncing[i] as its
+    error (the executor bounces it: its value goes home) and the `verified` ones "verified"; it refused
+    none of them and sent bank-a no receipt for them (a "bounced" one comes from the executor), so
+    there they are all still "pushed"."""
+    for i, rule in bouncing.items():
+        row = net.b.store.message(_key(i))
+        assert row is not None and (row.status, row.error) == ("bouncing", rule), row
+        assert net.b.store.history(_key(i))[-1].reason == f"to be bounced: {rule}"
+    assert {_key(i): _status(net.b.store, _key(i)) for i in verified} == dict.fromkeys(
+        map(_key, verified), "verified"
     )
     assert net.b.store.refusals() == []  # a verdict is recorded on the message, not as a refusal
-    assert await net.receipts() == [
-        Receipt(_key(i), "refused", None, reason) for i, reason in refused.items()
-    ]
-    for i, reason in refused.items():
-        row = net.a.store.message(_key(i))
-        assert row is not None and (row.status, row.error) == ("refused", reason), row
-        assert net.a.store.history(_key(i))[-1].reason == f"bank-b reports refused: {reason}"
-    assert {_key(i): _status(net.a.store, _key(i)) for i in received} == dict.fromkeys(
-        map(_key, received), "pushed"
-    )
-    assert net.a.store.refusals() == []
+    assert await net.receipts() == []
+    keys = [_key(i) for i in [*bouncing, *verified]]
+    assert {key: _status(net.a.store, key) for key in keys} == dict.fromkeys(keys, "pushed")
 
 
 def _only_refusal(store: Store) -> Refusal:
@@ -388,58 +446,78 @@ def _only_refusal(store: Store) -> Refusal:
 # --- the peering's rules ------------------------------------------------------------------------
 
 
-TARGET_REFUSED = f"target not allowed: bank-a may not call {T_OTHER}"
+TARGET_NOT_ALLOWED = f"target not allowed: bank-a may not call {T_OTHER}"
 
 
 @pytest.mark.parametrize(
-    ("targets", "refused", "received"),
+    ("targets", "bouncing", "verified"),
     [
-        ([T_OK], {1: TARGET_REFUSED}, [0]),
+        ([T_OK], {1: TARGET_NOT_ALLOWED}, [0]),
         ([T_OK.lower(), T_OTHER], {}, [0, 1]),
         (["*"], {}, [0, 1]),
     ],
 )
 def test_only_the_targets_the_peering_allows_are_called(
-    world: World, tmp_path: Path, targets: list[str], refused: dict[int, str], received: list[int]
+    world: World,
+    settle: Settle,
+    tmp_path: Path,
+    *,
+    targets: list[str],
+    bouncing: dict[int, str],
+    verified: list[int],
 ) -> None:
     async def body(net: Net) -> None:
         await net.deliver(net.envelope([0, 1]))
-        await _verdicts(net, refused, received)
+        await _waiting(net, [0, 1])
+        await settle()
+        await net.b.receiver.recheck()
+        await _settled(net, bouncing, verified)
 
     run(world, tmp_path, body, bank_a={"allowed_targets": targets})
 
 
-def _asset_refused(asset: bytes) -> str:
+def _asset_not_allowed(asset: bytes) -> str:
     return f"asset not allowed: bank-a may not send 0x{asset.hex()}"
 
 
 @pytest.mark.parametrize(
-    ("assets", "refused", "received"),
+    ("assets", "bouncing", "verified"),
     [
-        (["0x" + ASSET_OK.hex()], {3: _asset_refused(ASSET_OTHER)}, [0, 2]),
-        (["0x" + ASSET_OK.hex().upper()], {3: _asset_refused(ASSET_OTHER)}, [0, 2]),
-        ([], {2: _asset_refused(ASSET_OK), 3: _asset_refused(ASSET_OTHER)}, [0]),  # no value is fine
+        (["0x" + ASSET_OK.hex()], {3: _asset_not_allowed(ASSET_OTHER)}, [0, 2]),
+        (["0x" + ASSET_OK.hex().upper()], {3: _asset_not_allowed(ASSET_OTHER)}, [0, 2]),
+        ([], {2: _asset_not_allowed(ASSET_OK), 3: _asset_not_allowed(ASSET_OTHER)}, [0]),  # no value is fine
         (["*"], {}, [0, 2, 3]),
     ],
 )
 def test_value_only_in_the_assets_the_peering_allows_and_no_value_always(
-    world: World, tmp_path: Path, assets: list[str], refused: dict[int, str], received: list[int]
+    world: World,
+    settle: Settle,
+    tmp_path: Path,
+    *,
+    assets: list[str],
+    bouncing: dict[int, str],
+    verified: list[int],
 ) -> None:
     async def body(net: Net) -> None:
         await net.deliver(net.envelope([0, 2, 3]))
-        await _verdicts(net, refused, received)
+        await _waiting(net, [0, 2, 3])
+        await settle()
+        await net.b.receiver.recheck()
+        await _settled(net, bouncing, verified)
 
     run(world, tmp_path, body, bank_a={"allowed_assets": assets})
+
+
+WRONG_DESTINATION = f"wrong destination: chain {C_ID}, this is chain {B_ID}"
 
 
 def test_a_message_for_another_chain_is_refused(world: World, tmp_path: Path) -> None:
     async def body(net: Net) -> None:
         await net.deliver(net.envelope([4, 0]))
-        reason = f"wrong destination: chain {C_ID}, this is chain {B_ID}"
         row = net.b.store.message(_key(4))
-        assert row is not None and (row.status, row.error) == ("refused", reason)
+        assert row is not None and (row.status, row.error) == ("refused", WRONG_DESTINATION)
         assert _status(net.b.store, _key(0)) == "received"
-        assert await net.receipts() == [Receipt(_key(4), "refused", None, reason)]
+        assert await net.receipts() == [Receipt(_key(4), "refused", None, WRONG_DESTINATION)]
         # bank-a sent that message to chain 903, not to bank-b: bank-b's receipt for it changes nothing.
         assert _status(net.a.store, _key(4)) == "settled"
         refusal = _only_refusal(net.a.store)
@@ -452,8 +530,30 @@ def test_a_message_for_another_chain_is_refused(world: World, tmp_path: Path) ->
     run(world, tmp_path, body)
 
 
+def test_in_a_settled_batch_the_rules_bounce_and_another_chains_message_is_refused(
+    world: World, settle: Settle, tmp_path: Path
+) -> None:
+    async def body(net: Net) -> None:
+        await settle()
+        await net.deliver(net.envelope([0, 1, 2, 3, 4]))  # judged on arrival: L1 holds the batch
+        row = net.b.store.message(_key(4))
+        assert row is not None and (row.status, row.error) == ("refused", WRONG_DESTINATION)
+        assert await net.receipts() == [Receipt(_key(4), "refused", None, WRONG_DESTINATION)]
+        assert [r.reason for r in net.a.store.refusals()] == [
+            f"receipt for {_key(4)}, which is not a message this chain sent to bank-b"
+        ]
+        await _settled(net, {1: TARGET_NOT_ALLOWED, 3: _asset_not_allowed(ASSET_OTHER)}, [0, 2])
+
+        # Copies: a bouncing message is not final, so it gets no receipt; a refused one its receipt again.
+        await net.deliver(net.envelope([1, 3, 4]))
+        assert await net.receipts() == [Receipt(_key(4), "refused", None, WRONG_DESTINATION)]
+        assert [_status(net.b.store, _key(i)) for i in (1, 3, 4)] == ["bouncing", "bouncing", "refused"]
+
+    run(world, tmp_path, body)
+
+
 def test_over_the_rate_limit_a_message_is_not_taken_and_no_receipt_is_sent(
-    world: World, tmp_path: Path
+    world: World, settle: Settle, tmp_path: Path
 ) -> None:
     async def body(net: Net) -> None:
         await net.deliver(net.envelope([1, 0, 2, 5, 6]))  # the limit is 3 a minute
@@ -467,9 +567,9 @@ def test_over_the_rate_limit_a_message_is_not_taken_and_no_receipt_is_sent(
         for refusal, i in zip(refusals, (6, 5), strict=True):  # newest first
             single = net.single(BATCH[i])
             assert (refusal.raw, refusal.raw_size) == (single[:300], len(single))
-        # The three taken are stored (one refused for its target); only that one gets a receipt.
-        assert [_status(net.b.store, _key(i)) for i in (1, 0, 2)] == ["refused", "received", "received"]
-        assert await net.receipts() == [Receipt(_key(1), "refused", None, TARGET_REFUSED)]
+        # The three taken are stored, waiting for L1 (one is for a target not allowed): no receipt.
+        assert [_status(net.b.store, _key(i)) for i in (1, 0, 2)] == ["received"] * 3
+        assert await net.receipts() == []
         assert _status(net.a.store, _key(5)) == "pushed"
 
         # A copy of a message already taken is no new message; a new one is still over the limit.
@@ -480,7 +580,66 @@ def test_over_the_rate_limit_a_message_is_not_taken_and_no_receipt_is_sent(
         assert net.b.store.message(_key(5)) is None
         assert await net.receipts() == []
 
+        # Once L1 settles the batch, the three taken are judged; the two over the limit stay unknown.
+        await settle()
+        await net.b.receiver.recheck()
+        assert [_status(net.b.store, _key(i)) for i in (1, 0, 2)] == ["bouncing", "verified", "verified"]
+        assert [net.b.store.message(_key(i)) for i in (5, 6)] == [None, None]
+        assert await net.receipts() == []
+
     run(world, tmp_path, body, bank_a={"rate_limit_per_minute": 3}, refusal_bytes=300)
+
+
+# --- bounces --------------------------------------------------------------------------------------
+
+
+BAD_BOUNCE = "bad bounce: bank-a bounces a message this chain never sent it"
+
+
+@pytest.mark.parametrize(
+    "sent_by_b",
+    [None, replace(ORIGINAL, amount=4)],  # nothing; a message of that id, but with less value
+    ids=["nothing-sent", "less-value-sent"],
+)
+def test_a_bounce_that_brings_back_no_message_this_chain_sent_is_refused_once_settled(
+    world: World, settle: Settle, tmp_path: Path, sent_by_b: Message | None
+) -> None:
+    async def body(net: Net) -> None:
+        if sent_by_b is not None:
+            net.b.store.record_sent(
+                [Sent(sent_by_b, "bank-a", 1, roll(0, sent_by_b.leaf()))], cursor=("outbox", 1)
+            )
+        await net.deliver(net.envelope([7]))
+        await _waiting(net, [7])  # not judged before L1 settles its batch
+        await settle()
+        await net.b.receiver.recheck()
+        row = net.b.store.message(_key(7))
+        assert row is not None and (row.status, row.error) == ("refused", BAD_BOUNCE), row
+        assert await net.receipts() == [Receipt(_key(7), "refused", None, BAD_BOUNCE)]
+        sent = net.a.store.message(_key(7))
+        assert sent is not None and (sent.status, sent.error) == ("refused", BAD_BOUNCE)
+        if sent_by_b is not None:
+            assert _status(net.b.store, message_key(B_ID, 0)) == "sent"  # left alone
+
+    # Every target and asset allowed: the refusal is the bounce's own check, not a rule.
+    run(world, tmp_path, body, bank_a={"allowed_targets": ["*"], "allowed_assets": ["*"]})
+
+
+def test_a_bounce_of_a_message_this_chain_sent_that_peer_is_exempt_from_the_rules(
+    world: World, settle: Settle, tmp_path: Path
+) -> None:
+    async def body(net: Net) -> None:
+        net.b.store.record_sent([Sent(ORIGINAL, "bank-a", 1, roll(0, ORIGINAL.leaf()))], cursor=("outbox", 1))
+        assert net.b.store.original_of(BATCH[7]) is not None
+        await net.deliver(net.envelope([7, 3]))
+        await _waiting(net, [7, 3])
+        await settle()
+        await net.b.receiver.recheck()
+        # The bounce pays ORIGINAL's sender (no allowed target) in ASSET_OTHER (no allowed asset), as
+        # 901:3 pays in ASSET_OTHER: that one bounces, the bounce is executed.
+        await _settled(net, {3: _asset_not_allowed(ASSET_OTHER)}, [7])
+
+    run(world, tmp_path, body)
 
 
 def test_a_message_from_another_source_chain_is_not_taken(world: World, tmp_path: Path) -> None:
@@ -496,7 +655,9 @@ def test_a_message_from_another_source_chain_is_not_taken(world: World, tmp_path
         )
         assert (refusal.raw, refusal.raw_size) == (net.single(claims_c), len(net.single(claims_c)))
         assert net.b.store.message(f"{C_ID}:0") is None
-        assert await net.receipts() == [Receipt(_key(1), "refused", None, TARGET_REFUSED)]
+        # The rest of the delivery is taken, waiting for L1 (a target not allowed: judged once settled).
+        assert _status(net.b.store, _key(1)) == "received"
+        assert await net.receipts() == []
 
     run(world, tmp_path, body)
 
@@ -525,8 +686,8 @@ def test_a_message_claiming_another_peers_id_learns_nothing_of_that_message(
 
 def test_a_message_whose_fields_make_no_leaf_is_refused_with_a_receipt(world: World, tmp_path: Path) -> None:
     async def body(net: Net) -> None:
-        no_asset = _message(7, amount=5)  # an amount, no asset
-        no_amount = _message(8, asset_id=ASSET_OK)  # an asset, no amount
+        no_asset = _message(8, amount=5)  # an amount, no asset
+        no_amount = _message(9, asset_id=ASSET_OK)  # an asset, no amount
         await net.deliver(net.envelope([0], (no_asset, no_amount)))
         reasons = {
             no_asset: "malformed message: a message carries value exactly when it names an asset: "
@@ -548,7 +709,7 @@ def test_a_message_whose_fields_make_no_leaf_is_refused_with_a_receipt(world: Wo
         ]
         # bank-a's Outbox never sent such messages: its receiver records bank-b's receipts for them.
         assert [r.reason for r in net.a.store.refusals()] == [
-            f"receipt for {A_ID}:{n}, which is not a message this chain sent to bank-b" for n in (8, 7)
+            f"receipt for {A_ID}:{n}, which is not a message this chain sent to bank-b" for n in (9, 8)
         ]
 
     run(world, tmp_path, body, refusal_bytes=512)
@@ -606,8 +767,8 @@ def test_an_envelope_not_signed_by_the_peers_operator_on_l1_is_refused(world: Wo
         # The same body signed by the operator the L1 Hub has for bank-a's chain is taken.
         await net.deliver(net.envelope([1]))
         assert len(net.b.store.refusals()) == len(cases)
-        assert _status(net.b.store, _key(1)) == "refused"  # ...and judged by the peering's rules
-        assert await net.receipts() == [Receipt(_key(1), "refused", None, TARGET_REFUSED)]
+        assert _status(net.b.store, _key(1)) == "received"  # ...to be judged once L1 settles its batch
+        assert await net.receipts() == []
 
     run(world, tmp_path, body, peers=(_peer("bank-c", C_ID),))
 
@@ -654,13 +815,14 @@ def test_each_receipt_status_ends_in_the_senders_store(world: World, tmp_path: P
         sent = [
             Receipt(_key(0), "executed", tx, None),
             Receipt(_key(1), "failed", tx, "the target reverted: TargetFailing()"),
-            Receipt(_key(2), "refused", None, TARGET_REFUSED),
+            Receipt(_key(2), "refused", None, "bad proof: the batch proof does not verify"),
+            Receipt(_key(3), "bounced", tx, _asset_not_allowed(ASSET_OTHER)),
             Receipt(f"{A_ID}:99", "executed", tx, None),  # bank-a never sent 901:99
             Receipt(_key(4), "executed", tx, None),  # bank-a sent 901:4 to chain 903, not to bank-b
         ]
         await send_receipts(net.b.ctx, "bank-a", sent)  # as bank-b's receiver and executor send them
         assert await net.receipts() == sent
-        for receipt in sent[:3]:
+        for receipt in sent[:4]:
             row = net.a.store.message(receipt.id)
             assert row is not None and (row.status, row.exec_tx, row.error) == (
                 receipt.status,
@@ -682,7 +844,7 @@ def test_each_receipt_status_ends_in_the_senders_store(world: World, tmp_path: P
         refusal = net.a.store.refusals()[0]
         assert (refusal.kind, refusal.reason, refusal.raw) == (
             "receipts",
-            "results[0].status: must be one of executed, failed, refused",
+            "results[0].status: must be one of executed, failed, refused, bounced",
             raw,
         )
         assert _status(net.a.store, _key(5)) == "pushed"

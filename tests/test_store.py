@@ -4,6 +4,7 @@ typed rows, bounded refusals, and two processes at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bridge_contracts.messages import Message
+from bridge_contracts.messages import Message, bounce_of
 from relayer.store import (
     BatchStatus,
     Deposit,
@@ -211,12 +212,414 @@ def test_deposits_arrive_verified_with_the_cursor(store: Store) -> None:
     assert store.cursor("l1-deposits") == 8
 
 
+# --- halts and rewinds ----------------------------------------------------------------------------
+
+
+def sent_in(nonce: int, block: int, **kwargs: Any) -> Sent:
+    """Message `nonce` as read in `block`, with that block's hash."""
+    return Sent(
+        message(nonce, **kwargs), "bank-b", block, outbox_hash=1000 + nonce, block_hash=f"0x{block:x}"
+    )
+
+
+def test_one_halt_per_scope_until_an_operator_lifts_it(store: Store) -> None:
+    store.record_sent([sent_in(0, 30), sent_in(1, 31)], cursor=WatchCursor("outbox", 31, "0x1f"))
+    assert store.active_halt("outbox") is None and store.halts() == []
+    halt = store.halt("outbox", "reorganisation deeper than finality at block 31", 31)
+    assert (halt.scope, halt.reason, halt.block, halt.lifted_at, halt.decision) == (
+        "outbox",
+        "reorganisation deeper than finality at block 31",
+        31,
+        None,
+        None,
+    )
+    assert store.active_halt("outbox") == halt
+    assert store.halt("outbox", "a second problem", 32) == halt  # the halt in force stays the one
+    assert store.active_halt("l1-deposits") is None  # each scope has its own
+    deposits = store.halt("l1-deposits", "conflict", None)
+    assert store.halts() == [deposits, halt]  # newest first
+    assert store.halts(limit=1) == [deposits]
+
+    lifted = store.lift_halt(
+        "outbox",
+        "checked: the same messages, in other blocks",
+        cursor=WatchCursor("outbox", 33, "0x21"),
+        moved=[(f"{A}:1", 33, "0x21")],
+    )
+    assert (lifted.id, lifted.decision) == (halt.id, "checked: the same messages, in other blocks")
+    assert lifted.lifted_at is not None
+    assert store.active_halt("outbox") is None
+    assert store.active_halt("l1-deposits") == deposits  # untouched
+    assert store.watch_cursor("outbox") == WatchCursor("outbox", 33, "0x21")
+    moved = store.message(f"{A}:1")
+    assert moved is not None and (moved.block_number, moved.block_hash, moved.status) == (33, "0x21", "sent")
+    assert store.read_blocks("outbox") == [(33, "0x21"), (30, "0x1e")]
+    assert [m.id for m in store.messages_from_blocks("outbox", 31)] == [f"{A}:1"]
+    assert [t.to_status for t in store.history(f"{A}:1")] == ["sent"]  # a move is no status change
+
+    with pytest.raises(StoreError, match="the outbox stream is not halted"):
+        store.lift_halt("outbox", "again")
+    again = store.halt("outbox", "a new problem", 40)
+    assert again.id != halt.id and store.active_halt("outbox") == again
+    lifted_only = store.lift_halt("outbox", "nothing to move")  # no cursor: the watcher's stays
+    assert lifted_only.decision == "nothing to move"
+    assert store.watch_cursor("outbox") == WatchCursor("outbox", 33, "0x21")
+    assert len(store.halts()) == 3
+    assert store.check() == []
+
+
+def test_a_sent_message_the_chain_contradicts_halts_the_outbox_and_nothing_is_stored(store: Store) -> None:
+    assert store.record_sent([sent_in(0, 20), sent_in(1, 20)], cursor=WatchCursor("outbox", 20, "0x14")) == 2
+    # The same content read again: nothing new, no halt, the cursor moves on.
+    assert store.record_sent([sent_in(1, 20), sent_in(2, 21)], cursor=WatchCursor("outbox", 21, "0x15")) == 1
+    assert store.active_halt("outbox") is None
+    before = _snapshot(store)
+
+    other_leaf = sent_in(1, 22, amount=7)  # nonce 1 again, another message
+    assert store.record_sent([sent_in(3, 22), other_leaf], cursor=WatchCursor("outbox", 22, "0x16")) == 0
+    halt = store.active_halt("outbox")
+    assert halt is not None and halt.block == 22
+    assert halt.reason.startswith(f"conflict: the chain has message {A}:1 in block 22 with leaf ")
+    assert f"this store has it sent with leaf {message(1).leaf():#x} and outbox hash {1001:#x}" in halt.reason
+    after = _snapshot(store)
+    assert after.pop("halts") != before.pop("halts")
+    assert after == before  # nothing of the range: 901:3 not stored, 901:1 as it was, the cursor stays
+    assert store.message(f"{A}:3") is None
+    assert store.watch_cursor("outbox") == WatchCursor("outbox", 21, "0x15")
+
+    # Same leaf, another outbox hash: a conflict too (the halt in force stays the one).
+    other_hash = Sent(message(2), "bank-b", 23, outbox_hash=9999)
+    assert store.record_sent([other_hash], cursor=("outbox", 23)) == 0
+    assert store.halts() == [halt]
+    assert store.cursor("outbox") == 21
+    assert store.active_halt("l1-deposits") is None
+    assert store.check() == []
+
+
+def test_a_deposit_l1_contradicts_halts_the_deposits_and_nothing_is_stored(store: Store) -> None:
+    first = Deposit(message(0, source=L1, dest=A, amount=9), block_number=5, leaf_index=3)
+    assert store.record_deposits([first], cursor=WatchCursor("l1-deposits", 5, "0x5")) == 1
+    assert store.record_deposits([first], cursor=WatchCursor("l1-deposits", 6, "0x6")) == 0  # no halt
+    assert store.active_halt("l1-deposits") is None
+    other = Deposit(message(0, source=L1, dest=A, amount=8), block_number=7, leaf_index=3)
+    new = Deposit(message(1, source=L1, dest=A), block_number=7, leaf_index=4)
+    assert store.record_deposits([new, other], cursor=("l1-deposits", 7)) == 0
+    halt = store.active_halt("l1-deposits")
+    assert halt is not None and halt.block == 7
+    assert halt.reason.startswith(f"conflict: L1 has deposit {L1}:0 in block 7 with leaf ")
+    assert store.message(f"{L1}:1") is None
+    kept = store.message(f"{L1}:0")
+    assert kept is not None and (kept.message, kept.status) == (first.message, "verified")
+    assert store.watch_cursor("l1-deposits") == WatchCursor("l1-deposits", 6, "0x6")
+    assert store.active_halt("outbox") is None
+
+
+def _batches_to_rewind(store: Store) -> None:
+    """901:0..5 sent in blocks 10..15; batch 0 (901:0, 901:1) settled, batch 1 (901:2..4) proven,
+    901:5 not in a batch; the outbox halted."""
+    store.record_sent([sent_in(n, 10 + n) for n in range(6)], cursor=WatchCursor("outbox", 15, "0xf"))
+    store.close_batch(0, capacity=8, message_ids=[f"{A}:0", f"{A}:1"])
+    store.record_proof(0, batch_root=7, public_inputs=[1], proof=PROOF, seconds=1.0)
+    store.start_commit(0)
+    store.settle_batch(0, leaf_index=0, tx="0x1", gas=1, reason="committed")
+    store.close_batch(1, capacity=8, message_ids=[f"{A}:{n}" for n in (2, 3, 4)])
+    store.record_proof(1, batch_root=8, public_inputs=[2], proof=PROOF, seconds=1.0)
+    store.halt("outbox", "reorganisation deeper than finality at block 13", 13)
+
+
+def _rewind(store: Store) -> list[str]:
+    return store.rewind_outbox(
+        3,
+        cursor=WatchCursor("outbox", 12, "0xc"),
+        decision="rewind after the reorg",
+        moved=[(f"{A}:2", 12, "0xc2")],
+    )
+
+
+def test_a_rewind_forgets_the_messages_from_a_nonce_and_their_unsettled_batch(store: Store) -> None:
+    _batches_to_rewind(store)
+    halt = store.active_halt("outbox")
+    assert halt is not None
+    histories = {n: [t.to_json() for t in store.history(f"{A}:{n}")] for n in (3, 4, 5)}
+    rows = {n: store.message(f"{A}:{n}") for n in (3, 4, 5)}
+
+    assert _rewind(store) == [f"{A}:3", f"{A}:4", f"{A}:5"]
+    for n in (3, 4, 5):
+        assert store.message(f"{A}:{n}") is None
+        assert store.history(f"{A}:{n}") == []
+    dropped = store.dropped()
+    assert [d["message_id"] for d in dropped] == [f"{A}:5", f"{A}:4", f"{A}:3"]  # newest first
+    for d in dropped:
+        n = int(d["message_id"].split(":")[1])
+        row = rows[n]
+        assert row is not None
+        assert d["halt_id"] == halt.id
+        assert (d["message"]["status"], d["message"]["leaf"]) == (str(row.status), str(row.leaf))
+        assert d["history"] == histories[n]
+    assert [t["to_status"] for t in dropped[1]["history"]] == ["sent", "batched"]
+
+    # The unsettled batch that held 901:3 is gone; its earlier message is "sent" again, in its new block.
+    assert store.batch(1) is None and store.batch_history(1) == []
+    back = store.message(f"{A}:2")
+    assert back is not None
+    assert (back.status, back.batch_number, back.index_in_batch) == ("sent", None, None)
+    assert (back.block_number, back.block_hash) == (12, "0xc2")
+    assert store.history(f"{A}:2")[-1].reason == "batch 1 dropped by a rewind to nonce 3"
+    assert [m.status for m in store.messages(batch_number=0)] == ["settled", "settled"]  # L1's record stands
+    assert store.watch_cursor("outbox") == WatchCursor("outbox", 12, "0xc")
+    assert store.active_halt("outbox") is None
+    [lifted] = store.halts()
+    assert lifted.decision == (
+        "rewind after the reorg; forgot 3 message(s) from nonce 3 and 1 unsettled batch(es)"
+    )
+    assert store.check() == []
+
+    # The chain's messages from nonce 3 on, as they now are, are taken; batch 1 closes again over them.
+    assert store.record_sent([sent_in(3, 13, amount=4)], cursor=WatchCursor("outbox", 13, "0xd")) == 1
+    assert store.active_halt("outbox") is None
+    batch = store.close_batch(1, capacity=8, message_ids=[f"{A}:2", f"{A}:3"])
+    assert (batch.first_nonce, batch.last_nonce, batch.h_start) == (2, 3, 1001)
+    assert store.check() == []
+
+
+@pytest.mark.parametrize(
+    ("from_nonce", "last_step", "refusal"),
+    [
+        (1, None, r"batch 0 \(nonces 0\.\.1\) is settled on L1; L1's record stands"),
+        (3, "start_commit", r"batch 1 \(nonces 2\.\.4\) is being committed to L1"),
+    ],
+    ids=["settled", "committing"],
+)
+def test_a_rewind_into_a_settled_or_committing_batch_is_refused_and_changes_nothing(
+    store: Store, from_nonce: int, last_step: str | None, refusal: str
+) -> None:
+    _batches_to_rewind(store)
+    if last_step == "start_commit":
+        store.start_commit(1)
+    before = _snapshot(store)
+    with pytest.raises(StoreError, match=refusal):
+        store.rewind_outbox(from_nonce, cursor=WatchCursor("outbox", 9, "0x9"), decision="rewind")
+    assert _snapshot(store) == before
+    assert store.active_halt("outbox") is not None
+    assert store.dropped() == []
+
+
+def test_a_rewind_needs_a_halt(store: Store) -> None:
+    store.record_sent([sent_in(0, 10)], cursor=("outbox", 10))
+    with pytest.raises(StoreError, match="the outbox stream is not halted: nothing to rewind"):
+        store.rewind_outbox(0, cursor=WatchCursor("outbox", 9), decision="rewind")
+    assert store.message(f"{A}:0") is not None and store.cursor("outbox") == 10
+
+
+def test_a_proof_of_another_statement_is_not_recorded(store: Store) -> None:
+    store.record_sent([sent(n) for n in range(3)], cursor=("outbox", 20))
+    store.close_batch(0, capacity=8, message_ids=[f"{A}:0", f"{A}:1"])  # outbox hashes 0 -> 1001
+    before = _snapshot(store)
+    for h_start, h_end in ((0, 1002), (5, 1001)):  # e.g. proven before a rewind closed batch 0 again
+        assert not store.record_proof(
+            0, batch_root=7, public_inputs=[1], proof=PROOF, seconds=1.0, h_start=h_start, h_end=h_end
+        )
+    assert _snapshot(store) == before
+    assert store.record_proof(
+        0, batch_root=7, public_inputs=[1], proof=PROOF, seconds=1.0, h_start=0, h_end=1001
+    )
+    proven = store.batch(0)
+    assert proven is not None and (proven.status, proven.batch_root) == ("proven", 7)
+
+
+# --- bounces --------------------------------------------------------------------------------------
+
+RULE = "target not allowed: bank-b may not call 0x2222222222222222222222222222222222222222"
+
+
+def test_an_incoming_message_the_rules_refuse_is_bounced(store: Store) -> None:
+    receive(store)
+    store.record_verdicts(verified=[f"{B}:0"], refused={}, bouncing={f"{B}:1": RULE, f"{B}:2": RULE})
+    m = store.message(f"{B}:1")
+    assert m is not None and (m.status, m.error) == ("bouncing", RULE)
+    assert store.history(f"{B}:1")[-1].reason == f"to be bounced: {RULE}"
+    store.record_verdicts(verified=[f"{B}:1"], refused={f"{B}:2": "x"}, bouncing={f"{B}:0": RULE})
+    assert [m.status for m in store.messages(direction="in")] == ["verified", "bouncing", "bouncing"]
+    assert store.request_bounce(f"{B}:1", "again") == "bouncing"  # already: left as it is
+    with pytest.raises(StepRefused, match="only a verified message is executed"):
+        store.start_execution([f"{B}:1"])
+
+    store.bounce_not_done([f"{B}:1", f"{B}:0"], "nonce too low")  # 902:0 is not bouncing: left alone
+    m = store.message(f"{B}:1")
+    assert m is not None and (m.status, m.attempts, m.error) == ("bouncing", 1, RULE)
+    assert m.due > m.updated_at  # on the retry policy
+    assert store.history(f"{B}:1")[-1].reason == "bounce failed: nonce too low"
+    verified = store.message(f"{B}:0")
+    assert verified is not None and (verified.status, verified.attempts) == ("verified", 0)
+
+    # The bounce transaction: 902:1 bounced in it; 902:2 was executed first (the same nullifier).
+    store.record_bounces(
+        {f"{B}:1": "MessageBounced in 0xb0", f"{B}:0": "not bouncing"},
+        executed={f"{B}:2": "executed before the bounce"},
+        tx="0xb0",
+        gas_each=70_000,
+    )
+    m = store.message(f"{B}:1")
+    assert m is not None
+    assert (m.status, m.exec_tx, m.exec_gas) == ("bounced", "0xb0", 70_000)
+    assert m.executed_at is not None
+    assert [t.to_status for t in store.history(f"{B}:1")] == ["received", "bouncing", "bouncing", "bounced"]
+    assert [m.status for m in store.messages(direction="in")] == ["verified", "bounced", "executed"]
+    assert store.request_bounce(f"{B}:1", "again") == "bounced"  # idempotent
+    store.record_bounces({f"{B}:1": "again"}, tx="0xb1", gas_each=1)
+    again = store.message(f"{B}:1")
+    assert again is not None and (again.exec_tx, len(store.history(f"{B}:1"))) == ("0xb0", 4)
+    assert store.check() == []
+
+
+def test_an_operator_bounces_a_failed_message_and_nothing_else(store: Store) -> None:
+    original = message(0, amount=5)  # bank-a sent it to bank-b; bank-b bounced it
+    store.record_sent([Sent(original, "bank-b", 10, 1000)], cursor=("outbox", 10))
+    failing_bounce = bounce_of(original, 4)
+    received = [message(n, source=B, dest=A) for n in range(4)] + [failing_bounce]
+    store.receive("bank-b", [Received(m, "{}") for m in received], "from bank-b")
+    keys = [f"{B}:{n}" for n in range(5)]
+    store.record_verdicts(verified=keys, refused={})
+    store.start_execution([keys[0], keys[1], keys[3], keys[4]])
+    store.record_outcomes(
+        [
+            Outcome(keys[0], InStatus.FAILED, "Reverted"),
+            Outcome(keys[1], InStatus.EXECUTED, "MessageExecuted"),
+            Outcome(keys[3], InStatus.FAILED, "Reverted"),
+            Outcome(keys[4], InStatus.FAILED, "refund refused"),
+        ],
+        tx="0xt",
+        gas_each=None,
+    )
+    assert store.request_replay(keys[3]) == "replay"
+
+    for blank in ("", "  "):
+        with pytest.raises(StoreError, match="a bounce needs a reason"):
+            store.request_bounce(keys[0], blank)
+    with pytest.raises(StoreError, match="only a failed message can be bounced"):
+        store.request_bounce(keys[1], "executed")
+    with pytest.raises(StoreError, match="only a failed message can be bounced"):
+        store.request_bounce(keys[2], "verified")
+    with pytest.raises(StoreError, match="is outgoing"):
+        store.request_bounce(f"{A}:0", "outgoing")
+    with pytest.raises(StoreError, match="is itself a bounce"):
+        store.request_bounce(keys[4], "a refund")
+    with pytest.raises(UnknownMessage):
+        store.request_bounce(f"{B}:9", "unknown")
+    assert [m.status for m in store.messages(direction="in")] == [
+        "failed",
+        "executed",
+        "verified",
+        "replay",
+        "failed",
+    ]
+
+    assert store.request_bounce(keys[0], "the target keeps reverting") == "bouncing"
+    m = store.message(keys[0])
+    assert m is not None
+    assert (m.status, m.error, m.attempts) == ("bouncing", "the target keeps reverting", 0)
+    assert m.due <= m.updated_at  # now
+    assert store.history(keys[0])[-1].reason == "bounce: the target keeps reverting"
+    assert store.request_bounce(keys[0], "again") == "bouncing"  # idempotent: nothing recorded
+    assert len(store.history(keys[0])) == 5
+    assert store.request_bounce(keys[3], "given up") == "bouncing"  # a replay not run yet, too
+    assert store.check() == []
+
+
+def _pushed_with_value(store: Store) -> None:
+    """901:0 and 901:1 (5 of ASSET each) and 901:2 (no value) sent, settled and pushed to bank-b."""
+    store.record_sent([sent(0, amount=5), sent(1, amount=5), sent(2)], cursor=("outbox", 20))
+    store.close_batch(0, capacity=8, message_ids=[f"{A}:{n}" for n in range(3)])
+    store.record_proof(0, batch_root=77, public_inputs=[A, 0], proof=PROOF, seconds=1.5)
+    store.start_commit(0)
+    store.settle_batch(0, leaf_index=4, tx="0xabc", gas=300_000, reason="committed")
+    store.record_push([f"{A}:{n}" for n in range(3)], "bank-b", "pushed to bank-b")
+
+
+def _bounce_executing(store: Store, original: Message, nonce: int) -> str:
+    """bank-b's bounce of `original` (its message `nonce`) received, verified and being executed."""
+    store.receive("bank-b", [Received(bounce_of(original, nonce), "{}")], "from bank-b")
+    key = f"{B}:{nonce}"
+    store.record_verdicts(verified=[key], refused={})
+    store.start_execution([key])
+    return key
+
+
+def test_an_outgoing_message_bounced_by_its_destination_is_refunded_by_its_bounce(store: Store) -> None:
+    _pushed_with_value(store)
+    original = message(0, amount=5)
+    assert store.record_receipts("bank-b", [ReceiptUpdate(f"{A}:0", OutStatus.BOUNCED, "0xb0", RULE)]) == []
+    m = store.message(f"{A}:0")
+    assert m is not None and (m.status, m.exec_tx, m.error) == ("bounced", "0xb0", RULE)
+    assert store.history(f"{A}:0")[-1].reason == f"bank-b reports bounced: {RULE}"
+
+    bounce = bounce_of(original, 0)
+    found = store.original_of(bounce)
+    assert found is not None and found.id == f"{A}:0"
+    assert store.original_of(dataclasses.replace(bounce, amount=4)) is None  # not what was sent
+    assert store.original_of(dataclasses.replace(bounce, asset_id=b"\xcd" * 32)) is None
+    assert store.original_of(dataclasses.replace(bounce, data=message(7).id())) is None  # never sent
+    assert store.original_of(dataclasses.replace(bounce, data=b"\x00" * 31)) is None  # no id
+    assert store.original_of(message(0, source=B, dest=A, amount=5)) is None  # not a bounce
+    key = _bounce_executing(store, original, 0)
+
+    store.record_outcomes([Outcome(key, InStatus.EXECUTED, "MessageExecuted")], tx="0xr", gas_each=1)
+    executed = store.message(key)
+    assert executed is not None and executed.status == "executed"
+    refunded = store.message(f"{A}:0")
+    assert refunded is not None and refunded.status == "refunded"
+    [*_, last] = store.history(f"{A}:0")
+    assert (last.from_status, last.reason) == ("bounced", f"refunded: bounce {key} executed in 0xr")
+    assert last.at == store.history(key)[-1].at  # one step
+
+    # Receipts after the refund change nothing.
+    late = [
+        ReceiptUpdate(f"{A}:0", status, "0x9", "late") for status in (OutStatus.BOUNCED, OutStatus.EXECUTED)
+    ]
+    assert store.record_receipts("bank-b", late) == []
+    assert store.message(f"{A}:0") == refunded
+    assert store.check() == []
+
+
+def test_a_bounce_executed_before_the_bounced_receipt_refunds_and_a_failed_one_does_not(store: Store) -> None:
+    _pushed_with_value(store)
+    first = _bounce_executing(store, message(1, amount=5), 1)
+    second = _bounce_executing(store, message(2), 2)
+    store.record_outcomes(
+        [
+            Outcome(first, InStatus.EXECUTED, "MessageExecuted"),
+            Outcome(second, InStatus.FAILED, "refund refused"),
+        ],
+        tx="0xr",
+        gas_each=None,
+    )
+    assert [t.to_status for t in store.history(f"{A}:1")][-2:] == ["pushed", "refunded"]
+    assert [m.status for m in store.messages(direction="out")] == ["pushed", "refunded", "pushed"]
+    store.record_receipts("bank-b", [ReceiptUpdate(f"{A}:1", OutStatus.BOUNCED, "0xb1", RULE)])  # late
+    assert _status(store, f"{A}:1") == "refunded"
+    assert store.check() == []
+
+
+def _status(store: Store, key: str) -> str | None:
+    m = store.message(key)
+    return None if m is None else str(m.status)
+
+
 # --- a crash inside any step leaves the store before it -------------------------------------------
 
 
 def _snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     conn = store._db.conn
-    tables = ("messages", "transitions", "batches", "batch_transitions", "cursors", "refusals")
+    tables = (
+        "messages",
+        "transitions",
+        "batches",
+        "batch_transitions",
+        "cursors",
+        "refusals",
+        "halts",
+        "dropped",
+    )
     return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
 
 
@@ -253,6 +656,28 @@ def _executing(store: Store) -> None:
 def _failed(store: Store) -> None:
     _executing(store)
     store.record_outcomes([Outcome(INCOMING[0], InStatus.FAILED, "x")], tx=None, gas_each=None)
+
+
+def _bouncing(store: Store) -> None:
+    receive(store)
+    store.record_verdicts(verified=[], refused={}, bouncing=dict.fromkeys(INCOMING, RULE))
+
+
+def _halted(store: Store) -> None:
+    _sent(store)
+    store.halt("outbox", "reorganisation deeper than finality", 9)
+
+
+def _refund_executing(store: Store) -> None:
+    """901:0 bounced by bank-b, 901:1 not yet reported; both their bounces being executed."""
+    _pushed_with_value(store)
+    store.record_receipts("bank-b", [ReceiptUpdate(f"{A}:0", OutStatus.BOUNCED, "0xb0", RULE)])
+    for n in (0, 1):
+        _bounce_executing(store, message(n, amount=5), n)
+
+
+def _deposited(store: Store) -> None:
+    store.record_deposits([Deposit(message(0, source=L1, dest=A), 5, 0)], cursor=("l1-deposits", 5))
 
 
 INCOMING = [f"{B}:{n}" for n in range(3)]
@@ -298,6 +723,51 @@ STEPS: dict[str, tuple[Callable[[Store], None], Callable[[Store], object]]] = {
     ),
     "execution_not_sent": (_executing, lambda s: s.execution_not_sent(INCOMING, "refused")),
     "request_replay": (_failed, lambda s: s.request_replay(INCOMING[0])),
+    "record_verdicts-bouncing": (
+        receive,
+        lambda s: s.record_verdicts(
+            verified=INCOMING[:1], refused={INCOMING[1]: "bad"}, bouncing={INCOMING[2]: RULE}
+        ),
+    ),
+    "request_bounce": (_failed, lambda s: s.request_bounce(INCOMING[0], "given up")),
+    "bounce_not_done": (_bouncing, lambda s: s.bounce_not_done(INCOMING, "nonce too low")),
+    "record_bounces": (
+        _bouncing,
+        lambda s: s.record_bounces(
+            dict.fromkeys(INCOMING[:2], "bounced"),
+            executed={INCOMING[2]: "executed first"},
+            tx="0x1",
+            gas_each=1,
+        ),
+    ),
+    "record_outcomes-refund": (
+        _refund_executing,
+        lambda s: s.record_outcomes(
+            [Outcome(f"{B}:{n}", InStatus.EXECUTED, "x") for n in (0, 1)], tx="0x1", gas_each=1
+        ),
+    ),
+    "halt": (_nothing, lambda s: s.halt("outbox", "reorganisation deeper than finality", 3)),
+    "lift_halt": (
+        _halted,
+        lambda s: s.lift_halt(
+            "outbox",
+            "checked",
+            cursor=WatchCursor("outbox", 12, "0xc"),
+            moved=[(f"{A}:{n}", 12, "0xc") for n in range(3)],
+        ),
+    ),
+    "record_sent-conflict": (
+        _sent,
+        lambda s: s.record_sent([sent(3), sent(1, amount=4)], cursor=("outbox", 30)),
+    ),
+    "record_deposits-conflict": (
+        _deposited,
+        lambda s: s.record_deposits(
+            [Deposit(message(n, source=L1, dest=A, amount=n + 1), 6, n) for n in range(2)],
+            cursor=("l1-deposits", 6),
+        ),
+    ),
+    "rewind_outbox": (_batches_to_rewind, _rewind),
 }
 
 
