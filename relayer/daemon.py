@@ -92,9 +92,14 @@ class Daemon:
             self.signer,
             chain_id=config.chain.chain_id,
             name=f"{config.institution}'s chain ({config.chain.chain_id})",
+            failback_seconds=config.chain.failback_seconds,
         )
         l1 = Chain(
-            config.l1.rpc_urls, self.signer, chain_id=config.l1.chain_id, name=f"L1 ({config.l1.chain_id})"
+            config.l1.rpc_urls,
+            self.signer,
+            chain_id=config.l1.chain_id,
+            name=f"L1 ({config.l1.chain_id})",
+            failback_seconds=config.l1.failback_seconds,
         )
         broker = None
         if config.bus.url is None:

@@ -477,13 +477,19 @@ def test_what_a_peer_may_not_send_is_refused_and_recorded_and_traffic_goes_on(ne
         forged = Delivery(delivery.batch, (DeliveredMessage(no_asset, item.index, item.siblings),))
         _publish(net, "bank-a", "bank-b", delivery_to_json(forged))
         big = _publish(net, "bank-a", "bank-b", {"padding": "x" * 5 * 1024 * 1024})
-        reason = _refusal(net, "bank-a", not_allowed, timeout=WAIT)
+        # Settled, but not allowed: bank-b bounces it (it carries no value, so no message comes back)
+        # and tells bank-a why.
+        net.wait("bank-a", [not_allowed], "bounced", timeout=WAIT)
     finally:
         _peer_b_allows_bank_a(net)  # any target, any asset, as the devnet made it
 
-    assert reason == f"target not allowed: bank-a may not call {USER.address}"
-    row = net.row("bank-b", not_allowed)
-    assert row is not None and (row.status, row.error) == ("refused", reason)
+    rule = f"target not allowed: bank-a may not call {USER.address}"
+    row, sent = net.row("bank-b", not_allowed), net.row("bank-a", not_allowed)
+    assert row is not None and (row.status, row.error) == ("bounced", rule), row
+    assert sent is not None and (sent.status, sent.error) == ("bounced", rule), sent
+    with net.store("bank-b") as store:  # no value, so no bounce message back
+        bounces = [m for m in store.messages(direction="out") if m.message.is_bounce]
+    assert all(m.message.bounced_id() != row.message.id() for m in bounces), bounces
     single = orjson.dumps(delivery_to_json(forged))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
