@@ -502,6 +502,11 @@ class Store:
                         now,
                     )
                     return 0
+                if known is not None and s.block_hash is not None and known.block_hash != s.block_hash:
+                    db.execute(  # the same message, read again from another block: where it is now
+                        "UPDATE messages SET block_number = ?, block_hash = ? WHERE id = ?",
+                        [s.block_number, s.block_hash, known.id],
+                    )
             for s in sent:
                 row = _message_row(s.message, Direction.OUT, s.peer, s.block_number) | {
                     "outbox_hash": str(s.outbox_hash),
@@ -945,6 +950,7 @@ class Store:
         "bounced" is left as it is (idempotent). Raises StoreError for any other."""
         if not reason.strip():
             raise StoreError("a bounce needs a reason: it is sent back to the source")
+        reason = reason[:500]  # as much as goes on chain with the bounce
         now = time.time()
         with self._write() as db:
             m = self._message_in(db, message_id)

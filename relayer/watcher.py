@@ -24,12 +24,12 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from web3.contract.contract import ContractEvent
-from web3.exceptions import Web3RPCError
+from web3.exceptions import BlockNotFound, Web3RPCError
 from web3.types import BlockData, EventData
 
 from bridge_contracts.chain import Chain
@@ -153,21 +153,24 @@ class Watcher:
             "halted": self.halted,
         }
 
-    async def check_canonical(self) -> str | None:
-        """Whether the blocks this watcher stored are still the chain's: None, or why not (the stream
-        is then halted). Asked before anything read from them is settled."""
+    async def check_canonical(self, blocks: Iterable[tuple[int, str | None]] = ()) -> str | None:
+        """Whether the blocks this watcher stored — its saved cursor's, and `blocks` (number, hash as
+        read) — are still the chain's: None, or why not (the stream is then halted). Asked before
+        anything read from them is settled."""
         saved = self.store.watch_cursor(self.name)
-        if saved is None or saved.block_hash is None:
-            return None
-        now = await self._hash_at(saved.block)
-        if now == saved.block_hash:
-            return None
-        reason = (
-            f"reorganisation deeper than finality: block {saved.block} was read with hash "
-            f"{saved.block_hash}, the chain now has {now}"
-        )
-        self._halt(reason, block=saved.block)
-        return reason
+        wanted = {number: read for number, read in blocks if read is not None}
+        if saved is not None and saved.block_hash is not None:
+            wanted[saved.block] = saved.block_hash
+        for number, read in sorted(wanted.items()):
+            now = await self._hash_or_none(number)
+            if now != read:
+                reason = (
+                    f"reorganisation deeper than finality: block {number} was read with hash {read}, "
+                    f"the chain now has {now or 'no such block'}"
+                )
+                self._halt(reason, block=number)
+                return reason
+        return None
 
     async def _read_final(self) -> int:
         assert self.final_head is not None
@@ -175,16 +178,22 @@ class Watcher:
         seen = 0
         while first <= self.final_head:
             last = min(self.final_head, first + self.max_range - 1)
-            if self.cursor_hash is not None:
-                parent = await self._block(first)
-                if "0x" + bytes(parent["parentHash"]).hex() != self.cursor_hash:
-                    raise DeepReorg(
-                        f"reorganisation deeper than finality: block {first}'s parent is "
-                        f"0x{bytes(parent['parentHash']).hex()}, but block {self.cursor} was read with hash "
-                        f"{self.cursor_hash}"
-                    )
+            last_hash = await self._hash_at(last)
             events = await asyncio.to_thread(self._logs, first, last)
+            # The range read is the chain the watcher read before it: `first` follows the cursor's
+            # block, and `last` is the same block after the logs as before them.
+            if self.cursor_hash is not None:
+                parent = "0x" + bytes((await self._block(first))["parentHash"]).hex()
+                if parent != self.cursor_hash:
+                    raise DeepReorg(
+                        f"reorganisation deeper than finality: block {first}'s parent is {parent}, but "
+                        f"block {self.cursor} was read with hash {self.cursor_hash}"
+                    )
             hashes = {last: await self._hash_at(last)}
+            if hashes[last] != last_hash:
+                raise DeepReorg(
+                    f"reorganisation deeper than finality: block {last} changed while it was read"
+                )
             for event in events:  # every event from the chain as it is now, up to `last`
                 number = event["blockNumber"]
                 if number not in hashes:
@@ -206,14 +215,14 @@ class Watcher:
         return seen
 
     async def _check_cursor(self) -> None:
-        """The block handled last must still be the chain's."""
+        """The block handled last must still be the chain's (a chain now shorter than it has lost it)."""
         if self.cursor is None or self.cursor_hash is None:
             return
-        now = await self._hash_at(self.cursor)
+        now = await self._hash_or_none(self.cursor)
         if now != self.cursor_hash:
             raise DeepReorg(
                 f"reorganisation deeper than finality: block {self.cursor} was read with hash "
-                f"{self.cursor_hash}, the chain now has {now}"
+                f"{self.cursor_hash}, the chain now has {now or 'no such block'}"
             )
 
     async def _note_reorg(self, number: int) -> None:
@@ -275,6 +284,12 @@ class Watcher:
 
     async def _block(self, which: int | str) -> BlockData:
         return await asyncio.to_thread(self.chain.w3.eth.get_block, which)  # type: ignore[arg-type]
+
+    async def _hash_or_none(self, number: int) -> str | None:
+        try:
+            return await self._hash_at(number)
+        except BlockNotFound:
+            return None
 
     async def _hash_at(self, number: int) -> str:
         return "0x" + bytes((await self._block(number))["hash"]).hex()

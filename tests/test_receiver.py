@@ -629,8 +629,14 @@ def test_a_bounce_of_a_message_this_chain_sent_that_peer_is_exempt_from_the_rule
     world: World, settle: Settle, tmp_path: Path
 ) -> None:
     async def body(net: Net) -> None:
-        net.b.store.record_sent([Sent(ORIGINAL, "bank-a", 1, roll(0, ORIGINAL.leaf()))], cursor=("outbox", 1))
-        assert net.b.store.original_of(BATCH[7]) is not None
+        store = net.b.store
+        store.record_sent([Sent(ORIGINAL, "bank-a", 1, roll(0, ORIGINAL.leaf()))], cursor=("outbox", 1))
+        assert store.original_of(BATCH[7]) is not None
+        key = message_key(ORIGINAL.source_chain_id, ORIGINAL.nonce)
+        store.close_batch(0, capacity=CAPACITY, message_ids=[key])  # a bounce comes once it settled
+        store.record_proof(0, batch_root=1, public_inputs=[1], proof={"protocol": "groth16"}, seconds=1.0)
+        store.start_commit(0)
+        store.settle_batch(0, leaf_index=0, tx=None, gas=None, reason="settled")
         await net.deliver(net.envelope([7, 3]))
         await _waiting(net, [7, 3])
         await settle()

@@ -338,3 +338,29 @@ def test_check_canonical_halts_before_anything_is_settled(setup: Setup, store: S
     reason = asyncio.run(w.check_canonical())
     assert reason is not None and "deeper than finality" in reason
     assert store.active_halt(NAME) is not None
+
+
+def test_a_chain_rolled_back_below_the_cursor_halts_the_stream(setup: Setup, store: Store) -> None:
+    rpc = setup.chain.w3.provider.make_request
+    snapshot = rpc("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    setup.send()
+    setup.mine(3)
+    w = watcher(setup, store, Recorder())
+    assert poll(w) == 1
+    assert "error" not in rpc("evm_revert", [snapshot])  # type: ignore[arg-type]
+    assert poll(w) == 0  # the block read last no longer exists
+    halt = store.active_halt(NAME)
+    assert halt is not None and "no such block" in halt.reason
+
+
+def test_check_canonical_checks_each_block_given(setup: Setup, store: Store) -> None:
+    w = watcher(setup, store, Recorder())
+    setup.mine(3)
+    setup.send()
+    sent_in = setup.head
+    read = "0x" + bytes(setup.chain.w3.eth.get_block(sent_in)["hash"]).hex()
+    setup.mine(2)
+    assert poll(w) == 1
+    assert asyncio.run(w.check_canonical([(sent_in, read)])) is None
+    assert asyncio.run(w.check_canonical([(sent_in, "0x" + "00" * 32)])) is not None
+    assert store.active_halt(NAME) is not None

@@ -173,7 +173,12 @@ class Executor:
         receipts: dict[str, list[Receipt]] = {}
         for m, _ in work:
             kind, reason = found.get(m.message.id(), ("rejected", "no event"))
-            if kind == "executed" or (kind == "rejected" and reason.startswith("AlreadyExecuted")):
+            if kind == "rejected" and reason.startswith("AlreadyExecuted"):
+                if await ctx.call(ctx.inbox.functions.bounced(m.message.id())):
+                    kind, reason = "rejected", "bounced already: never executed here"
+                else:
+                    kind = "already executed"
+            if kind in ("executed", "already executed"):
                 outcomes.append(
                     Outcome(
                         m.id,

@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 OPERATOR_TTL = 30.0  # seconds a peer's operator address, read from the L1 Hub, is trusted
 NOT_SETTLED = "not settled"  # a check's answer when L1 has not settled the batch yet: ask again later
 VERDICTS_KEPT = 1024  # batch-proof verdicts remembered
+BOUNCEABLE = (OutStatus.SETTLED, OutStatus.PUSHED, OutStatus.FAILED, OutStatus.BOUNCED)
+"""What an outgoing message may be when its bounce arrives: never executed or refunded already."""
 
 
 class Receiver:
@@ -236,6 +238,8 @@ class Receiver:
             original = self.ctx.store.original_of(m)
             if original is None or original.peer != peer.name:
                 return f"bad bounce: {peer.name} bounces a message this chain never sent it"
+            if original.status not in BOUNCEABLE:
+                return f"bad bounce: {peer.name} bounces {original.id}, which is {original.status} here"
             return None
         if ANY not in peer.allowed_targets and m.target.lower() not in {
             t.lower() for t in peer.allowed_targets

@@ -1,9 +1,10 @@
 """The settler: commits proven batches to the L1 Hub, in order.
 
-Before sending `commitBatch` it checks that the blocks its messages were read from are still the
-chain's (a reorganisation deeper than finality halts the outgoing pipeline instead: nothing of it is
-settled), and marks the batch "committing"; after a restart the Hub's own batch
-counter says whether that transaction landed, so a batch is never committed twice and never skipped.
+Before sending `commitBatch` it checks that the blocks its messages were read from (each one, and
+the outbox watcher's cursor) are still the chain's: a reorganisation deeper than finality halts the
+outgoing pipeline instead, and nothing of it is settled. Then it marks the batch "committing"; after
+a restart the Hub's own batch counter says whether that transaction landed, so a batch is never
+committed twice and never skipped.
 Settling is one store step (`Store.settle_batch`: the batch and its messages). A refused commit (the
 Hub's custom error, decoded) is retried on the retry policy, its count kept in the store; an
 overdraft stays refused for good and is reported as such in the logs, the store and the metrics.
@@ -58,7 +59,12 @@ class Settler:
             return None
         if next_batch < number or halted:
             return poll  # an earlier batch is not on L1 yet: it must settle first
-        reorged = await self.ctx.watchers["outbox"].check_canonical()
+        blocks = {
+            (m.block_number, m.block_hash) for m in store.messages(direction="out", batch_number=number)
+        }
+        reorged = await self.ctx.watchers["outbox"].check_canonical(
+            (block, read) for block, read in blocks if block is not None
+        )
         if reorged is not None:  # the stream is halted now: the batch may hold messages the chain lost
             self.ctx.metrics.failure("settle: reorganised")
             log.critical("batch %d not committed: %s", number, reorged)
