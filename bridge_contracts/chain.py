@@ -240,6 +240,12 @@ class FailoverProvider(JSONBaseProvider):
         return self.expected_chain_id is not None or self.expected_genesis is not None
 
     @property
+    def genesis(self) -> bytes | None:
+        """The genesis hash required of every endpoint: given, or learned (None until then)."""
+        with self._lock:
+            return self._genesis
+
+    @property
     def current_url(self) -> str:
         with self._lock:
             return self.urls[self._current]
@@ -447,6 +453,7 @@ class Chain:
         *,
         request_timeout: float = 30.0,
         chain_id: int | None = None,
+        genesis: bytes | None = None,
         name: str | None = None,
         failback_seconds: float = 30.0,
     ) -> None:
@@ -455,6 +462,7 @@ class Chain:
             self.rpc_urls,
             timeout=request_timeout,
             expected_chain_id=chain_id,
+            expected_genesis=genesis,
             name=name,
             failback_seconds=failback_seconds,
         )
@@ -473,9 +481,16 @@ class Chain:
             signer,
             request_timeout=self.request_timeout,
             chain_id=self._chain_id,
+            genesis=self.provider.genesis,
             name=self.name,
             failback_seconds=self.failback_seconds,
         )
+
+    @property
+    def genesis(self) -> bytes | None:
+        """The genesis block hash every endpoint must have: given, or learned from the first endpoint
+        of the right chain id (None before that, or without a chain id)."""
+        return self.provider.genesis
 
     @property
     def current_url(self) -> str:

@@ -110,12 +110,19 @@ def _check_asset(value: str) -> str:
     return value.lower()
 
 
+def _check_genesis(value: str) -> str:
+    if not _ASSET_ID.fullmatch(value):
+        raise ValueError(f"{show(value)} is not a block hash: expected 0x followed by 64 hex digits")
+    return value.lower()
+
+
 def _check_target(value: str) -> str:
     return value if value == ANY else check_address(value)
 
 
 _Name = Annotated[str, AfterValidator(_check_name)]
 _RpcUrl = Annotated[str, AfterValidator(_check_rpc_url)]
+_Genesis = Annotated[str, AfterValidator(_check_genesis)]
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -247,7 +254,7 @@ class SignerConfig(Section):
         return ConfigError(self._config_path or Path("<config>"), [(f"chain.signer.{key}", message)])
 
 
-class _RpcChain(Section):
+class RpcChain(Section):
     """A chain reached over JSON-RPC."""
 
     chain_id: ChainId
@@ -262,6 +269,9 @@ class _RpcChain(Section):
     is "confirmations" or the node has no such tag."""
     poll_seconds: StrictFloat = Field(default=1.0, gt=0, le=600)
     """How often the daemon asks the chain for new blocks and what waits on it (about the block time)."""
+    genesis: _Genesis | None = None
+    """The hash of the chain's block 0, which every endpoint must have (0x + 64 hex digits). Without
+    it the daemon pins the genesis its endpoints agree on at its first start, in its store."""
     failback_seconds: StrictFloat = Field(default=30.0, gt=0, le=86400)
     """While on a later RPC endpoint, how often the daemon tries the earlier ones again (it goes back
     to the first that is healthy and serves this chain)."""
@@ -269,7 +279,7 @@ class _RpcChain(Section):
     _some_distinct_urls = field_validator("rpc_urls")(check_distinct_urls)
 
 
-class ChainConfig(_RpcChain):
+class ChainConfig(RpcChain):
     """[chain]: the institution's own ZK chain."""
 
     contracts: ContractsConfig
@@ -278,7 +288,7 @@ class ChainConfig(_RpcChain):
     """[chain.signer]: the operator key that sends this institution's transactions."""
 
 
-class L1Config(_RpcChain):
+class L1Config(RpcChain):
     """[l1]: the settlement layer all the institutions' chains settle to."""
 
     hub: Address | None = None
@@ -508,7 +518,7 @@ def _env_state(name: str | None) -> str:
     return "set" if name and os.environ.get(name) else "not set"
 
 
-def _rpc(chain: _RpcChain) -> str:
+def _rpc(chain: RpcChain) -> str:
     urls = chain.rpc_urls[0] + "".join(f", then {url}" for url in chain.rpc_urls[1:])
     plural = "" if chain.confirmations == 1 else "s"
     depth = f"{chain.confirmations} confirmation{plural}"

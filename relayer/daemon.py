@@ -32,7 +32,7 @@ from hub.client import HubClient
 from hub.retry import RETRY
 from relayer import api, halts
 from relayer import config as institution_config
-from relayer.config import ConfigError, InstitutionConfig
+from relayer.config import ConfigError, InstitutionConfig, RpcChain
 from relayer.metrics import Metrics
 from relayer.pipeline.batcher import Batcher
 from relayer.pipeline.context import Context
@@ -91,6 +91,7 @@ class Daemon:
             config.chain.rpc_urls,
             self.signer,
             chain_id=config.chain.chain_id,
+            genesis=_genesis(store, "chain", config.chain),
             name=f"{config.institution}'s chain ({config.chain.chain_id})",
             failback_seconds=config.chain.failback_seconds,
         )
@@ -98,6 +99,7 @@ class Daemon:
             config.l1.rpc_urls,
             self.signer,
             chain_id=config.l1.chain_id,
+            genesis=_genesis(store, "l1", config.l1),
             name=f"L1 ({config.l1.chain_id})",
             failback_seconds=config.l1.failback_seconds,
         )
@@ -157,9 +159,10 @@ class Daemon:
     async def _check_chains(self, ctx: Context) -> None:
         """Refuse to start against the wrong chains or contracts: a config pointing elsewhere would
         do harm."""
-        for name, endpoints in (("chain", ctx.l2), ("l1", ctx.l1)):
-            # Each endpoint answers for the configured chain id (and the first one's genesis block);
-            # one that does not is never used, and the daemon starts if one is healthy.
+        for name, endpoints, rpc in (("chain", ctx.l2, ctx.config.chain), ("l1", ctx.l1, ctx.config.l1)):
+            # Each endpoint answers for the configured chain id and genesis block (pinned in the store
+            # at the first start); one that does not is never used, and the daemon starts if one is.
+            pinned = _genesis(ctx.store, name, rpc) is not None
             problems = await asyncio.to_thread(endpoints.check_endpoints)
             for bad in problems:
                 log.error("%s.rpc_urls: %s: it is not used", name, bad)
@@ -167,6 +170,21 @@ class Daemon:
                 raise ConfigError(
                     self.config_path, [(f"{name}.rpc_urls", "no endpoint is usable: " + "; ".join(problems))]
                 )
+            if not pinned and any("has genesis" in p for p in problems):
+                raise ConfigError(
+                    self.config_path,
+                    [
+                        (
+                            f"{name}.genesis",
+                            "its endpoints serve chains of different genesis blocks: "
+                            + "; ".join(problems)
+                            + f"; set {name}.genesis to the right chain's block 0 hash",
+                        )
+                    ],
+                )
+            if endpoints.genesis is not None and not pinned:
+                ctx.store.pin_genesis(name, rpc.chain_id, "0x" + endpoints.genesis.hex())
+                log.info("%s: genesis 0x%s pinned in the store", name, endpoints.genesis.hex())
         contracts = (
             ("l1.hub", ctx.l1, ctx.hub, "l1ChainId", "Hub"),
             ("chain.contracts.outbox", ctx.l2, ctx.outbox, "outboxHash", "Outbox"),
@@ -380,6 +398,13 @@ class Daemon:
             "endpoint": chain.current_url,
             "endpoints": chain.endpoints(),
         }
+
+
+def _genesis(store: Store, name: str, rpc: RpcChain) -> bytes | None:
+    """The genesis block a chain's endpoints must have: the config's, else the one pinned in the store
+    at the first start (None before that)."""
+    found = rpc.genesis or store.genesis(name, rpc.chain_id)
+    return None if found is None else bytes.fromhex(found.removeprefix("0x"))
 
 
 def _contract_problem(chain: Chain, contract: Contract, probe: str, kind: str) -> str | None:

@@ -1149,6 +1149,22 @@ class Store:
         with self._write() as db:
             self._move_cursor(db, WatchCursor(name, block, block_hash), time.time())
 
+    def genesis(self, name: str, chain_id: int) -> str | None:
+        """The genesis block hash pinned for chain `name` ("chain", "l1") with that chain id."""
+        rows = self._query("SELECT hash FROM genesis WHERE name = ? AND chain_id = ?", [name, chain_id])
+        return str(rows[0]["hash"]) if rows else None
+
+    def pin_genesis(self, name: str, chain_id: int, block_hash: str) -> str:
+        """Pin chain `name`'s genesis at the first start; returns the pinned one (an earlier pin stays)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO genesis (name, chain_id, hash) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET chain_id = excluded.chain_id, hash = excluded.hash "
+                "WHERE genesis.chain_id != excluded.chain_id",
+                [name, chain_id, block_hash],
+            )
+            return str(next(iter(db.query("SELECT hash FROM genesis WHERE name = ?", [name])))["hash"])
+
     # --- halts --------------------------------------------------------------------------------
 
     def halt(self, scope: str, reason: str, block: int | None = None) -> Halt:
@@ -1724,13 +1740,15 @@ def _migrate_v1_to_v2(db: Database) -> None:
 
 def _migrate_v2_to_v3(db: Database) -> None:
     """Version 3: block hashes (of each outgoing message and deposit, and of each cursor's block) to
-    tell a reorganisation, halts for an operator, and the messages rewinds forgot."""
+    tell a reorganisation, each chain's genesis block, halts for an operator, and the messages
+    rewinds forgot."""
     db.execute("ALTER TABLE messages ADD COLUMN block_hash TEXT")
     db.execute("ALTER TABLE cursors ADD COLUMN block_hash TEXT")
     db.execute(
         "CREATE TABLE halts (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, reason TEXT NOT NULL, "
         "block INTEGER, at REAL NOT NULL, lifted_at REAL, decision TEXT)"
     )
+    db.execute("CREATE TABLE genesis (name TEXT PRIMARY KEY, chain_id INTEGER NOT NULL, hash TEXT NOT NULL)")
     db.execute(
         "CREATE TABLE dropped (id INTEGER PRIMARY KEY, halt_id INTEGER REFERENCES halts(id), "
         "message_id TEXT NOT NULL, row TEXT NOT NULL, history TEXT NOT NULL, at REAL NOT NULL)"

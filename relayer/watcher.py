@@ -216,7 +216,16 @@ class Watcher:
 
     async def _check_cursor(self) -> None:
         """The block handled last must still be the chain's (a chain now shorter than it has lost it)."""
-        if self.cursor is None or self.cursor_hash is None:
+        if self.cursor is None:
+            return
+        if self.cursor_hash is None:  # a store from before block hashes were kept: from now on
+            self.cursor_hash = await self._hash_at(self.cursor)
+            self.store.set_cursor(self.name, self.cursor, self.cursor_hash)
+            log.warning(
+                "%s: the store kept no hash of block %d; taking the chain's as it is now",
+                self.name,
+                self.cursor,
+            )
             return
         now = await self._hash_or_none(self.cursor)
         if now != self.cursor_hash:

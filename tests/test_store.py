@@ -884,6 +884,7 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
 def _undo_v3(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE dropped")
     conn.execute("DROP TABLE halts")
+    conn.execute("DROP TABLE genesis")
     conn.execute("ALTER TABLE messages DROP COLUMN block_hash")
     conn.execute("ALTER TABLE cursors DROP COLUMN block_hash")
 
@@ -999,3 +1000,12 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
                 assert statuses == ["received", "verified", "executing"]
         assert len(store.refusals()) == 2 * WRITES
         assert store.check() == []
+
+
+def test_a_chains_genesis_is_pinned_once(store: Store) -> None:
+    assert store.genesis("chain", A) is None
+    assert store.pin_genesis("chain", A, "0x" + "11" * 32) == "0x" + "11" * 32
+    assert store.pin_genesis("chain", A, "0x" + "22" * 32) == "0x" + "11" * 32  # the first pin stays
+    assert store.genesis("chain", A) == "0x" + "11" * 32
+    assert store.genesis("chain", B) is None  # another chain id: not that chain's
+    assert store.genesis("l1", A) is None

@@ -364,3 +364,13 @@ def test_check_canonical_checks_each_block_given(setup: Setup, store: Store) -> 
     assert asyncio.run(w.check_canonical([(sent_in, read)])) is None
     assert asyncio.run(w.check_canonical([(sent_in, "0x" + "00" * 32)])) is not None
     assert store.active_halt(NAME) is not None
+
+
+def test_a_cursor_without_a_hash_takes_the_chains_at_the_first_poll(setup: Setup, store: Store) -> None:
+    store.set_cursor(NAME, setup.deployed_at)  # as a store from before block hashes were kept has it
+    w = watcher(setup, store, Recorder())
+    assert poll(w) == 0
+    saved = store.watch_cursor(NAME)
+    assert saved is not None and saved.block_hash is not None
+    block = setup.chain.w3.eth.get_block(saved.block)
+    assert saved.block_hash == "0x" + bytes(block["hash"]).hex()
