@@ -866,7 +866,9 @@ class Store:
                     error=reason,
                 )
 
-    def record_outcomes(self, outcomes: Sequence[Outcome], *, tx: str | None, gas_each: int | None) -> None:
+    def record_outcomes(
+        self, outcomes: Sequence[Outcome], *, tx: str | None, gas_each: int | None, block: int | None = None
+    ) -> None:
         """What an execute transaction (or, after a restart, the Inbox's nullifiers) says of
         "executing" messages, together: "executed", or "failed" (to be replayed by an operator)."""
         now = time.time()
@@ -886,6 +888,8 @@ class Store:
                         exec_gas=gas_each,
                         executed_at=now,
                         error=None,
+                        exec_block=block,
+                        confirmed_at=None,
                     )
                     original = self._original_in(db, m.message) if m.message.is_bounce else None
                     if original is not None and original.status != OutStatus.REFUNDED:
@@ -986,9 +990,11 @@ class Store:
         executed: Mapping[str, str] | None = None,
         tx: str | None,
         gas_each: int | None,
+        block: int | None = None,
     ) -> None:
-        """What a bounce transaction says: each "bouncing" message in `bounced` (id -> what happened)
-        is "bounced", and each in `executed` (executed by someone else first) "executed", together."""
+        """What a bounce transaction (in `block`) says: each "bouncing" message in `bounced` (id -> what
+        happened) is "bounced", and each in `executed` (executed by someone else first) "executed",
+        together."""
         now = time.time()
         with self._write() as db:
             for key, reason in (executed or {}).items():
@@ -999,7 +1005,16 @@ class Store:
                 m = self._message_in(db, key)
                 if m.status == InStatus.BOUNCING:
                     self._move(
-                        db, m, InStatus.BOUNCED, reason, now, exec_tx=tx, exec_gas=gas_each, executed_at=now
+                        db,
+                        m,
+                        InStatus.BOUNCED,
+                        reason,
+                        now,
+                        exec_tx=tx,
+                        exec_gas=gas_each,
+                        executed_at=now,
+                        exec_block=block,
+                        confirmed_at=None,
                     )
 
     def bounce_not_done(self, message_ids: Sequence[str], reason: str) -> None:
@@ -1026,6 +1041,42 @@ class Store:
         source, from the bounce's target, with its asset and amount."""
         with self._read() as db:
             return self._original_in(db, bounce)
+
+    def unconfirmed(self, final_block: int) -> list[StoredMessage]:
+        """Incoming messages executed or bounced in a block that is final now (up to `final_block`)
+        and not yet confirmed there: the executor checks the Inbox still says so."""
+        rows = self._query(
+            "SELECT * FROM messages WHERE direction = 'in' AND status IN ('executed', 'bounced') "
+            "AND exec_block IS NOT NULL AND exec_block <= ? AND confirmed_at IS NULL ORDER BY exec_block",
+            [final_block],
+        )
+        return [StoredMessage.from_row(row) for row in rows]
+
+    def confirm_outcomes(self, confirmed: Sequence[str], undone: Sequence[str]) -> None:
+        """After the blocks of their executions or bounces became final: `confirmed` ones are final
+        as they are; `undone` ones were reorganised away (the Inbox no longer has them processed), so
+        they go back to "verified" (an execution) or "bouncing" (a bounce), to be done again;
+        together."""
+        now = time.time()
+        with self._write() as db:
+            for key in confirmed:
+                db.execute("UPDATE messages SET confirmed_at = ? WHERE id = ?", [now, key])
+            for key in undone:
+                m = self._message_in(db, key)
+                if m.status not in (InStatus.EXECUTED, InStatus.BOUNCED):
+                    continue
+                again = InStatus.VERIFIED if m.status == InStatus.EXECUTED else InStatus.BOUNCING
+                self._move(
+                    db,
+                    m,
+                    again,
+                    f"its transaction {m.exec_tx} is no longer in the chain (a reorganisation): to do again",
+                    now,
+                    exec_tx=None,
+                    exec_block=None,
+                    attempts=0,
+                    next_attempt_at=now,
+                )
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -1743,6 +1794,8 @@ def _migrate_v2_to_v3(db: Database) -> None:
     tell a reorganisation, each chain's genesis block, halts for an operator, and the messages
     rewinds forgot."""
     db.execute("ALTER TABLE messages ADD COLUMN block_hash TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN exec_block INTEGER")  # its execution's or bounce's block
+    db.execute("ALTER TABLE messages ADD COLUMN confirmed_at REAL")  # when that block was final with it
     db.execute("ALTER TABLE cursors ADD COLUMN block_hash TEXT")
     db.execute(
         "CREATE TABLE halts (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, reason TEXT NOT NULL, "

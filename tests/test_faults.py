@@ -565,3 +565,34 @@ def test_a_failed_message_its_destination_gives_up_is_bounced_and_refunded_once(
     message_id = _row(net, "bank-b", key).message.id()
     assert len(inbox.events.MessageBounced().get_logs(from_block=0, argument_filters={"id": message_id})) == 1
     assert dev_token.functions.balanceOf(USER.address).call() == tokens_before
+
+
+def test_an_execution_reorganised_away_on_the_destination_is_done_again_once(net: Net) -> None:
+    """bank-b executes a message in a block that a reorganisation then replaces before it is final:
+    the Inbox no longer has it executed, so when the block's height is final bank-b's daemon finds
+    its record contradicted, takes the message back to "verified" and executes it again — once: the
+    target is called exactly one time in the chain as it is."""
+    recorder = net.contract("bank-b", "CallRecorder")
+    calls = recorder.functions.count().call()
+    w3 = net.chain("bank-b").w3
+    _rpc(net, "bank-b", "evm_setAutomine", False)
+    _rpc(net, "bank-b", "evm_setIntervalMining", 0)
+    try:
+        key = net.send("bank-a", "bank-b", recorder.address, recorder.encode_abi("receiveMessage", [b"twice?"]))
+        _until("bank-b's execute transaction", lambda: int(_rpc(net, "bank-b", "txpool_status")["pending"], 16))
+        _rpc(net, "bank-b", "evm_mine")
+        net.wait("bank-b", [key], timeout=60)
+        executed_in = _row(net, "bank-b", key).exec_tx
+        assert recorder.functions.count().call() == calls + 1
+        _rpc(net, "bank-b", "anvil_reorg", 1, [])  # the execution's block, replaced by an empty one
+        assert _rpc(net, "bank-b", "eth_getTransactionReceipt", executed_in) is None
+        assert recorder.functions.count().call() == calls
+    finally:
+        _rpc(net, "bank-b", "evm_setAutomine", True)
+        _rpc(net, "bank-b", "evm_setIntervalMining", 1)
+    _until("the execution done again", lambda: "verified" in _statuses(net, "bank-b", key)[2:] or None)
+    net.wait("bank-b", [key])
+    assert recorder.functions.count().call() == calls + 1
+    assert w3.eth.get_transaction_receipt(_row(net, "bank-b", key).exec_tx)["status"] == 1  # type: ignore[arg-type]
+    with net.store("bank-b") as store:
+        assert any("no longer in the chain" in t.reason for t in store.history(key))

@@ -885,7 +885,8 @@ def _undo_v3(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE dropped")
     conn.execute("DROP TABLE halts")
     conn.execute("DROP TABLE genesis")
-    conn.execute("ALTER TABLE messages DROP COLUMN block_hash")
+    for column in ("block_hash", "exec_block", "confirmed_at"):
+        conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")
     conn.execute("ALTER TABLE cursors DROP COLUMN block_hash")
 
 
@@ -1009,3 +1010,26 @@ def test_a_chains_genesis_is_pinned_once(store: Store) -> None:
     assert store.genesis("chain", A) == "0x" + "11" * 32
     assert store.genesis("chain", B) is None  # another chain id: not that chain's
     assert store.genesis("l1", A) is None
+
+
+def test_executions_and_bounces_are_confirmed_once_final_or_done_again(store: Store) -> None:
+    receive(store)
+    store.record_verdicts(
+        verified=[f"{B}:0", f"{B}:1"], refused={}, bouncing={f"{B}:2": "target not allowed"}
+    )
+    store.start_execution([f"{B}:0", f"{B}:1"])
+    executed = [Outcome(f"{B}:{n}", InStatus.EXECUTED, "executed") for n in (0, 1)]
+    store.record_outcomes(executed, tx="0xe", gas_each=1, block=10)
+    store.record_bounces({f"{B}:2": "bounced"}, tx="0xb", gas_each=1, block=12)
+    assert store.unconfirmed(9) == []  # nothing final yet
+    assert [m.id for m in store.unconfirmed(12)] == [f"{B}:0", f"{B}:1", f"{B}:2"]
+    # The chain still has 0's execution; 1's and the bounce were reorganised away.
+    store.confirm_outcomes([f"{B}:0"], [f"{B}:1", f"{B}:2"])
+    assert [(m.id, m.status) for m in store.messages(direction="in")] == [
+        (f"{B}:0", "executed"),
+        (f"{B}:1", "verified"),
+        (f"{B}:2", "bouncing"),
+    ]
+    assert store.unconfirmed(100) == []  # confirmed, or no longer executed
+    assert "no longer in the chain" in store.history(f"{B}:1")[-1].reason
+    assert store.check() == []

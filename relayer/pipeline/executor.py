@@ -12,10 +12,15 @@ each.
 Messages to be bounced ("bouncing": settled, but refused by a peering rule or given up by the
 operator) go the same way into `Inbox.bounceManyWithRoot`, which sends their value home; the sender
 gets a "bounced" receipt.
+
+Each execution and bounce is confirmed once its block is final on this chain (the outbox watcher
+keeps the final head): the Inbox must still have the message processed at that block, else the
+transaction was reorganised away and the message is done again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -66,8 +71,37 @@ class Executor:
                 )
         self.ctx.store.record_outcomes(outcomes, tx=None, gas_each=None)
 
+    async def confirm(self) -> None:
+        """Executions and bounces whose block is final now: the Inbox must still say so at that block.
+        One reorganised away is done again (the nullifier makes that safe)."""
+        ctx = self.ctx
+        watcher = ctx.watchers.get("outbox")
+        final = None if watcher is None else watcher.final_head
+        if final is None:
+            return
+        confirmed, undone = [], []
+        for m in ctx.store.unconfirmed(final):
+            message_id = m.message.id()
+            done = await self._at(final, ctx.inbox.functions.executed(message_id))
+            bounced = await self._at(final, ctx.inbox.functions.bounced(message_id))
+            if done and bounced == (m.status == InStatus.BOUNCED):
+                confirmed.append(m.id)
+            else:
+                undone.append(m.id)
+                ctx.metrics.failure("execution reorganised away")
+                log.error("%s: its %s in %s was reorganised away; doing it again", m.id, m.status, m.exec_tx)
+        if confirmed or undone:
+            ctx.store.confirm_outcomes(confirmed, undone)
+        if undone:
+            ctx.wakeups.wake("executor")
+
+    @staticmethod
+    async def _at(block: int, fn: Any) -> Any:
+        return await asyncio.to_thread(fn.call, block_identifier=block)
+
     async def step(self) -> float | None:
         ctx, moment, poll = self.ctx, now(), self.ctx.config.l1.poll_seconds
+        await self.confirm()
         waiting = ctx.store.messages(direction="in", status=[*EXECUTABLE, InStatus.BOUNCING])
         ready = [m for m in waiting if m.due <= moment]
         if not ready:
@@ -145,7 +179,9 @@ class Executor:
             else:
                 ctx.store.bounce_not_done([m.id], reason)
                 log.error("bounce of %s rejected: %s", m.id, reason)
-        ctx.store.record_bounces(bounced, executed=executed, tx=tx, gas_each=gas_each)
+        ctx.store.record_bounces(
+            bounced, executed=executed, tx=tx, gas_each=gas_each, block=receipt["blockNumber"]
+        )
         for peer, items in receipts.items():
             if peer != L1_PEER:
                 await send_receipts(ctx, peer, items)
@@ -197,7 +233,7 @@ class Executor:
             receipts.setdefault(m.peer, []).append(
                 Receipt(m.id, status, tx, None if status == "executed" else reason)
             )
-        ctx.store.record_outcomes(outcomes, tx=tx, gas_each=gas_each)
+        ctx.store.record_outcomes(outcomes, tx=tx, gas_each=gas_each, block=receipt["blockNumber"])
         for peer, items in receipts.items():
             if peer != L1_PEER:
                 await send_receipts(ctx, peer, items)
