@@ -578,8 +578,10 @@ def test_an_execution_reorganised_away_on_the_destination_is_done_again_once(net
     _rpc(net, "bank-b", "evm_setAutomine", False)
     _rpc(net, "bank-b", "evm_setIntervalMining", 0)
     try:
-        key = net.send("bank-a", "bank-b", recorder.address, recorder.encode_abi("receiveMessage", [b"twice?"]))
-        _until("bank-b's execute transaction", lambda: int(_rpc(net, "bank-b", "txpool_status")["pending"], 16))
+        data = recorder.encode_abi("receiveMessage", [b"twice?"])
+        key = net.send("bank-a", "bank-b", recorder.address, data)
+        pending = lambda: int(_rpc(net, "bank-b", "txpool_status")["pending"], 16)  # noqa: E731
+        _until("bank-b's execute transaction", pending)
         _rpc(net, "bank-b", "evm_mine")
         net.wait("bank-b", [key], timeout=60)
         executed_in = _row(net, "bank-b", key).exec_tx
