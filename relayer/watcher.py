@@ -108,6 +108,7 @@ class Watcher:
         self.halted = False
         self._heads: OrderedDict[int, bytes] = OrderedDict()  # recent heads seen: number -> hash
         self._tag_missing = False
+        self._final_hash: str | None = None  # the final head's hash, when the node's tag gave it
         self._load_cursor()
 
     def _load_cursor(self) -> None:
@@ -132,11 +133,14 @@ class Watcher:
         changed = self._heads.get(number) != head_hash
         try:
             if changed or self.final_head is None:  # else nothing new: only what a failure left
-                await self._note_reorg(number)
+                # A head that only extends the last one seen changed nothing below it.
+                extends = bool(self._heads) and max(self._heads) == number - 1
+                if not (extends and self._heads[number - 1] == bytes(latest["parentHash"])):
+                    await self._note_reorg(number)
+                    await self._check_cursor()
                 self._remember(number, head_hash)
                 self.head = number
                 self.final_head = await self._final_head(number)
-                await self._check_cursor()
             return await self._read_final()
         except DeepReorg as exc:
             self._halt(str(exc))
@@ -178,7 +182,8 @@ class Watcher:
         seen = 0
         while first <= self.final_head:
             last = min(self.final_head, first + self.max_range - 1)
-            last_hash = await self._hash_at(last)
+            final_hash = self._final_hash if last == self.final_head else None
+            last_hash = final_hash or await self._hash_at(last)
             events = await asyncio.to_thread(self._logs, first, last)
             # The range read is the chain the watcher read before it: `first` follows the cursor's
             # block, and `last` is the same block after the logs as before them.
@@ -276,10 +281,11 @@ class Watcher:
 
     async def _final_head(self, head: int) -> int:
         by_depth = head - self.finality.confirmations
+        self._final_hash = None
         if self.finality.rule == "confirmations" or self._tag_missing:
             return by_depth
         try:
-            return int((await self._block(self.finality.rule))["number"])
+            final = await self._block(self.finality.rule)
         except Web3RPCError as exc:
             self._tag_missing = True
             log.warning(
@@ -290,6 +296,8 @@ class Watcher:
                 self.finality.confirmations,
             )
             return by_depth
+        self._final_hash = "0x" + bytes(final["hash"]).hex()
+        return int(final["number"])
 
     async def _block(self, which: int | str) -> BlockData:
         return await asyncio.to_thread(self.chain.w3.eth.get_block, which)  # type: ignore[arg-type]
