@@ -632,15 +632,23 @@ def resume(config_path: Path, scope: str, rewind: bool) -> None:
     they agree, or rewind (--rewind) when the chain lost unsettled messages. The running daemon picks
     the decision up by itself."""
     config = institution_config.load(config_path)
+    name = "chain" if scope == "outbox" else "l1"
     rpc = config.chain if scope == "outbox" else config.l1
-    chain = Chain(rpc.rpc_urls, config.chain.signer.resolve(), chain_id=rpc.chain_id, name=scope)
-    if scope == "outbox":
-        contract = chain.contract("Outbox", config.chain.contracts.outbox)
-    else:
-        if config.l1.hub is None:
-            raise click.ClickException(f"{config_path}: l1.hub is not set")
-        contract = chain.contract("Hub", config.l1.hub)
     with _open_store(config_path) as store:
+        genesis = rpc.genesis or store.genesis(name, rpc.chain_id)
+        chain = Chain(
+            rpc.rpc_urls,
+            config.chain.signer.resolve(),
+            chain_id=rpc.chain_id,
+            genesis=None if genesis is None else bytes.fromhex(genesis.removeprefix("0x")),
+            name=scope,
+        )
+        if scope == "outbox":
+            contract = chain.contract("Outbox", config.chain.contracts.outbox)
+        else:
+            if config.l1.hub is None:
+                raise click.ClickException(f"{config_path}: l1.hub is not set")
+            contract = chain.contract("Hub", config.l1.hub)
         outcome = halts.resolve(store, chain, contract, scope, rewind=rewind, who="the CLI")
     for line in outcome.conflicts:
         console.print(f"conflict: {line}")

@@ -162,6 +162,12 @@ class Daemon:
         for name, endpoints, rpc in (("chain", ctx.l2, ctx.config.chain), ("l1", ctx.l1, ctx.config.l1)):
             # Each endpoint answers for the configured chain id and genesis block (pinned in the store
             # at the first start); one that does not is never used, and the daemon starts if one is.
+            stored = ctx.store.genesis(name, rpc.chain_id)
+            if rpc.genesis is not None and stored is not None and stored != rpc.genesis:
+                raise ConfigError(
+                    self.config_path,
+                    [(f"{name}.genesis", f"is {rpc.genesis}, but this store was kept for genesis {stored}")],
+                )
             pinned = _genesis(ctx.store, name, rpc) is not None
             problems = await asyncio.to_thread(endpoints.check_endpoints)
             for bad in problems:
@@ -170,7 +176,7 @@ class Daemon:
                 raise ConfigError(
                     self.config_path, [(f"{name}.rpc_urls", "no endpoint is usable: " + "; ".join(problems))]
                 )
-            if not pinned and any("has genesis" in p for p in problems):
+            if not pinned and any(" has genesis " in p for p in problems):
                 raise ConfigError(
                     self.config_path,
                     [
@@ -182,7 +188,7 @@ class Daemon:
                         )
                     ],
                 )
-            if endpoints.genesis is not None and not pinned:
+            if endpoints.genesis is not None and stored is None:
                 ctx.store.pin_genesis(name, rpc.chain_id, "0x" + endpoints.genesis.hex())
                 log.info("%s: genesis 0x%s pinned in the store", name, endpoints.genesis.hex())
         contracts = (

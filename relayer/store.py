@@ -1000,7 +1000,9 @@ class Store:
             for key, reason in (executed or {}).items():
                 m = self._message_in(db, key)
                 if m.status == InStatus.BOUNCING:
-                    self._move(db, m, InStatus.EXECUTED, reason, now, executed_at=now, error=None)
+                    self._move(
+                        db, m, InStatus.EXECUTED, reason, now, executed_at=now, error=None, exec_block=block
+                    )
             for key, reason in bounced.items():
                 m = self._message_in(db, key)
                 if m.status == InStatus.BOUNCING:
@@ -1206,15 +1208,22 @@ class Store:
         return str(rows[0]["hash"]) if rows else None
 
     def pin_genesis(self, name: str, chain_id: int, block_hash: str) -> str:
-        """Pin chain `name`'s genesis at the first start; returns the pinned one (an earlier pin stays)."""
+        """Pin chain `name`'s genesis at the first start; returns the pinned one (an earlier pin of
+        that chain stays). Raises StoreError when the store was pinned to another chain id: it holds
+        another chain's records."""
         with self._write() as db:
+            rows = list(db.query("SELECT chain_id, hash FROM genesis WHERE name = ?", [name]))
+            if rows and rows[0]["chain_id"] != chain_id:
+                raise StoreError(
+                    f"the store {self.path} holds the records of chain {rows[0]['chain_id']} (its {name}), "
+                    f"not of chain {chain_id}: use a store of its own for another chain"
+                )
+            if rows:
+                return str(rows[0]["hash"])
             db.execute(
-                "INSERT INTO genesis (name, chain_id, hash) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET chain_id = excluded.chain_id, hash = excluded.hash "
-                "WHERE genesis.chain_id != excluded.chain_id",
-                [name, chain_id, block_hash],
+                "INSERT INTO genesis (name, chain_id, hash) VALUES (?, ?, ?)", [name, chain_id, block_hash]
             )
-            return str(next(iter(db.query("SELECT hash FROM genesis WHERE name = ?", [name])))["hash"])
+            return block_hash
 
     # --- halts --------------------------------------------------------------------------------
 

@@ -145,6 +145,9 @@ class Watcher:
         except DeepReorg as exc:
             self._halt(str(exc))
             return 0
+        except Exception:
+            self._heads.clear()  # what was learned of the heads this poll may be half-done: check all again
+            raise
 
     def health(self) -> dict[str, Any]:
         """For an operator: head, final head, cursor, the finality rule, the last reorganisation seen."""

@@ -1010,6 +1010,8 @@ def test_a_chains_genesis_is_pinned_once(store: Store) -> None:
     assert store.genesis("chain", A) == "0x" + "11" * 32
     assert store.genesis("chain", B) is None  # another chain id: not that chain's
     assert store.genesis("l1", A) is None
+    with pytest.raises(StoreError, match=r"holds the records of chain 901 \(its chain\), not of chain 902"):
+        store.pin_genesis("chain", B, "0x" + "33" * 32)
 
 
 def test_executions_and_bounces_are_confirmed_once_final_or_done_again(store: Store) -> None:

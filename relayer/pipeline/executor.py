@@ -25,6 +25,7 @@ import logging
 from typing import Any
 
 import orjson
+from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
 from bridge_contracts.chain import Reverted, decode_revert
@@ -69,35 +70,57 @@ class Executor:
                 outcomes.append(
                     Outcome(m.id, InStatus.VERIFIED, "not executed before the restart; to run again")
                 )
-        self.ctx.store.record_outcomes(outcomes, tx=None, gas_each=None)
+        head = await asyncio.to_thread(lambda: self.ctx.l2.w3.eth.block_number)
+        self.ctx.store.record_outcomes(outcomes, tx=None, gas_each=None, block=head)  # confirmed past it
 
     async def confirm(self) -> None:
-        """Executions and bounces whose block is final now: the Inbox must still say so at that block.
-        One reorganised away is done again (the nullifier makes that safe)."""
+        """Executions and bounces whose block is final now must still be in the chain: their
+        transaction's receipt in a final block of the chain as it is, and the Inbox's nullifier set.
+        One reorganised away is done again (the nullifier makes that safe). Only receipts and the
+        latest state are read (no archive node needed); a failure here is logged and never stops
+        execution."""
         ctx = self.ctx
         watcher = ctx.watchers.get("outbox")
         final = None if watcher is None else watcher.final_head
         if final is None:
             return
         confirmed, undone = [], []
-        for m in ctx.store.unconfirmed(final):
-            message_id = m.message.id()
-            done = await self._at(final, ctx.inbox.functions.executed(message_id))
-            bounced = await self._at(final, ctx.inbox.functions.bounced(message_id))
-            if done and bounced == (m.status == InStatus.BOUNCED):
-                confirmed.append(m.id)
-            else:
-                undone.append(m.id)
-                ctx.metrics.failure("execution reorganised away")
-                log.error("%s: its %s in %s was reorganised away; doing it again", m.id, m.status, m.exec_tx)
+        try:
+            for m in ctx.store.unconfirmed(final):
+                verdict = await self._still_there(m, final)
+                if verdict is True:
+                    confirmed.append(m.id)
+                elif verdict is False:
+                    undone.append(m.id)
+                    ctx.metrics.failure("execution reorganised away")
+                    log.error(
+                        "%s: its %s in %s was reorganised away; doing it again", m.id, m.status, m.exec_tx
+                    )
+        except Exception as exc:  # an RPC hiccup: checked again at the next step
+            log.warning("confirming executions failed: %s", exc)
         if confirmed or undone:
             ctx.store.confirm_outcomes(confirmed, undone)
         if undone:
             ctx.wakeups.wake("executor")
 
-    @staticmethod
-    async def _at(block: int, fn: Any) -> Any:
-        return await asyncio.to_thread(fn.call, block_identifier=block)
+    async def _still_there(self, m: StoredMessage, final: int) -> bool | None:
+        """True when m's execution or bounce is final in the chain; False when the chain lost it;
+        None when its transaction is in a block that is not final yet."""
+        ctx = self.ctx
+        if m.exec_tx is not None:
+            try:
+                receipt = await asyncio.to_thread(ctx.l2.w3.eth.get_transaction_receipt, m.exec_tx)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return False
+            if receipt["blockNumber"] > final:
+                return None  # mined again in a later block: wait for it
+            block = await asyncio.to_thread(ctx.l2.w3.eth.get_block, receipt["blockNumber"])
+            if bytes(block["hash"]) != bytes(receipt["blockHash"]) or receipt["status"] != 1:
+                return False
+        message_id = m.message.id()
+        done = await ctx.call(ctx.inbox.functions.executed(message_id))
+        bounced = await ctx.call(ctx.inbox.functions.bounced(message_id))
+        return bool(done) and bounced == (m.status == InStatus.BOUNCED)
 
     async def step(self) -> float | None:
         ctx, moment, poll = self.ctx, now(), self.ctx.config.l1.poll_seconds

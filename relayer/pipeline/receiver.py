@@ -55,8 +55,10 @@ log = logging.getLogger(__name__)
 OPERATOR_TTL = 30.0  # seconds a peer's operator address, read from the L1 Hub, is trusted
 NOT_SETTLED = "not settled"  # a check's answer when L1 has not settled the batch yet: ask again later
 VERDICTS_KEPT = 1024  # batch-proof verdicts remembered
-BOUNCEABLE = (OutStatus.SETTLED, OutStatus.PUSHED, OutStatus.FAILED, OutStatus.BOUNCED)
-"""What an outgoing message may be when its bounce arrives: never executed or refunded already."""
+BOUNCEABLE = (OutStatus.SETTLED, OutStatus.PUSHED, OutStatus.FAILED, OutStatus.BOUNCED, OutStatus.EXECUTED)
+"""What an outgoing message may be when its bounce arrives: anything but refunded already. "executed"
+too: the destination reports an execution before it is final, and one reorganised away may be
+bounced after all (the bounce itself is settled on L1: the destination's Inbox did bounce it)."""
 
 
 class Receiver:
@@ -240,6 +242,12 @@ class Receiver:
                 return f"bad bounce: {peer.name} bounces a message this chain never sent it"
             if original.status not in BOUNCEABLE:
                 return f"bad bounce: {peer.name} bounces {original.id}, which is {original.status} here"
+            if original.status == OutStatus.EXECUTED:
+                log.warning(
+                    "%s bounces %s, which it reported executed: its execution was undone",
+                    peer.name,
+                    original.id,
+                )
             return None
         if ANY not in peer.allowed_targets and m.target.lower() not in {
             t.lower() for t in peer.allowed_targets
