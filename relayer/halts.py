@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from web3.contract import Contract
+from web3.exceptions import BlockNotFound
 from web3.types import EventData
 
 from bridge_contracts.chain import Chain
@@ -126,12 +127,17 @@ def _cursor(chain: Chain, scope: str, fork: tuple[int, str] | None) -> WatchCurs
     """Where the watcher reads again from: the newest block a stored message was read from that is
     unchanged (everything after it is read again; what is stored already is left alone), or the
     chain's start when there is none."""
-    block, block_hash = fork if fork is not None else (0, _hash_at(chain, 0))
-    return WatchCursor(scope, block, block_hash)
+    if fork is not None:
+        return WatchCursor(scope, *fork)
+    return WatchCursor(scope, 0, _hash_at(chain, 0))
 
 
-def _hash_at(chain: Chain, number: int) -> str:
-    return "0x" + bytes(chain.w3.eth.get_block(number)["hash"]).hex()
+def _hash_at(chain: Chain, number: int) -> str | None:
+    """The block's hash in the chain as it is now (None: the chain is shorter than that)."""
+    try:
+        return "0x" + bytes(chain.w3.eth.get_block(number)["hash"]).hex()
+    except BlockNotFound:
+        return None
 
 
 def _conflict(m: StoredMessage) -> str:
