@@ -147,19 +147,9 @@ class _Api:
 
     async def replay(self, request: web.Request) -> web.Response:
         message_id = request.match_info["id"]
-        before = await asyncio.to_thread(self.store.message, message_id)
-        try:
-            status = await asyncio.to_thread(
-                self.store.request_replay, message_id, "replay requested through the admin API"
-            )
-        except UnknownMessage as exc:
-            raise _error(404, str(exc)) from None
-        except StoreError as exc:
-            raise _error(409, str(exc)) from None
-        changed = before is not None and before.status != status
-        if changed:
-            self.replayed()
-        return _json({"id": message_id, "status": status, "changed": changed})
+        return await self._request(
+            message_id, self.store.request_replay, "replay requested through the admin API"
+        )
 
     async def bounce(self, request: web.Request) -> web.Response:
         message_id = request.match_info["id"]
@@ -167,11 +157,14 @@ class _Api:
         reason = body.get("reason") if isinstance(body, dict) else None
         if not isinstance(reason, str) or not reason.strip():
             raise _error(400, "the body must be a JSON object with a non-empty 'reason' (sent to the source)")
+        return await self._request(message_id, self.store.request_bounce, f"{reason} (through the admin API)")
+
+    async def _request(self, message_id: str, step: Callable[[str, str], str], reason: str) -> web.Response:
+        """An operator's request on one message (a replay, a bounce): the store step, its answer, and
+        the executor woken when it changed something."""
         before = await asyncio.to_thread(self.store.message, message_id)
         try:
-            status = await asyncio.to_thread(
-                self.store.request_bounce, message_id, f"{reason} (through the admin API)"
-            )
+            status = await asyncio.to_thread(step, message_id, reason)
         except UnknownMessage as exc:
             raise _error(404, str(exc)) from None
         except StoreError as exc:

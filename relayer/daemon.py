@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 from web3.contract import Contract
+from web3.contract.contract import ContractEvent
 from web3.types import EventData
 
 from bridge_contracts.chain import Chain
@@ -42,7 +43,7 @@ from relayer.pipeline.pusher import Pusher
 from relayer.pipeline.receiver import Receiver
 from relayer.pipeline.settler import Settler
 from relayer.sender import Sender
-from relayer.store import HALT_SCOPES, Deposit, RefusalPolicy, Sent, Store, WatchCursor
+from relayer.store import HALT_SCOPES, Deposit, Halt, RefusalPolicy, Sent, Store, WatchCursor
 from relayer.watcher import Finality, Handler, Watcher
 
 log = logging.getLogger("xrelay")
@@ -87,22 +88,8 @@ class Daemon:
     async def run(self) -> None:
         config = self.config
         store = open_store(config.store.path, config.store.refusal_policy(), self.config_path)
-        l2 = Chain(
-            config.chain.rpc_urls,
-            self.signer,
-            chain_id=config.chain.chain_id,
-            genesis=_genesis(store, "chain", config.chain),
-            name=f"{config.institution}'s chain ({config.chain.chain_id})",
-            failback_seconds=config.chain.failback_seconds,
-        )
-        l1 = Chain(
-            config.l1.rpc_urls,
-            self.signer,
-            chain_id=config.l1.chain_id,
-            genesis=_genesis(store, "l1", config.l1),
-            name=f"L1 ({config.l1.chain_id})",
-            failback_seconds=config.l1.failback_seconds,
-        )
+        l2 = self._chain(store, "chain", config.chain, f"{config.institution}'s chain")
+        l1 = self._chain(store, "l1", config.l1, "L1")
         broker = None
         if config.bus.url is None:
             broker = EmbeddedBroker(*EMBEDDED_BROKER)
@@ -142,6 +129,17 @@ class Daemon:
                 await broker.stop()
             store.close()
 
+    def _chain(self, store: Store, name: str, rpc: RpcChain, label: str) -> Chain:
+        """A chain whose every endpoint must serve its chain id and genesis block."""
+        return Chain(
+            rpc.rpc_urls,
+            self.signer,
+            chain_id=rpc.chain_id,
+            genesis=_genesis(store, name, rpc),
+            name=f"{label} ({rpc.chain_id})",
+            failback_seconds=rpc.failback_seconds,
+        )
+
     def _bus(self, broker: EmbeddedBroker | None) -> Bus:
         bus = self.config.bus
         url = bus.url if broker is None else broker.url
@@ -168,7 +166,7 @@ class Daemon:
                     self.config_path,
                     [(f"{name}.genesis", f"is {rpc.genesis}, but this store was kept for genesis {stored}")],
                 )
-            pinned = _genesis(ctx.store, name, rpc) is not None
+            pinned = rpc.genesis is not None or stored is not None
             problems = await asyncio.to_thread(endpoints.check_endpoints)
             for bad in problems:
                 log.error("%s.rpc_urls: %s: it is not used", name, bad)
@@ -218,10 +216,12 @@ class Daemon:
         await executor.recover()
         chain, l1 = ctx.config.chain, ctx.config.l1
 
-        def watcher(name: str, chain: Any, event: Any, handler: Handler, rpc: Any, **kw: Any) -> Watcher:
+        def watcher(
+            name: str, on: Chain, event: ContractEvent, handler: Handler, rpc: RpcChain, **kw: Any
+        ) -> Watcher:
             ctx.watchers[name] = Watcher(
                 name,
-                chain,
+                on,
                 event,
                 handler,
                 ctx.store,
@@ -377,7 +377,7 @@ class Daemon:
 
     def status(self, ctx: Context) -> dict[str, Any]:
         last = ctx.store.last_batch()
-        halts = {scope: ctx.store.active_halt(scope) for scope in HALT_SCOPES}
+        halted = {scope: ctx.store.active_halt(scope) for scope in HALT_SCOPES}
         return {
             "institution": ctx.config.institution,
             "chain_id": ctx.chain_id,
@@ -387,16 +387,17 @@ class Daemon:
             "peers": [p.name for p in ctx.config.peers],
             "last_batch": None if last is None else {"number": last.batch_number, "status": str(last.status)},
             "chains": {
-                "chain": self._chain_health(ctx, ctx.l2, ctx.chain_id, "outbox"),
-                "l1": self._chain_health(ctx, ctx.l1, ctx.l1_chain_id, "l1-deposits"),
+                "chain": self._chain_health(ctx, ctx.l2, ctx.chain_id, "outbox", halted["outbox"]),
+                "l1": self._chain_health(ctx, ctx.l1, ctx.l1_chain_id, "l1-deposits", halted["l1-deposits"]),
             },
-            "halts": {scope: None if h is None else h.to_json() for scope, h in halts.items()},
-            "healthy": all(h is None for h in halts.values()),
+            "halts": {scope: None if h is None else h.to_json() for scope, h in halted.items()},
+            "healthy": all(h is None for h in halted.values()),
         }
 
     @staticmethod
-    def _chain_health(ctx: Context, chain: Chain, chain_id: int, watcher: str) -> dict[str, Any]:
-        halt = ctx.store.active_halt(watcher)
+    def _chain_health(
+        ctx: Context, chain: Chain, chain_id: int, watcher: str, halt: Halt | None
+    ) -> dict[str, Any]:
         return {
             "chain_id": chain_id,
             **ctx.watchers[watcher].health(),

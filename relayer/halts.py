@@ -26,9 +26,9 @@ from web3.types import EventData
 
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import Message
-from relayer.store import Store, StoredMessage, StoreError, WatchCursor
+from relayer.store import OutStatus, Store, StoredMessage, StoreError, WatchCursor
 
-SETTLED_OUT = ("settled", "pushed", "executed", "failed", "refused", "bounced", "refunded")
+UNSETTLED_OUT = (OutStatus.SENT, OutStatus.BATCHED)  # the outgoing statuses L1 has not settled
 
 
 @dataclass
@@ -94,7 +94,7 @@ def resolve(
     shown = [_conflict(m) for m in conflicts]
     if not rewind:
         first = min(m.nonce for m in conflicts)
-        settled = [m for m in conflicts if str(m.status) in SETTLED_OUT]
+        settled = [m for m in conflicts if m.status not in UNSETTLED_OUT]
         advice = (
             "L1 settled some of them: its record stands; bring the chain back to it (restore its node) "
             "and run resume again"

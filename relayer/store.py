@@ -503,10 +503,8 @@ class Store:
                     )
                     return 0
                 if known is not None and s.block_hash is not None and known.block_hash != s.block_hash:
-                    db.execute(  # the same message, read again from another block: where it is now
-                        "UPDATE messages SET block_number = ?, block_hash = ? WHERE id = ?",
-                        [s.block_number, s.block_hash, known.id],
-                    )
+                    # the same message, read again from another block: where it is now
+                    self._move_blocks(db, [(known.id, s.block_number, s.block_hash)], now)
             for s in sent:
                 row = _message_row(s.message, Direction.OUT, s.peer, s.block_number) | {
                     "outbox_hash": str(s.outbox_hash),
@@ -988,15 +986,18 @@ class Store:
         bounced: Mapping[str, str],
         *,
         executed: Mapping[str, str] | None = None,
+        rejected: Mapping[str, str] | None = None,
         tx: str | None,
         gas_each: int | None,
         block: int | None = None,
     ) -> None:
         """What a bounce transaction (in `block`) says: each "bouncing" message in `bounced` (id -> what
-        happened) is "bounced", and each in `executed` (executed by someone else first) "executed",
-        together."""
+        happened) is "bounced", each in `executed` (executed by someone else first) "executed", and
+        each the Inbox `rejected` (id -> why) stays "bouncing", to be tried again; together."""
         now = time.time()
         with self._write() as db:
+            for key, reason in (rejected or {}).items():
+                self._bounce_again(db, self._message_in(db, key), reason, now)
             for key, reason in (executed or {}).items():
                 m = self._message_in(db, key)
                 if m.status == InStatus.BOUNCING:
@@ -1025,18 +1026,22 @@ class Store:
         now = time.time()
         with self._write() as db:
             for key in message_ids:
-                m = self._message_in(db, key)
-                if m.status == InStatus.BOUNCING:
-                    attempts = m.attempts + 1
-                    self._move(
-                        db,
-                        m,
-                        InStatus.BOUNCING,
-                        f"bounce failed: {reason}",
-                        now,
-                        attempts=attempts,
-                        next_attempt_at=RETRY.next_attempt(attempts, now),
-                    )
+                self._bounce_again(db, self._message_in(db, key), reason, now)
+
+    @staticmethod
+    def _bounce_again(db: Database, m: StoredMessage, reason: str, now: float) -> None:
+        """A bounce that did not happen: one more failed try, and the retry policy's wait."""
+        if m.status == InStatus.BOUNCING:
+            attempts = m.attempts + 1
+            Store._move(
+                db,
+                m,
+                InStatus.BOUNCING,
+                f"bounce failed: {reason}",
+                now,
+                attempts=attempts,
+                next_attempt_at=RETRY.next_attempt(attempts, now),
+            )
 
     def original_of(self, bounce: Message) -> StoredMessage | None:
         """The outgoing message a bounce message brings back: sent by this chain to the bounce's
@@ -1118,18 +1123,17 @@ class Store:
     def read_blocks(self, scope: str) -> list[tuple[int, str]]:
         """The blocks (number, hash as read) that a watcher's stored messages came from, newest first:
         this chain's outgoing messages for "outbox", L1 deposits for "l1-deposits"."""
-        where = "direction = 'out'" if scope == "outbox" else f"direction = 'in' AND peer = '{L1_PEER}'"
         rows = self._query(
-            f"SELECT DISTINCT block_number, block_hash FROM messages WHERE {where} "
+            f"SELECT DISTINCT block_number, block_hash FROM messages WHERE {_read_by(scope)} "
             "AND block_hash IS NOT NULL ORDER BY block_number DESC"
         )
         return [(int(r["block_number"]), str(r["block_hash"])) for r in rows]
 
     def messages_from_blocks(self, scope: str, first_block: int) -> list[StoredMessage]:
         """A watcher's stored messages read from block `first_block` on, in nonce order."""
-        where = "direction = 'out'" if scope == "outbox" else f"direction = 'in' AND peer = '{L1_PEER}'"
         rows = self._query(
-            f"SELECT * FROM messages WHERE {where} AND block_number >= ? ORDER BY nonce", [first_block]
+            f"SELECT * FROM messages WHERE {_read_by(scope)} AND block_number >= ? ORDER BY nonce",
+            [first_block],
         )
         return [StoredMessage.from_row(row) for row in rows]
 
@@ -1261,11 +1265,7 @@ class Store:
             active = self._active_halt(db, scope)
             if active is None:
                 raise StoreError(f"the {scope} stream is not halted")
-            for message_id, block, block_hash in moved:
-                db.execute(
-                    "UPDATE messages SET block_number = ?, block_hash = ?, updated_at = ? WHERE id = ?",
-                    [block, block_hash, now, message_id],
-                )
+            self._move_blocks(db, moved, now)
             if cursor is not None:
                 self._move_cursor(db, cursor, now)
             db.execute(
@@ -1343,11 +1343,7 @@ class Store:
                 )
                 db.execute("DELETE FROM transitions WHERE message_id = ?", [m.id])
                 db.execute("DELETE FROM messages WHERE id = ?", [m.id])
-            for message_id, block, block_hash in moved:
-                db.execute(
-                    "UPDATE messages SET block_number = ?, block_hash = ?, updated_at = ? WHERE id = ?",
-                    [block, block_hash, now, message_id],
-                )
+            self._move_blocks(db, moved, now)
             self._move_cursor(db, cursor, now)
             summary = f"{decision}; forgot {len(doomed)} message(s) from nonce {from_nonce} and " + (
                 f"{len(batches)} unsettled batch(es)"
@@ -1657,6 +1653,15 @@ class Store:
         return None
 
     @staticmethod
+    def _move_blocks(db: Database, moved: Sequence[tuple[str, int, str]], now: float) -> None:
+        """Messages (id, block, hash) the chain has in another block than they were read from."""
+        for message_id, block, block_hash in moved:
+            db.execute(
+                "UPDATE messages SET block_number = ?, block_hash = ?, updated_at = ? WHERE id = ?",
+                [block, block_hash, now, message_id],
+            )
+
+    @staticmethod
     def _active_halt(db: Database, scope: str, *, halt_id: int | None = None) -> Halt | None:
         if halt_id is not None:
             rows = list(db.query("SELECT * FROM halts WHERE id = ?", [halt_id]))
@@ -1815,6 +1820,12 @@ def _migrate_v2_to_v3(db: Database) -> None:
         "CREATE TABLE dropped (id INTEGER PRIMARY KEY, halt_id INTEGER REFERENCES halts(id), "
         "message_id TEXT NOT NULL, row TEXT NOT NULL, history TEXT NOT NULL, at REAL NOT NULL)"
     )
+
+
+def _read_by(scope: str) -> str:
+    """The SQL condition for the messages a watcher stream reads: this chain's outgoing ones for
+    "outbox", L1 deposits for "l1-deposits"."""
+    return "direction = 'out'" if scope == "outbox" else f"direction = 'in' AND peer = '{L1_PEER}'"
 
 
 def _cursor(cursor: WatchCursor | tuple[str, int]) -> WatchCursor:

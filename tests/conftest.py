@@ -38,7 +38,7 @@ def node_b(anvil_logs: Path) -> Iterator[AnvilNode]:
     yield from _node(CHAIN_B_ID, anvil_logs)
 
 
-def _isolated(node: AnvilNode) -> Iterator[Chain]:
+def isolated(node: AnvilNode) -> Iterator[Chain]:
     """A Chain signed by dev account 0, whose state is rolled back when the test ends."""
     chain = Chain(node.rpc_url, anvil.dev_account(0))
     snapshot = chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
@@ -50,9 +50,9 @@ def _isolated(node: AnvilNode) -> Iterator[Chain]:
 
 @pytest.fixture
 def chain_a(node_a: AnvilNode) -> Iterator[Chain]:
-    yield from _isolated(node_a)
+    yield from isolated(node_a)
 
 
 @pytest.fixture
 def chain_b(node_b: AnvilNode) -> Iterator[Chain]:
-    yield from _isolated(node_b)
+    yield from isolated(node_b)

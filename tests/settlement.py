@@ -152,6 +152,20 @@ class Settlement:
     def l1(self) -> int:
         return self.chain.chain_id
 
+    def deposit_token(
+        self, chain: Chain, router: Contract, holder: LocalAccount, amount: int
+    ) -> tuple[Contract, bytes]:
+        """A deposit token of `chain` (deployed by chain's signer): `amount` minted to `holder`, who lets
+        `router` take it; registered as an origin asset with the router and with this Hub. The token and
+        its asset id."""
+        token = deploy.deploy_dev_token(chain, "Bank B Deposit", "DTB")
+        chain.send(token.functions.mint(holder.address, amount))
+        chain.with_signer(holder).send(token.functions.approve(router.address, amount))
+        chain.send(router.functions.registerToken(token.address))
+        token_id = bytes(router.functions.assetIdOfToken(token.address).call())
+        self.chain.send(self.hub.functions.registerAsset(chain.chain_id, token.address))
+        return token, token_id
+
     def register(self, chain_id: int, operator: LocalAccount, *, with_verifier: bool = True) -> None:
         self.chain.send(self.hub.functions.registerChain(chain_id, operator.address, True))
         if with_verifier:

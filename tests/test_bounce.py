@@ -31,6 +31,7 @@ from bridge_contracts.messages import (
     message_id,
     sent_messages,
 )
+from tests.conftest import isolated
 from tests.settlement import (
     E18,
     NATIVE,
@@ -69,12 +70,7 @@ def node_c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
 @pytest.fixture
 def chain_c(node_c: AnvilNode) -> Iterator[Chain]:
     """chain C, signed by dev account 0, rolled back when the test ends (as conftest's chain_a/chain_b)."""
-    chain = Chain(node_c.rpc_url, anvil.dev_account(0))
-    snapshot = chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-    try:
-        yield chain
-    finally:
-        chain.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+    yield from isolated(node_c)
 
 
 @dataclass
@@ -227,12 +223,7 @@ def _holding(world: World, kind: str) -> Holding:
                 lambda: int(b.router.functions.locked(B_ETH).call()),
             )
         case "erc20 of B":
-            token = deploy.deploy_dev_token(b.chain, "Bank B Deposit", "DTB")
-            b.chain.send(token.functions.mint(USER.address, 100))
-            b.chain.with_signer(USER).send(token.functions.approve(b.router.address, 100))
-            b.chain.send(b.router.functions.registerToken(token.address))
-            token_id = bytes(b.router.functions.assetIdOfToken(token.address).call())
-            world.hub.chain.send(world.hub.hub.functions.registerAsset(B, token.address))
+            token, token_id = world.hub.deposit_token(b.chain, b.router, USER, 100)
             return Holding(
                 token_id,
                 bytes(b.router.functions.assetDataOf(token_id).call()),

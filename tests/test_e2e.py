@@ -125,8 +125,12 @@ def _snake(contract: str) -> str:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    state = tmp_path_factory.mktemp("e2e")
-    manifest = devnet.up(state, l2=3, capacity=8)
+    yield from network(tmp_path_factory.mktemp("e2e"), l2=3)
+
+
+def network(state: Path, *, l2: int) -> Iterator[Net]:
+    """A devnet of `l2` institution chains (capacity 8) with its hub service and daemons running."""
+    manifest = devnet.up(state, l2=l2, capacity=8)
     services = Services(state)
     try:
         services.start()

@@ -34,8 +34,7 @@ from bridge_contracts.messages import BOUNCE_SENDER, sent_messages
 from bridge_contracts.views import hub_chain
 from hub.delivery import message_key
 from relayer.cli import cli
-from relayer.devnet import devnet
-from relayer.devnet.services import Services, admin_token
+from relayer.devnet.services import admin_token
 from relayer.store import StoredMessage
 from tests.test_e2e import (
     ONE,
@@ -47,6 +46,7 @@ from tests.test_e2e import (
     _asset,
     _ledger,
     _peer_b_allows_bank_a,
+    network,
 )
 
 pytestmark = pytest.mark.timeout(900)
@@ -54,15 +54,7 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    state = tmp_path_factory.mktemp("faults")
-    manifest = devnet.up(state, l2=2, capacity=8)
-    services = Services(state)
-    try:
-        services.start()
-        yield Net(manifest, services)
-    finally:
-        services.stop()
-        devnet.down(state)
+    yield from network(tmp_path_factory.mktemp("faults"), l2=2)
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -106,12 +106,7 @@ def send_from_b(world: World, fn: ContractFunction, value: int = 0) -> SentMessa
 def funded(world: World) -> tuple[World, Contract]:
     """C holds 5 ETH of B and 100 of B's deposit token, locked in B's router: sent from B's Outbox
     and settled on L1 in B's first batch."""
-    token = deploy.deploy_dev_token(world.chain, "Bank B Deposit", "DTB")
-    world.chain.send(token.functions.mint(USER.address, 100))
-    world.chain.with_signer(USER).send(token.functions.approve(world.router.address, 100))
-    world.chain.send(world.router.functions.registerToken(token.address))
-    token_id = bytes(world.router.functions.assetIdOfToken(token.address).call())
-    world.hub.chain.send(world.hub.hub.functions.registerAsset(B, token.address))
+    token, token_id = world.hub.deposit_token(world.chain, world.router, USER, 100)
     native = world.outbox.functions.sendWithAsset(C, USER.address, b"", B_ETH, 5 * E18)
     erc20 = world.outbox.functions.sendWithAsset(C, USER.address, b"", token_id, 100)
     sent = [send_from_b(world, native, 5 * E18), send_from_b(world, erc20)]

@@ -446,6 +446,15 @@ def _only_refusal(store: Store) -> Refusal:
 # --- the peering's rules ------------------------------------------------------------------------
 
 
+async def _delivered_then_settled(net: Net, settle: Settle, indexes: list[int]) -> None:
+    """BATCH[i] for each index delivered to bank-b and left waiting; then L1 settles the batch and
+    bank-b's receiver checks them again."""
+    await net.deliver(net.envelope(indexes))
+    await _waiting(net, indexes)
+    await settle()
+    await net.b.receiver.recheck()
+
+
 TARGET_NOT_ALLOWED = f"target not allowed: bank-a may not call {T_OTHER}"
 
 
@@ -467,10 +476,7 @@ def test_only_the_targets_the_peering_allows_are_called(
     verified: list[int],
 ) -> None:
     async def body(net: Net) -> None:
-        await net.deliver(net.envelope([0, 1]))
-        await _waiting(net, [0, 1])
-        await settle()
-        await net.b.receiver.recheck()
+        await _delivered_then_settled(net, settle, [0, 1])
         await _settled(net, bouncing, verified)
 
     run(world, tmp_path, body, bank_a={"allowed_targets": targets})
@@ -499,10 +505,7 @@ def test_value_only_in_the_assets_the_peering_allows_and_no_value_always(
     verified: list[int],
 ) -> None:
     async def body(net: Net) -> None:
-        await net.deliver(net.envelope([0, 2, 3]))
-        await _waiting(net, [0, 2, 3])
-        await settle()
-        await net.b.receiver.recheck()
+        await _delivered_then_settled(net, settle, [0, 2, 3])
         await _settled(net, bouncing, verified)
 
     run(world, tmp_path, body, bank_a={"allowed_assets": assets})
@@ -637,10 +640,7 @@ def test_a_bounce_of_a_message_this_chain_sent_that_peer_is_exempt_from_the_rule
         store.record_proof(0, batch_root=1, public_inputs=[1], proof={"protocol": "groth16"}, seconds=1.0)
         store.start_commit(0)
         store.settle_batch(0, leaf_index=0, tx=None, gas=None, reason="settled")
-        await net.deliver(net.envelope([7, 3]))
-        await _waiting(net, [7, 3])
-        await settle()
-        await net.b.receiver.recheck()
+        await _delivered_then_settled(net, settle, [7, 3])
         # The bounce pays ORIGINAL's sender (no allowed target) in ASSET_OTHER (no allowed asset), as
         # 901:3 pays in ASSET_OTHER: that one bounces, the bounce is executed.
         await _settled(net, {3: _asset_not_allowed(ASSET_OTHER)}, [7])

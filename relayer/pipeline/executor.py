@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
+from web3.types import TxReceipt
 
 from bridge_contracts.chain import Reverted, decode_revert
 from bridge_contracts.messages import MessageProof
@@ -35,7 +37,7 @@ from hub.delivery import Receipt, delivery_from_json
 from relayer.pipeline.context import Context, now
 from relayer.pipeline.receiver import send_receipts
 from relayer.sender import failure_reason
-from relayer.store import EXECUTABLE, L1_PEER, InStatus, Outcome, StoredMessage
+from relayer.store import EXECUTABLE, InStatus, Outcome, StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -174,25 +176,22 @@ class Executor:
             [proof.as_tuple() for _, proof in work],
             [(m.error or "bounced")[:500] for m, _ in work],
         )
-        try:
-            receipt = await ctx.l2_sender.send(fn, what=f"bounceMany of {len(work)}")
-        except Exception as exc:
-            reason = exc.error if isinstance(exc, Reverted) else str(exc)
-            ctx.store.bounce_not_done(ids, reason)
-            ctx.metrics.failure(failure_reason("bounce", exc))
-            log.error("bounceMany of %d failed: %s", len(work), reason)
+        receipt = await self._send(
+            fn, f"bounceMany of {len(work)}", ids, not_sent=ctx.store.bounce_not_done, failure="bounce"
+        )
+        if receipt is None:
             return
         tx, gas_each = receipt["transactionHash"].to_0x_hex(), receipt["gasUsed"] // len(work)
         found = self._outcomes(receipt)
         bounced: dict[str, str] = {}
         executed: dict[str, str] = {}
+        rejected: dict[str, str] = {}
         receipts: dict[str, list[Receipt]] = {}
         for m, _ in work:
             kind, reason = found.get(m.message.id(), ("rejected", "no event"))
             if kind == "rejected" and reason.startswith("AlreadyExecuted"):
-                if await ctx.call(ctx.inbox.functions.bounced(m.message.id())):
-                    kind = "bounced"
-                else:
+                kind = await self._processed_as(m)
+                if kind == "executed":
                     executed[m.id] = "executed by someone else before it was bounced"
                     receipts.setdefault(m.peer, []).append(Receipt(m.id, "executed", None, None))
                     continue
@@ -200,14 +199,18 @@ class Executor:
                 bounced[m.id] = f"bounced in {tx}: {m.error or 'bounced'}"
                 receipts.setdefault(m.peer, []).append(Receipt(m.id, "bounced", tx, m.error))
             else:
-                ctx.store.bounce_not_done([m.id], reason)
+                rejected[m.id] = reason
                 log.error("bounce of %s rejected: %s", m.id, reason)
         ctx.store.record_bounces(
-            bounced, executed=executed, tx=tx, gas_each=gas_each, block=receipt["blockNumber"]
+            bounced,
+            executed=executed,
+            rejected=rejected,
+            tx=tx,
+            gas_each=gas_each,
+            block=receipt["blockNumber"],
         )
         for peer, items in receipts.items():
-            if peer != L1_PEER:
-                await send_receipts(ctx, peer, items)
+            await send_receipts(ctx, peer, items)  # nobody is told of an L1 deposit's
         log.info("bounced %d message(s) in %s", len(bounced), tx)
 
     async def _execute(self, root: bytes, work: list[tuple[StoredMessage, MessageProof]]) -> None:
@@ -217,14 +220,15 @@ class Executor:
         fn = ctx.inbox.functions.executeManyWithRoot(  # imports the root too, if it is new
             root, [m.message.as_tuple() for m, _ in work], [proof.as_tuple() for _, proof in work]
         )
-        try:
-            extra = await self._deployments(work)
-            receipt = await ctx.l2_sender.send(fn, what=f"executeMany of {len(work)}", extra_gas=extra)
-        except Exception as exc:
-            reason = exc.error if isinstance(exc, Reverted) else str(exc)
-            ctx.store.execution_not_sent(ids, reason)
-            ctx.metrics.failure(failure_reason("execute", exc))
-            log.error("executeMany of %d failed: %s", len(work), reason)
+        receipt = await self._send(
+            fn,
+            f"executeMany of {len(work)}",
+            ids,
+            not_sent=ctx.store.execution_not_sent,
+            failure="execute",
+            deploying=work,
+        )
+        if receipt is None:
             return
         tx, gas_each = receipt["transactionHash"].to_0x_hex(), receipt["gasUsed"] // len(work)
         found = self._outcomes(receipt)
@@ -233,8 +237,8 @@ class Executor:
         for m, _ in work:
             kind, reason = found.get(m.message.id(), ("rejected", "no event"))
             if kind == "rejected" and reason.startswith("AlreadyExecuted"):
-                if await ctx.call(ctx.inbox.functions.bounced(m.message.id())):
-                    kind, reason = "rejected", "bounced already: never executed here"
+                if await self._processed_as(m) == "bounced":
+                    reason = "bounced already: never executed here"
                 else:
                     kind = "already executed"
             if kind in ("executed", "already executed"):
@@ -258,9 +262,37 @@ class Executor:
             )
         ctx.store.record_outcomes(outcomes, tx=tx, gas_each=gas_each, block=receipt["blockNumber"])
         for peer, items in receipts.items():
-            if peer != L1_PEER:
-                await send_receipts(ctx, peer, items)
+            await send_receipts(ctx, peer, items)  # nobody is told of an L1 deposit's
         log.info("executed %d message(s) in %s", len(work), tx)
+
+    async def _send(
+        self,
+        fn: Any,
+        what: str,
+        ids: list[str],
+        *,
+        not_sent: Callable[[Sequence[str], str], None],
+        failure: str,
+        deploying: list[tuple[StoredMessage, MessageProof]] | None = None,
+    ) -> TxReceipt | None:
+        """Send one round's transaction; if it is refused or not mined, the store step `not_sent`
+        puts its messages back to be tried again, and None is returned. `deploying`: the round's work,
+        for the gas of the BridgedTokens it deploys."""
+        try:
+            extra = 0 if deploying is None else await self._deployments(deploying)
+            return await self.ctx.l2_sender.send(fn, what=what, extra_gas=extra)
+        except Exception as exc:
+            reason = exc.error if isinstance(exc, Reverted) else str(exc)
+            not_sent(ids, reason)
+            self.ctx.metrics.failure(failure_reason(failure, exc))
+            log.error("%s failed: %s", what, reason)
+            return None
+
+    async def _processed_as(self, m: StoredMessage) -> str:
+        """What the Inbox's AlreadyExecuted means for m: "bounced" or "executed"."""
+        return (
+            "bounced" if await self.ctx.call(self.ctx.inbox.functions.bounced(m.message.id())) else "executed"
+        )
 
     async def _deployments(self, work: list[tuple[StoredMessage, MessageProof]]) -> int:
         """Gas for the BridgedTokens these messages deploy. An asset's first arrival on this chain
