@@ -65,6 +65,9 @@ ROUTES = [
     ("GET", "/v1/messages"),
     ("GET", "/v1/messages/902:1"),
     ("POST", "/v1/messages/902:1/replay"),
+    ("POST", "/v1/messages/902:1/bounce"),
+    ("GET", "/v1/halts"),
+    ("POST", "/v1/halts/outbox/resume"),
     ("GET", "/v1/batches"),
     ("GET", "/v1/batches/0"),
     ("GET", "/v1/peers"),
@@ -189,6 +192,58 @@ def test_replay_through_the_api(env: Env) -> None:
     history = env.store.history("902:1")
     assert [t.to_status for t in history] == ["received", "verified", "executing", "failed", "replay"]
     assert history[-1].reason == "replay requested through the admin API"
+
+
+def test_bounce_through_the_api(env: Env) -> None:
+    async def bounce(client: TestClient[Any, Any], message_id: str, body: Any) -> tuple[int, Any]:
+        response = await client.post(f"/v1/messages/{message_id}/bounce", headers=AUTH, json=body)
+        return response.status, await response.json()
+
+    async def requests(client: TestClient[Any, Any]) -> None:
+        for body in (None, {}, {"reason": ""}, {"reason": 5}, ["given up"]):
+            status, answer = await bounce(client, "902:1", body)
+            assert status == 400 and "non-empty 'reason'" in answer["error"], body
+        response = await client.post("/v1/messages/902:1/bounce", headers=AUTH, data=b"{not json")
+        assert response.status == 400 and (await response.json())["error"].startswith("the body is not JSON")
+        given_up = {"reason": "given up"}
+        assert await bounce(client, "902:1", given_up) == (
+            200,
+            {"id": "902:1", "status": "bouncing", "changed": True},
+        )
+        assert await bounce(client, "902:1", given_up) == (
+            200,
+            {"id": "902:1", "status": "bouncing", "changed": False},
+        )
+        status, answer = await bounce(client, "902:2", given_up)
+        assert status == 409 and "only a failed message can be bounced" in answer["error"]
+        status, answer = await bounce(client, "902:9", given_up)
+        assert status == 404 and answer["error"].startswith("no message 902:9")
+
+    env.run(requests)
+    assert env.wakeups == ["executor"]  # once: for the bounce that changed something
+    assert env.store.history("902:1")[-1].reason == "bounce: given up (through the admin API)"
+
+
+def test_halts_through_the_api(env: Env) -> None:
+    env.store.halt("outbox", "reorganisation deeper than finality: block 9", 9)
+
+    async def requests(client: TestClient[Any, Any]) -> None:
+        response = await client.get("/v1/halts", headers=AUTH)
+        [halt] = await response.json()
+        assert (halt["scope"], halt["block"], halt["lifted_at"]) == ("outbox", 9, None)
+        response = await client.post("/v1/halts/nowhere/resume", headers=AUTH, json={})
+        assert (
+            response.status == 404
+            and "the streams are outbox, l1-deposits" in (await response.json())["error"]
+        )
+        for body in ({"rewind": "yes"}, [True]):
+            response = await client.post("/v1/halts/outbox/resume", headers=AUTH, json=body)
+            assert response.status == 400, body
+        response = await client.post("/v1/halts/outbox/resume", headers=AUTH, json={"rewind": False})
+        assert response.status == 503  # this app was made without a way to reach the chains
+
+    env.run(requests)
+    assert env.store.active_halt("outbox") is not None  # nothing was lifted
 
 
 def test_peers_through_the_api(env: Env) -> None:

@@ -177,16 +177,25 @@ def _assert_outbox_halted(net: Net, name: str) -> None:
 
 
 def _resume_refused_then_rewound(net: Net, name: str, lost: str) -> None:
-    """`xrelay resume` refuses (the store has `lost`, the chain does not) and says to rewind; `xrelay
-    resume --rewind` forgets `lost` and lifts the halt."""
+    """`xrelay resume` refuses (the store has `lost`, the chain does not) and says to rewind; so does
+    the admin API's resume, with 409; the admin API's resume with a rewind forgets `lost` and lifts the
+    halt, and `xrelay resume --rewind` then finds nothing halted."""
     refused = _xrelay(net, name, "resume")
     assert refused.exit_code != 0, refused.output
     assert lost in refused.output and "--rewind" in refused.output, refused.output
     assert not _status(net, name)["healthy"]
-    rewound = _xrelay(net, name, "resume", "--rewind")
-    assert rewound.exit_code == 0, rewound.output
-    assert f"forgotten: {lost}" in rewound.output, rewound.output
+    url = f"http://{net.entry(name)['admin']}/v1/halts/outbox/resume"
+    response = requests.post(url, headers=_auth(name), json={"rewind": False}, timeout=60)
+    assert response.status_code == 409, response.text
+    assert response.json()["lifted"] is False and lost in response.json()["conflicts"][0]
+    response = requests.post(url, headers=_auth(name), json={"rewind": True}, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["dropped"] == [lost] and response.json()["lifted"] is True
     assert _status(net, name)["healthy"] is True
+    again = _xrelay(net, name, "resume", "--rewind")
+    assert again.exit_code != 0 and "is not halted" in again.output, again.output
+    newest = _admin(net, name, "/v1/halts").json()[0]
+    assert newest["decision"].startswith("resumed by the admin API"), newest
 
 
 class _Forwarder:
