@@ -1,7 +1,8 @@
 """Typed views of the L1 Hub's state (src/Hub.sol), read by name instead of by position.
 
-`HubChain` mirrors `Hub.ChainInfo` (the `chains(chainId)` getter) and `HubBatch` mirrors
-`Hub.BatchRecord` (the `batches(chainId, batchNumber)` getter), fields in the struct's order.
+`HubChain` mirrors `Hub.ChainInfo` (the `chains(chainId)` getter), `HubBatch` mirrors
+`Hub.BatchRecord` (the `batches(chainId, batchNumber)` getter) and `HubBusKey` mirrors `Hub.BusKey`
+(the `busKeys(chainId)` getter), fields in the struct's order.
 `hub_chain` and `hub_batch` make the call; code that makes its own (off the event loop, say) turns
 the returned record into the view with `from_tuple`:
 
@@ -18,7 +19,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 
-def _check_length(cls: type[HubChain | HubBatch], getter: str, record: Sequence[Any]) -> None:
+def _check_length(cls: type[HubChain | HubBatch | HubBusKey], getter: str, record: Sequence[Any]) -> None:
     names = [f.name for f in fields(cls)]
     if len(record) != len(names):
         raise ValueError(
@@ -70,6 +71,22 @@ class HubBatch:
             leaf_index=int(leaf_index),
             committed=bool(committed),
         )
+
+
+@dataclass(frozen=True)
+class HubBusKey:
+    """A chain's bus encryption key on the Hub (`Hub.BusKey`); all zero when none was registered."""
+
+    current: bytes  # 32 bytes: the X25519 public key peers seal envelopes to
+    previous: bytes  # the key `current` replaced (zero bytes if none)
+    changed_at: int  # when it was replaced (unix time of the L1 block)
+
+    @classmethod
+    def from_tuple(cls, record: Sequence[Any]) -> HubBusKey:
+        """From what `hub.functions.busKeys(chain_id).call()` returns."""
+        _check_length(cls, "busKeys", record)
+        current, previous, changed_at = record
+        return cls(current=bytes(current), previous=bytes(previous), changed_at=int(changed_at))
 
 
 def hub_chain(hub: Contract, chain_id: int) -> HubChain:

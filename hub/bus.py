@@ -1,281 +1,60 @@
-"""The bus protocol every xrelay daemon speaks: MQTT topics, signed envelopes, and a client.
+"""The MQTT client every xrelay daemon and the hub service use (what they say: hub/envelope.py).
 
-Topics: `xrelay/v1/institutions/<name>` carries everything addressed to one institution;
-`xrelay/v1/hub/roots` carries the hub service's root announcements. Everything is published with
-QoS 1 and every client keeps a persistent session (client id "xrelay-<name>", clean_session false), so
-a subscriber that was away receives what was published meanwhile. QoS 1 is at-least-once: a receiver
-may see an envelope twice and must treat its `id` as idempotent.
+Everything is published with QoS 1 and every client keeps a persistent session (client id
+"xrelay-<name>", clean_session false), so a subscriber that was away receives what was published
+meanwhile. QoS 1 is at-least-once: a receiver may see an envelope twice and must treat its `id` as
+idempotent.
 
-An envelope is one JSON object (docs/protocol.md):
+A connection can look up and still deliver nothing: another client took the session over with the
+same client id, or the broker froze and the client came back over a session the broker no longer
+serves. A daemon's Bus therefore probes itself (`probe_seconds`): it publishes an unpredictable token
+on the institution's own probe topic, `institution_topic(name, name)`, which only that institution
+may write, and listens for it. Silent for `deaf_after_seconds` while connected, it is *deaf*: it
+raises the alarm, starts a fresh session (one connection with clean_session true wipes the broker's
+stale one, then persistent sessions again), subscribes again and, once it hears itself, calls
+`on_recovered` so the daemon asks its peers to push again what waits for a receipt.
 
-    {"version": 1, "kind": "messages", "sender": "bank-a", "chain_id": 901, "id": "…",
-     "sent_at": 1718000000.5, "body": {…}, "signature": "0x…"}
-
-signed EIP-191 (personal_sign) by the sender's operator key over
-keccak256(orjson.dumps(envelope without "signature", option=OPT_SORT_KEYS)). A receiver accepts it
-only from a known peer, with that peer's chain id, signed by that chain's operator as registered on
-the L1 Hub (`open_envelope`). Root announcements are the exception: they are unsigned hints that a
-new aggregated root exists; a receiver checks the root on L1 before it relies on it.
+What arrives is queued per sender (the sender the topic names; ROOTS_TOPIC and any other subscribed
+topic each have a queue of their own) and `messages()` takes from the queues in turn, so one sender
+flooding the bus delays the others by one message at most. A queue holds `per_sender_pending`
+messages; what arrives when its queue is full, what is larger than `max_payload_bytes`, a retained
+message on an inbox topic (stale garbage the broker would hand over at every subscription) and
+anything on a topic that is not ours is dropped and reported to `on_dropped`. Dropping loses nothing
+for good: a sender pushes again what gets no receipt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import inspect
 import logging
-import re
+import secrets
 import ssl
 import time
-import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
-import orjson
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
-from eth_hash.auto import keccak
-from web3 import Web3
 
+from hub.envelope import ROOTS_TOPIC, inbox_filter, institution_topic, sender_of
 from hub.retry import RETRY
 
 log = logging.getLogger("xrelay.hub.bus")
 
-VERSION = 1
-ROOTS_TOPIC = "xrelay/v1/hub/roots"
-_INSTITUTIONS = "xrelay/v1/institutions/"
-
-KIND_MESSAGES = "messages"
-"""Source daemon -> destination daemon: settled messages with their proofs."""
-KIND_RECEIPTS = "receipts"
-"""Destination daemon -> source daemon: what became of them."""
-KIND_ROOT = "root"
-"""Hub service -> everyone, on ROOTS_TOPIC, unsigned: {"size": int, "root": "0x…", "l1_block": int}."""
-
-HUB_SENDER = "hub"
-"""The `sender` of root announcements."""
-
-_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")  # an institution's name, as in its config
-_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
-_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "version": int,
-    "kind": str,
-    "sender": str,
-    "chain_id": int,
-    "id": str,
-    "sent_at": (int, float),
-    "body": dict,
-}
-
-
-def institution_topic(name: str) -> str:
-    """The topic that carries everything addressed to institution `name`."""
-    if not _NAME.fullmatch(name):
-        raise ValueError(
-            f"{name!r} is not an institution name: 1 to 63 lower-case letters, digits and '-', "
-            "starting with a letter"
-        )
-    return _INSTITUTIONS + name
-
-
-# --- envelopes --------------------------------------------------------------------------------
-
-
-class PeerKey(NamedTuple):
-    """What a receiver knows of a peer: its chain id and that chain's operator on the L1 Hub."""
-
-    chain_id: int
-    operator: str
-
-
-class EnvelopeRefused(ValueError):
-    """An envelope that was not accepted. `reason` says why; `sender` and `chain_id` are what the
-    envelope claimed, where it could be read (None otherwise)."""
-
-    def __init__(self, reason: str, sender: str | None = None, chain_id: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.sender = sender
-        self.chain_id = chain_id
-
-
-def new_envelope_id() -> str:
-    return uuid.uuid4().hex
-
-
-@dataclass(frozen=True)
-class Envelope:
-    kind: str
-    sender: str
-    chain_id: int
-    body: dict[str, Any]
-    id: str = field(default_factory=new_envelope_id)
-    sent_at: float = field(default_factory=time.time)
-    version: int = VERSION
-    signature: str | None = None
-    """0x-hex, 65 bytes; None for an unsigned envelope (a root announcement)."""
-
-    def unsigned(self) -> dict[str, Any]:
-        """The envelope's fields as JSON values, without its signature."""
-        return {
-            "version": self.version,
-            "kind": self.kind,
-            "sender": self.sender,
-            "chain_id": self.chain_id,
-            "id": self.id,
-            "sent_at": self.sent_at,
-            "body": self.body,
-        }
-
-    def digest(self) -> bytes:
-        """keccak256 of the canonical JSON (sorted keys) of the envelope without its signature."""
-        return keccak(_canonical(self.unsigned()))
-
-    def sign(self, account: LocalAccount) -> bytes:
-        """The wire form, signed by `account` (the sender chain's operator)."""
-        # Sign what a receiver will see: the body as it reads back from JSON (tuples become lists).
-        unsigned = orjson.loads(_canonical(self.unsigned()))
-        signed = account.sign_message(encode_defunct(primitive=keccak(_canonical(unsigned))))
-        return _canonical({**unsigned, "signature": "0x" + bytes(signed.signature).hex()})
-
-    def to_bytes(self) -> bytes:
-        """The wire form as it stands: unsigned unless this envelope carries a signature."""
-        fields = self.unsigned()
-        if self.signature is not None:
-            fields["signature"] = self.signature
-        return _canonical(fields)
-
-
-def _canonical(fields: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
-    except TypeError as exc:
-        raise ValueError(
-            f"envelope is not JSON: {exc} (write integers beyond 64 bits as decimal strings)"
-        ) from None
-
-
-def _parse(raw: bytes) -> Envelope:
-    """An envelope's structure checked: JSON object, version, every field with its type."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise EnvelopeRefused(f"not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise EnvelopeRefused(f"not a JSON object but {type(data).__name__}")
-    sender = data.get("sender") if isinstance(data.get("sender"), str) else None
-    chain_id = data.get("chain_id") if _is_int(data.get("chain_id")) else None
-    missing = [name for name in _FIELDS if name not in data]
-    if "version" in missing:
-        raise EnvelopeRefused("missing field: version", sender, chain_id)
-    if data["version"] != VERSION or not _is_int(data["version"]):
-        raise EnvelopeRefused(
-            f"version {data['version']!r} is not spoken here (this node speaks version {VERSION})",
-            sender,
-            chain_id,
-        )
-    if missing:
-        raise EnvelopeRefused(f"missing fields: {', '.join(missing)}", sender, chain_id)
-    unknown = sorted(set(data) - set(_FIELDS) - {"signature"})
-    if unknown:
-        raise EnvelopeRefused(f"unknown fields: {', '.join(unknown)}", sender, chain_id)
-    for name, kind in _FIELDS.items():
-        value = data[name]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise EnvelopeRefused(
-                f"field {name} has the wrong type ({type(value).__name__}: {str(value)[:40]})",
-                sender,
-                chain_id,
-            )
-    signature = data.get("signature")
-    if signature is not None and not (isinstance(signature, str) and _SIGNATURE.fullmatch(signature)):
-        raise EnvelopeRefused("signature is not 65 bytes of 0x-hex", sender, chain_id)
-    return Envelope(
-        kind=data["kind"],
-        sender=data["sender"],
-        chain_id=data["chain_id"],
-        body=data["body"],
-        id=data["id"],
-        sent_at=data["sent_at"],
-        version=data["version"],
-        signature=signature,
-    )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def open_envelope(raw: bytes, peers: Mapping[str, PeerKey]) -> Envelope:
-    """The envelope in `raw`, if it is well formed and signed by its sender's operator.
-
-    `peers` maps each known institution's name to its chain id and that chain's operator (as the L1
-    Hub registers it). Raises EnvelopeRefused with the reason otherwise.
-    """
-    envelope = _parse(raw)
-    sender, chain_id = envelope.sender, envelope.chain_id
-    if envelope.signature is None:
-        raise EnvelopeRefused("unsigned: the envelope has no signature", sender, chain_id)
-    peer = peers.get(sender)
-    if peer is None:
-        raise EnvelopeRefused(f"unknown sender {sender!r}: not a peer of this institution", sender, chain_id)
-    if chain_id != peer.chain_id:
-        raise EnvelopeRefused(
-            f"chain id {chain_id} is not {sender}'s: its chain is {peer.chain_id}", sender, chain_id
-        )
-    digest = keccak(_canonical(envelope.unsigned()))
-    try:
-        signer = Account.recover_message(encode_defunct(primitive=digest), signature=envelope.signature)
-    except Exception:  # a malformed signature (bad v, s out of range) recovers nothing
-        raise EnvelopeRefused("the signature recovers no address", sender, chain_id) from None
-    if signer.lower() != peer.operator.lower():
-        raise EnvelopeRefused(
-            f"signed by {signer}, not by {sender}'s operator {Web3.to_checksum_address(peer.operator)}",
-            sender,
-            chain_id,
-        )
-    return envelope
-
-
-@dataclass(frozen=True)
-class RootAnnouncement:
-    """The hub service saw the L1 Hub's aggregated tree reach `size` leaves with `root`, in `l1_block`.
-    A hint only: check the root on L1 (`Hub.isAggregatedRoot`) before relying on it."""
-
-    size: int
-    root: bytes
-    l1_block: int
-
-    def envelope(self, l1_chain_id: int) -> bytes:
-        """The unsigned wire form, for ROOTS_TOPIC."""
-        body = {"size": self.size, "root": "0x" + self.root.hex(), "l1_block": self.l1_block}
-        return Envelope(kind=KIND_ROOT, sender=HUB_SENDER, chain_id=l1_chain_id, body=body).to_bytes()
-
-
-def read_root_announcement(raw: bytes) -> RootAnnouncement:
-    """The announcement in `raw` (no signature is required or checked). Raises EnvelopeRefused."""
-    envelope = _parse(raw)
-    if envelope.kind != KIND_ROOT:
-        raise EnvelopeRefused(f"kind {envelope.kind!r} is not a root announcement", envelope.sender)
-    body = envelope.body
-    size, root, l1_block = body.get("size"), body.get("root"), body.get("l1_block")
-    if not (
-        _is_int(size)
-        and _is_int(l1_block)
-        and isinstance(root, str)
-        and re.fullmatch(r"0x[0-9a-f]{64}", root)
-    ):
-        raise EnvelopeRefused(
-            'a root announcement\'s body is {"size": int, "root": "0x" + 64 hex, "l1_block": int}',
-            envelope.sender,
-            envelope.chain_id,
-        )
-    assert isinstance(size, int) and isinstance(l1_block, int)
-    return RootAnnouncement(size=size, root=bytes.fromhex(root[2:]), l1_block=l1_block)
+__all__ = [
+    "DROP_KINDS",
+    "ROOTS_TOPIC",
+    "Bus",
+    "BusDrop",
+    "BusError",
+    "BusMessage",
+    "BusTls",
+]
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -289,6 +68,30 @@ class BusError(RuntimeError):
 class BusMessage:
     topic: str
     payload: bytes
+    sender: str | None = None
+    """The institution the topic names as the sender (xrelay/v2/institutions/<me>/<sender>); None on
+    ROOTS_TOPIC and on other subscribed topics."""
+
+
+DROP_KINDS = ("too_large", "queue_full", "retained", "foreign_topic")
+"""Why the bus drops an incoming message (`BusDrop.kind`, a metric's label)."""
+DROP_HEAD_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class BusDrop:
+    """An incoming message the bus dropped before anyone read it, as `on_dropped` is told."""
+
+    sender: str | None
+    """The sender its topic names (None: not an inbox topic)."""
+    topic: str
+    size: int
+    kind: str
+    """One of DROP_KINDS."""
+    reason: str
+    """What happened, for a person ("too large: 5000000 bytes, more than 4194304")."""
+    head: bytes
+    """Its first DROP_HEAD_BYTES bytes."""
 
 
 @dataclass(frozen=True)
@@ -307,6 +110,8 @@ class BusTls:
 
 
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+_REPORTED_DIGESTS = 4096  # retained payloads remembered, so each is reported once
+_TOKENS = 4096  # probe tokens awaited at most
 
 
 def _broker_address(url: str) -> tuple[str, int, bool]:
@@ -324,6 +129,10 @@ def _broker_address(url: str) -> tuple[str, int, bool]:
     return parts.hostname, port or _DEFAULT_PORTS[parts.scheme], parts.scheme == "mqtts"
 
 
+class _Deaf(Exception):
+    """Raised inside a connection the bus no longer hears itself on: start a fresh session."""
+
+
 class Bus:
     """One institution's (or the hub's) connection to the broker.
 
@@ -334,7 +143,31 @@ class Bus:
     message published while the broker is away is sent when it returns (and, after a lost
     acknowledgement, possibly twice). The queue lives in this process only: a daemon's store is the
     durable record of what still has to be sent. `messages()` yields what arrives on `topics`
-    (the institution's own topic and ROOTS_TOPIC by default), across reconnections.
+    (the institution's inbox, `inbox_filter(name)`, and ROOTS_TOPIC by default), across
+    reconnections, taking from each sender's queue in turn.
+
+    Liveness (with `probe_seconds`): every `probe_seconds` the bus publishes a fresh random token
+    (secrets.token_hex) on `institution_topic(name, name)` and records when it last heard one back.
+    Only a token this bus issued and has not yet heard counts, so no one else can make it believe it
+    hears: the broker's ACL lets only the institution write that topic, and a token cannot be guessed
+    or replayed. Probes are never yielded by `messages()`. Not hearing itself for
+    `deaf_after_seconds` on a connection (counted from the last token heard, or from the connection's
+    start if that is later), the bus is deaf: it logs event=bus_deaf (ERROR), counts the episode,
+    disconnects, connects once with clean_session true (which wipes the session the broker keeps for
+    its client id), then reconnects with a persistent session, subscribes and probes again; it stays
+    deaf, trying again every `deaf_after_seconds`, until it hears a token. Then it logs
+    event=bus_recovered and calls `on_recovered()` (a plain function, or one returning an awaitable,
+    which is run as a task): what peers published while it was deaf never reached it, and the daemon
+    asks them to push again.
+
+    Hooks, attributes a caller may set at any time: `on_recovered: Callable[[], object] | None` and
+    `on_dropped: Callable[[BusDrop], None] | None` (called in the event loop, for each message
+    dropped; a retained one once per distinct payload). Their exceptions are logged, never raised.
+
+    State, for status pages and metrics: `connected`, `deaf`, `deaf_since` and `last_heard` (unix
+    times, None when never), `deaf_episodes`, `recoveries`, `reconnects` (connections made after the
+    first), `dropped` (per DROP_KINDS), `pending` (outgoing), `queued` (incoming, not yet read);
+    `health()` has them all as JSON.
     """
 
     def __init__(
@@ -348,12 +181,18 @@ class Bus:
         tls: BusTls | None = None,
         max_pending: int = 100_000,
         timeout: float = 10.0,
+        probe_seconds: float | None = None,
+        deaf_after_seconds: float | None = None,
+        per_sender_pending: int = 500,
+        max_payload_bytes: int | None = 4 << 20,
+        on_dropped: Callable[[BusDrop], None] | None = None,
+        on_recovered: Callable[[], object] | None = None,
     ) -> None:
         self.host, self.port, secure = _broker_address(url)
         self.url = url
         self.name = name
         self.client_id = f"xrelay-{name}"
-        self.topics = tuple(topics) if topics is not None else (institution_topic(name), ROOTS_TOPIC)
+        self.topics = tuple(topics) if topics is not None else (inbox_filter(name), ROOTS_TOPIC)
         self._username = username
         self._password = password
         if tls is not None and not secure:
@@ -362,25 +201,88 @@ class Bus:
             self._tls_context = (tls or BusTls()).context() if secure else None
         except (OSError, ssl.SSLError) as exc:
             raise BusError(f"bus {url!r}: cannot load the TLS certificates: {exc}") from None
+        deaf_after_seconds = _deaf_after(self.client_id, probe_seconds, deaf_after_seconds)
+        if per_sender_pending < 1:
+            raise BusError(f"bus {self.client_id}: per_sender_pending must be at least 1")
         self.max_pending = max_pending
         self.timeout = timeout
+        self.probe_seconds = probe_seconds
+        self.deaf_after_seconds = deaf_after_seconds
+        self.per_sender_pending = per_sender_pending
+        self.max_payload_bytes = max_payload_bytes
+        self.on_dropped = on_dropped
+        self.on_recovered = on_recovered
+        self.probe_topic = institution_topic(name, name) if probe_seconds is not None else None
+        self._subscriptions = self.topics
+        if self.probe_topic is not None and not any(_matches(self.probe_topic, t) for t in self.topics):
+            self._subscriptions += (self.probe_topic,)
+        self._inbox_prefix = _inbox_prefix(name, self.topics)
+
         self._outbox: deque[tuple[str, bytes, bool]] = deque()
         self._outbox_ready = asyncio.Event()
         self._outbox_empty = asyncio.Event()
         self._outbox_empty.set()
-        self._inbox: asyncio.Queue[BusMessage | None] = asyncio.Queue()
+        self._queues: dict[str, deque[BusMessage]] = {}
+        self._turns: deque[str] = deque()  # the queues that hold something, in the order of their turn
+        self._arrived = asyncio.Event()
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+
+        self._init_state()
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def _init_state(self) -> None:
+        self.deaf_since: float | None = None
+        self.last_heard: float | None = None
+        self.deaf_episodes = 0
+        self.recoveries = 0
+        self.reconnects = 0
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_KINDS, 0)
+        self._tokens: OrderedDict[str, float] = OrderedDict()  # issued, not yet heard: token -> when
+        self._heard_at = 0.0  # monotonic
+        self._connected_at = 0.0  # monotonic
+        self._connections = 0
+        self._wipe_session = False
+        self._went_deaf = False
+        self._reported: OrderedDict[bytes, None] = OrderedDict()
+        self._hook_tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
     @property
+    def deaf(self) -> bool:
+        return self.deaf_since is not None
+
+    @property
     def pending(self) -> int:
         """Messages published but not yet acknowledged by the broker."""
         return len(self._outbox)
+
+    @property
+    def queued(self) -> int:
+        """Messages received but not yet read from `messages()`."""
+        return sum(len(q) for q in self._queues.values())
+
+    def health(self) -> dict[str, Any]:
+        """The bus's state as JSON (the daemon's status shows it)."""
+        return {
+            "url": self.url,
+            "connected": self.connected,
+            "deaf": self.deaf,
+            "deaf_since": self.deaf_since,
+            "last_heard": self.last_heard,
+            "deaf_episodes": self.deaf_episodes,
+            "reconnects": self.reconnects,
+            "pending": self.pending,
+            "queued": self.queued,
+            "dropped": dict(self.dropped),
+        }
+
+    # --- use ------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Bus:
         if self._task is not None or self._closed:
@@ -405,7 +307,10 @@ class Bus:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self._inbox.put_nowait(None)
+        for task in list(self._hook_tasks):
+            task.cancel()
+        await asyncio.gather(*self._hook_tasks, return_exceptions=True)
+        self._arrived.set()  # readers stop once the queues are empty
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until a connection is up and subscribed (TimeoutError after `timeout` seconds)."""
@@ -433,19 +338,204 @@ class Bus:
         self._outbox_ready.set()
 
     async def messages(self) -> AsyncIterator[BusMessage]:
-        """What arrives on this bus's topics, in order, until the bus is closed."""
-        while (message := await self._inbox.get()) is not None:
-            yield message
-        self._inbox.put_nowait(None)  # let another reader stop as well
+        """What arrives on this bus's topics until the bus is closed: each sender's messages in the
+        order they arrived, the senders in turn (one message each)."""
+        while True:
+            if self._turns:
+                key = self._turns.popleft()
+                queue = self._queues[key]
+                message = queue.popleft()
+                if queue:
+                    self._turns.append(key)
+                else:
+                    del self._queues[key]
+                yield message
+            elif self._closed:
+                return
+            else:
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    # --- what arrives ---------------------------------------------------------------------------
+
+    def _accept(self, topic: str, payload: bytes, retain: bool) -> None:
+        """Queue what arrived, take it as a probe, or drop it."""
+        sender = sender_of(topic, self.name) if self._inbox_prefix is not None else None
+        if topic == self.probe_topic or (sender is not None and sender == self.name):
+            self._heard(payload)  # never yielded, whatever it holds
+            return
+        size = len(payload)
+        if self.max_payload_bytes is not None and size > self.max_payload_bytes:
+            self._drop(
+                sender,
+                topic,
+                payload,
+                "too_large",
+                f"too large: {size} bytes, more than {self.max_payload_bytes}",
+            )
+            return
+        if sender is not None:
+            if retain:
+                digest = hashlib.sha256(payload).digest()
+                if digest in self._reported:
+                    return
+                self._reported[digest] = None
+                if len(self._reported) > _REPORTED_DIGESTS:
+                    self._reported.popitem(last=False)
+                self._drop(
+                    sender,
+                    topic,
+                    payload,
+                    "retained",
+                    "a retained message on an inbox topic (sha256 "
+                    f"{digest.hex()}): the broker hands it over at every subscription",
+                )
+                return
+            key = sender
+        elif not self._in_inbox(topic) and any(_matches(topic, t) for t in self.topics):
+            key = topic
+        else:
+            self._drop(None, topic, payload, "foreign_topic", f"topic {topic!r} is not one of ours")
+            return
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = deque()
+        if len(queue) >= self.per_sender_pending:
+            self._drop(
+                sender,
+                topic,
+                payload,
+                "queue_full",
+                f"{len(queue)} messages from {key} wait to be read: over its quota",
+            )
+            return
+        if not queue:
+            self._turns.append(key)
+        queue.append(BusMessage(topic=topic, payload=payload, sender=sender))
+        self._arrived.set()
+
+    def _in_inbox(self, topic: str) -> bool:
+        return self._inbox_prefix is not None and topic.startswith(self._inbox_prefix)
+
+    def _drop(self, sender: str | None, topic: str, payload: bytes, kind: str, reason: str) -> None:
+        self.dropped[kind] += 1
+        log.warning(
+            "event=bus_dropped client=%s topic=%s sender=%s size=%d kind=%s reason=%r",
+            self.client_id,
+            topic,
+            sender,
+            len(payload),
+            kind,
+            reason,
+        )
+        if self.on_dropped is not None:
+            drop = BusDrop(sender, topic, len(payload), kind, reason, payload[:DROP_HEAD_BYTES])
+            try:
+                self.on_dropped(drop)
+            except Exception:
+                log.exception("event=bus_on_dropped_failed client=%s", self.client_id)
+
+    # --- liveness -------------------------------------------------------------------------------
+
+    def _issue(self) -> bytes:
+        token = secrets.token_hex(16)
+        self._tokens[token] = time.monotonic()
+        while len(self._tokens) > _TOKENS:
+            self._tokens.popitem(last=False)
+        return token.encode()
+
+    def _heard(self, payload: bytes) -> None:
+        try:
+            token = payload.decode("ascii")
+        except UnicodeDecodeError:
+            return
+        if self._tokens.pop(token, None) is None:
+            return  # not one of ours, or heard already: it proves nothing
+        self._heard_at = time.monotonic()
+        self.last_heard = time.time()
+        if self.deaf_since is not None:
+            log.warning(
+                "event=bus_recovered client=%s broker=%s deaf_for=%.1fs episode=%d",
+                self.client_id,
+                self.url,
+                self.last_heard - self.deaf_since,
+                self.deaf_episodes,
+            )
+            self.deaf_since = None
+            self.recoveries += 1
+            self._call_recovered()
+
+    def _call_recovered(self) -> None:
+        if self.on_recovered is None:
+            return
+        try:
+            result = self.on_recovered()
+        except Exception:
+            log.exception("event=bus_on_recovered_failed client=%s", self.client_id)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_done)
+
+    def _hook_done(self, task: asyncio.Future[Any]) -> None:
+        self._hook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("event=bus_on_recovered_failed client=%s error=%r", self.client_id, task.exception())
+
+    async def _probe(self, client: aiomqtt.Client) -> None:
+        assert self.probe_seconds is not None and self.probe_topic is not None
+        while True:
+            try:  # QoS 1, as envelopes are: the probe takes their path through the broker
+                await client.publish(self.probe_topic, self._issue(), qos=1, timeout=self.probe_seconds)
+            except aiomqtt.MqttError as exc:
+                log.debug("event=bus_probe_unacknowledged client=%s error=%r", self.client_id, str(exc))
+            await asyncio.sleep(self.probe_seconds)
+
+    async def _watch(self) -> None:
+        """Raise _Deaf once nothing was heard for deaf_after_seconds on this connection."""
+        assert self.deaf_after_seconds is not None and self.probe_seconds is not None
+        tick = min(max(self.probe_seconds / 4, 0.05), 1.0)
+        while True:
+            await asyncio.sleep(tick)
+            silent = time.monotonic() - max(self._heard_at, self._connected_at)
+            if silent <= self.deaf_after_seconds:
+                continue
+            now = time.time()
+            heard = "never" if self.last_heard is None else f"{now - self.last_heard:.1f}s ago"
+            self._went_deaf = True
+            if self.deaf_since is None:
+                self.deaf_since = now
+                self.deaf_episodes += 1
+                log.error(
+                    "event=bus_deaf client=%s broker=%s silent_for=%.1fs last_heard=%s episode=%d: "
+                    "connected but not hearing its own probes; starting a fresh session",
+                    self.client_id,
+                    self.url,
+                    silent,
+                    heard,
+                    self.deaf_episodes,
+                )
+            else:
+                log.error(
+                    "event=bus_deaf client=%s broker=%s deaf_for=%.1fs last_heard=%s episode=%d: "
+                    "still deaf; starting a fresh session again",
+                    self.client_id,
+                    self.url,
+                    now - self.deaf_since,
+                    heard,
+                    self.deaf_episodes,
+                )
+            raise _Deaf
 
     # --- the connection loop ------------------------------------------------------------------
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self, *, clean_session: bool = False) -> aiomqtt.Client:
         return aiomqtt.Client(
             self.host,
             self.port,
             identifier=self.client_id,
-            clean_session=False,
+            clean_session=clean_session,
             username=self._username,
             password=self._password,
             tls_context=self._tls_context,
@@ -456,9 +546,17 @@ class Bus:
         failures = 0
         while True:
             try:
+                if self._wipe_session:
+                    async with self._client(clean_session=True):
+                        pass  # connecting with clean_session true discards the broker's session
+                    self._wipe_session = False
+                    log.info("event=bus_session_wiped client=%s broker=%s", self.client_id, self.url)
                 async with self._client() as client:
-                    for topic in self.topics:
+                    for topic in self._subscriptions:
                         await client.subscribe(topic, qos=1)
+                    self._connected_at = time.monotonic()
+                    self._connections += 1
+                    self.reconnects = self._connections - 1
                     self._connected.set()
                     failures = 0
                     log.info(
@@ -468,7 +566,11 @@ class Bus:
                         self.pending,
                     )
                     await self._serve(client)
-            except aiomqtt.MqttError as exc:
+            except (_Deaf, aiomqtt.MqttError) as exc:
+                if self._went_deaf:  # (a deaf connection may fail to close cleanly: gone all the same)
+                    self._went_deaf = False
+                    self._wipe_session = True
+                    continue  # at once
                 failures += 1
                 state = "lost" if self._connected.is_set() else "unreachable"
                 log.warning(
@@ -486,7 +588,10 @@ class Bus:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Receive and send over one connection until it fails (the failure is raised)."""
-        tasks = [asyncio.create_task(self._receive(client)), asyncio.create_task(self._send(client))]
+        jobs = [self._receive(client), self._send(client)]
+        if self.probe_seconds is not None:
+            jobs += [self._probe(client), self._watch()]
+        tasks = [asyncio.create_task(job) for job in jobs]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -500,7 +605,7 @@ class Bus:
         async for message in client.messages:
             payload = message.payload
             raw = payload if isinstance(payload, bytes) else str(payload).encode()
-            await self._inbox.put(BusMessage(topic=str(message.topic), payload=raw))
+            self._accept(str(message.topic), raw, bool(message.retain))
 
     async def _send(self, client: aiomqtt.Client) -> None:
         while True:
@@ -513,3 +618,30 @@ class Bus:
             self._outbox.popleft()  # acknowledged: only now does it leave the queue
             if not self._outbox:
                 self._outbox_empty.set()
+
+
+def _deaf_after(client_id: str, probe: float | None, deaf_after: float | None) -> float | None:
+    """deaf_after_seconds, checked (4 probe periods when not given)."""
+    if probe is None:
+        return None
+    if probe <= 0:
+        raise BusError(f"bus {client_id}: probe_seconds must be positive, not {probe}")
+    deaf_after = 4 * probe if deaf_after is None else deaf_after
+    if deaf_after <= probe:
+        raise BusError(
+            f"bus {client_id}: deaf_after_seconds ({deaf_after}) must be more than probe_seconds ({probe})"
+        )
+    return deaf_after
+
+
+def _inbox_prefix(name: str, topics: Sequence[str]) -> str | None:
+    """ "xrelay/v2/institutions/<name>/" when the bus subscribes its institution's inbox, else None."""
+    try:
+        inbox = inbox_filter(name)
+    except ValueError:
+        return None
+    return inbox[:-1] if inbox in topics else None
+
+
+def _matches(topic: str, subscription: str) -> bool:
+    return aiomqtt.Topic(topic).matches(subscription)

@@ -17,8 +17,9 @@ from aiohttp import web
 
 from hub.api import create_app
 from hub.broker import EmbeddedBroker
-from hub.bus import HUB_SENDER, ROOTS_TOPIC, Bus, RootAnnouncement
+from hub.bus import Bus
 from hub.config import HubConfig
+from hub.envelope import HUB_SENDER, ROOTS_TOPIC, RootAnnouncement
 from hub.indexer import Indexer, RootUpdate
 from hub.store import HubStore
 
@@ -94,4 +95,4 @@ class HubService:
         assert self.bus is not None and self.indexer is not None
         for update in updates if len(updates) <= ANNOUNCE_AT_MOST else updates[-1:]:
             announcement = RootAnnouncement(size=update.size, root=update.root, l1_block=update.block)
-            await self.bus.publish(ROOTS_TOPIC, announcement.envelope(self.indexer.l1_chain_id), retain=True)
+            await self.bus.publish(ROOTS_TOPIC, announcement.to_bytes(), retain=True)

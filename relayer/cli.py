@@ -25,9 +25,10 @@ from hub import cli as hub_cli
 from hub.broker import BrokerError
 from hub.bus import BusError
 from hub.config import HubConfigError
+from hub.envelope import public_key_of
 from proofs.formats import FormatError
+from relayer import bus_keys, daemon, halts
 from relayer import config as institution_config
-from relayer import daemon, halts
 from relayer import peers as peer_ops
 from relayer import store as store_ops
 from relayer.config import ANY, ConfigError
@@ -657,6 +658,76 @@ def resume(config_path: Path, scope: str, rewind: bool) -> None:
     if not outcome.lifted:
         raise click.ClickException(f"{scope} stays halted: {outcome.summary}")
     console.print(f"{scope} resumed: {outcome.summary}")
+
+
+# --- the bus encryption key ----------------------------------------------------------------------
+
+
+@cli.group("bus-key")
+def bus_key() -> None:
+    """Make the institution's bus encryption key and register it on the L1 Hub."""
+
+
+@bus_key.command("new")
+@click.option(
+    "--keystore",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the key to this new encrypted keystore file (else print it, for an environment variable).",
+)
+@click.option(
+    "--password-env",
+    default="XRELAY_BUS_KEY_PASSWORD",
+    show_default=True,
+    help="With --keystore: the environment variable holding its password (asked for when unset).",
+)
+def bus_key_new(keystore: Path | None, password_env: str) -> None:
+    """Make a new bus encryption key (X25519)."""
+    secret = bus_keys.new_key()
+    public = "0x" + public_key_of(secret).hex()
+    if keystore is None:
+        console.print(f"public key: {public}")
+        console.print(
+            "secret key (put it in the variable [bus.key] env names; never in a file in the clear):"
+        )
+        click.echo(bytes(secret).hex())
+        return
+    password = os.environ.get(password_env) or click.prompt(
+        "keystore password", hide_input=True, confirmation_prompt=True
+    )
+    try:
+        bus_keys.write_keystore(keystore, secret, password)
+    except FileExistsError:
+        raise click.ClickException(f"{keystore} exists already: choose another file") from None
+    console.print(f"public key: {public}")
+    console.print(f'[bus.key]\nkeystore = "{keystore}"\npassword_env = "{password_env}"')
+
+
+@bus_key.command("show")
+@config_option
+def bus_key_show(config_path: Path) -> None:
+    """Show the configured bus keys beside the one the L1 Hub has for this chain."""
+    config = institution_config.load(config_path)
+    state = bus_keys.key_state(config, config_path)
+    registered = state.registered
+    console.print(f"bus.key:           0x{state.configured.hex()}")
+    if state.previous is not None:
+        console.print(f"bus.previous_key:  0x{state.previous.hex()}")
+    console.print(f"L1 Hub, current:   0x{registered.current.hex()}")
+    console.print(f"L1 Hub, previous:  0x{registered.previous.hex()} (replaced at {registered.changed_at})")
+    if not state.in_force:
+        raise click.ClickException("bus.key is not the key the L1 Hub has: `xrelay bus-key register`")
+
+
+@bus_key.command("register")
+@config_option
+def bus_key_register(config_path: Path) -> None:
+    """Register bus.key's public key on the L1 Hub (sent by the chain's operator, the config's signer)."""
+    config = institution_config.load(config_path)
+    tx = bus_keys.register(config, config_path)
+    if tx is None:
+        console.print("the L1 Hub has this key already")
+    else:
+        console.print(f"registered on the L1 Hub in {tx}; peers seal to it within 30 s")
 
 
 def _value(m: StoredMessage) -> str:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from nacl.public import PrivateKey
 from pydantic import (
     AfterValidator,
     Field,
@@ -53,6 +54,7 @@ from hub.config_fields import (
     resolve,
     show,
 )
+from hub.envelope import devnet_bus_key
 from relayer.store import L1_PEER, RefusalPolicy
 
 ANY = "*"
@@ -125,6 +127,15 @@ _RpcUrl = Annotated[str, AfterValidator(_check_rpc_url)]
 _Genesis = Annotated[str, AfterValidator(_check_genesis)]
 
 
+def _check_keystore(value: Path | None, info: ValidationInfo) -> Path | None:
+    if value is None:
+        return None
+    path = resolve(value, info)
+    if not path.is_file():
+        raise ValueError(f"keystore file {path} does not exist")
+    return path
+
+
 # --- sections ---------------------------------------------------------------------------------
 
 
@@ -173,15 +184,7 @@ class SignerConfig(Section):
             raise ValueError(_PLAIN_KEY_REFUSED)
         return value
 
-    @field_validator("keystore")
-    @classmethod
-    def _keystore_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        path = resolve(value, info)
-        if not path.is_file():
-            raise ValueError(f"keystore file {path} does not exist")
-        return path
+    _keystore_exists = field_validator("keystore")(_check_keystore)
 
     @field_validator("devnet_account")
     @classmethod
@@ -374,6 +377,99 @@ class StoreConfig(Section):
         return RefusalPolicy(self.refusal_bytes, self.refusals_kept, self.refusals_max_days * 86400)
 
 
+class BusKeyConfig(Section):
+    """[bus.key] (and [bus.previous_key]): where the institution's bus encryption key (an X25519
+    secret key, which opens the envelopes peers seal to the public key the L1 Hub registers for this
+    chain) comes from; exactly one of env, keystore (with password_env) or devnet_key. A plain key
+    in the file is refused. `xrelay bus-key new` makes one."""
+
+    env: EnvName | None = None
+    """The environment variable holding the secret key (64 hex digits), read when the daemon starts."""
+    keystore: Path | None = None
+    """An encrypted keystore (Ethereum V3 format, holding the 32-byte secret), relative to the config
+    file; it must exist."""
+    password_env: EnvName | None = None
+    """With keystore, and only with it: the environment variable holding the keystore's password."""
+    devnet_key: Annotated[StrictInt, Field(ge=0, le=255)] | None = None
+    """The devnet's bus key number 0-255. DEVNET ONLY: derived from a public label."""
+
+    _config_path: Path | None = PrivateAttr(default=None)
+    _key: str = PrivateAttr(default="bus.key")
+
+    def model_post_init(self, context: Any, /) -> None:
+        if isinstance(context, dict) and isinstance(context.get("path"), Path):
+            self._config_path = context["path"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_plain_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("private_key" in data or "secret" in data or "key" in data):
+            raise ValueError(
+                _PLAIN_KEY_REFUSED.replace(
+                    "one of anvil's public dev accounts (devnet_account = 0-9)",
+                    "a devnet key (devnet_key = 0-255)",
+                )
+            )
+        return data
+
+    _keystore_exists = field_validator("keystore")(_check_keystore)
+
+    @model_validator(mode="after")
+    def _exactly_one_form(self) -> BusKeyConfig:
+        forms = [form for form in ("env", "keystore", "devnet_key") if getattr(self, form) is not None]
+        if len(forms) != 1:
+            raise ValueError(
+                "set exactly one of env, keystore (with password_env) or devnet_key"
+                + (f", not {' and '.join(forms)}" if forms else "")
+            )
+        if (self.keystore is None) != (self.password_env is None):
+            raise located([(("password_env",), "goes with keystore, and only with it")])
+        return self
+
+    def resolve(self, key: str = "bus.key") -> PrivateKey:
+        """The secret key, read now. Raises ConfigError (naming `key`) if it cannot be had."""
+        if self.devnet_key is not None:
+            return devnet_bus_key(self.devnet_key)
+        if self.keystore is not None and self.password_env is not None:
+            password = self._read_env(key, self.password_env, "password_env")
+            try:
+                secret = Account.decrypt(json.loads(self.keystore.read_text()), password)
+            except Exception:
+                raise self._error(
+                    key,
+                    "keystore",
+                    f"cannot decrypt keystore {self.keystore} with the password in {self.password_env} "
+                    "(wrong password, or not a V3 keystore)",
+                ) from None
+            return PrivateKey(bytes(secret))
+        assert self.env is not None
+        value = self._read_env(key, self.env, "env").strip().removeprefix("0x")
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", value):  # never echo the value: it is a secret
+            raise self._error(
+                key, "env", f"environment variable {self.env} does not hold a key (64 hex digits)"
+            )
+        return PrivateKey(bytes.fromhex(value))
+
+    def describe(self) -> str:
+        """Where the key comes from, for `xrelay config check`; never the key itself."""
+        if self.devnet_key is not None:
+            return f"devnet bus key {self.devnet_key} (DEVNET ONLY: derived from a public label)"
+        if self.keystore is not None:
+            return (
+                f"keystore {self.keystore} (password in {self.password_env}, {_env_state(self.password_env)})"
+            )
+        return f"env {self.env} ({_env_state(self.env)})"
+
+    def _read_env(self, key: str, name: str, field: str) -> str:
+        value = os.environ.get(name, "")
+        if not value:
+            raise self._error(key, field, f"environment variable {name} is not set")
+        return value
+
+    def _error(self, key: str, field: str, message: str) -> ConfigError:
+        return ConfigError(self._config_path or Path("<config>"), [(f"{key}.{field}", message)])
+
+
 class BusConfig(Section):
     """[bus]: the MQTT broker the institutions' daemons talk through."""
 
@@ -394,6 +490,18 @@ class BusConfig(Section):
     max_envelope_bytes: Annotated[StrictInt, Field(ge=65_536, le=256 << 20)] = 4 << 20
     """The largest envelope taken from the bus (4 MiB by default); a larger one is refused unread.
     The pusher splits a batch's messages over envelopes to stay under it."""
+    key: BusKeyConfig | None = None
+    """[bus.key]: the bus encryption key; the daemon needs it. Its public key must be the one the L1
+    Hub registers for this chain (`xrelay bus-key register`)."""
+    previous_key: BusKeyConfig | None = None
+    """[bus.previous_key]: the key this one replaced, kept while peers may still seal to it."""
+    key_grace_seconds: Annotated[float, Field(ge=0)] = 86_400.0
+    """How long after the L1 Hub registered a new key envelopes sealed to the previous one still
+    open (peers read the Hub's key again every 30 s; the default allows a day)."""
+    max_envelope_age_seconds: Annotated[float, Field(gt=0)] = 3_600.0
+    """An envelope sent longer ago than this (by its sender's clock) is refused as stale; the ids of
+    younger ones are remembered, so a replayed envelope is refused. Peers push again what got no
+    receipt, so nothing is lost."""
 
     @field_validator("url")
     @classmethod

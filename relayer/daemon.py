@@ -28,7 +28,8 @@ from web3.types import EventData
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import Message
 from hub.broker import EmbeddedBroker
-from hub.bus import ROOTS_TOPIC, Bus, BusTls, institution_topic
+from hub.bus import Bus, BusTls
+from hub.envelope import ROOTS_TOPIC, inbox_filter
 from hub.client import HubClient
 from hub.retry import RETRY
 from relayer import api, halts
@@ -67,6 +68,10 @@ def _require(config: InstitutionConfig, path: Path) -> tuple[str, str, str]:
         problems.append(
             ("batch.keys_dir", f"no proving key {key} for batch capacity {config.batch.capacity}")
         )
+    if config.bus.key is None:
+        problems.append(
+            ("bus.key", "the daemon needs its bus key to open what peers send (xrelay bus-key new)")
+        )
     if not os.environ.get(config.admin.token_env):
         problems.append(("admin.token_env", f"environment variable {config.admin.token_env} is not set"))
     if problems:
@@ -81,6 +86,12 @@ class Daemon:
         self.config = institution_config.load(config_path)
         self.inbox_address, self.hub_address, self.hub_api = _require(self.config, config_path)
         self.signer = self.config.chain.signer.resolve()
+        assert self.config.bus.key is not None  # _require
+        self.bus_secrets = (self.config.bus.key.resolve("bus.key"),) + (
+            (self.config.bus.previous_key.resolve("bus.previous_key"),)
+            if self.config.bus.previous_key
+            else ()
+        )
         self.admin_token = os.environ[self.config.admin.token_env]
         self.started = time.time()
         self._stop = asyncio.Event()
@@ -117,6 +128,7 @@ class Daemon:
                     bus=bus,
                     hub_client=hub_client,
                     metrics=metrics,
+                    bus_secrets=self.bus_secrets,
                 )
                 ctx.reload_peers()
                 await self._check_chains(ctx)
@@ -151,7 +163,7 @@ class Daemon:
         password = os.environ.get(bus.password_env) if bus.password_env else None
         # Its own topic, and the hub service's root announcements: hints that wake the executor (a
         # root is used only once L1 confirms it).
-        topics = (institution_topic(self.config.institution), ROOTS_TOPIC)
+        topics = (inbox_filter(self.config.institution), ROOTS_TOPIC)
         return Bus(url, self.config.institution, topics=topics, username=username, password=password, tls=tls)
 
     async def _check_chains(self, ctx: Context) -> None:
@@ -209,6 +221,13 @@ class Daemon:
                 ctx.chain_id,
                 info.operator,
                 self.signer.address,
+            )
+        if not (await ctx.keyring(fresh=True)).keys:
+            log.error(
+                "the L1 Hub's bus key for chain %d is none of this daemon's keys (bus.key, bus.previous_key):"
+                " peers cannot write to it until `xrelay bus-key register -c %s`",
+                ctx.chain_id,
+                self.config_path,
             )
 
     async def _serve(self, ctx: Context, pool: ProverPool) -> None:
@@ -298,7 +317,7 @@ class Daemon:
                 ctx.wakeups.wake("receiver", "executor")
                 continue
             try:
-                await receiver.handle(message.payload)
+                await receiver.handle(message.payload, message.topic)
             except Exception:  # e.g. the store's disk is full: the sender pushes it again later
                 log.exception("handling an envelope failed")
 

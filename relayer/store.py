@@ -36,7 +36,7 @@ from bridge_contracts.messages import Message
 from hub.delivery import message_key, message_to_json
 from hub.retry import REPUSH, RETRY
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -706,6 +706,27 @@ class Store:
                 )
                 moved.append(self._message_in(db, key))
         return moved
+
+    def push_now(self, peer: str) -> int:
+        """Every message pushed to `peer` and still without a receipt is due again now (the peer was
+        deaf for a while, or this daemon was); returns how many."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE messages SET next_attempt_at = ? WHERE direction = 'out' AND peer = ? AND status = ?",
+                [time.time(), peer, str(OutStatus.PUSHED)],
+            )
+            return cursor.rowcount
+
+    def first_sight(self, envelope_id: str, sender: str, sent_at: float, *, forget_before: float) -> bool:
+        """Remember an envelope taken from the bus; False if its id was seen before (a replay).
+        Envelopes sent before `forget_before` are forgotten: the caller refuses them as stale."""
+        with self._write() as db:
+            db.execute("DELETE FROM envelopes WHERE sent_at < ?", [forget_before])
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO envelopes (id, sender, sent_at, seen_at) VALUES (?, ?, ?, ?)",
+                [envelope_id, sender, sent_at, time.time()],
+            )
+            return cursor.rowcount == 1
 
     def record_receipts(self, peer: str, receipts: Sequence[ReceiptUpdate]) -> list[str]:
         """A peer's receipts for this chain's messages, together. A receipt for a message this chain
@@ -1746,7 +1767,9 @@ class Store:
                 _create_v1(db)
             if version < 2:
                 _migrate_v1_to_v2(db)
-            _migrate_v2_to_v3(db)
+            if version < 3:
+                _migrate_v2_to_v3(db)
+            _migrate_v3_to_v4(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -1820,6 +1843,15 @@ def _migrate_v2_to_v3(db: Database) -> None:
         "CREATE TABLE dropped (id INTEGER PRIMARY KEY, halt_id INTEGER REFERENCES halts(id), "
         "message_id TEXT NOT NULL, row TEXT NOT NULL, history TEXT NOT NULL, at REAL NOT NULL)"
     )
+
+
+def _migrate_v3_to_v4(db: Database) -> None:
+    """Version 4: the ids of the envelopes taken from the bus lately, so a replayed one is refused."""
+    db.execute(
+        "CREATE TABLE envelopes (id TEXT PRIMARY KEY, sender TEXT NOT NULL, sent_at REAL NOT NULL, "
+        "seen_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX idx_envelopes_sent_at ON envelopes (sent_at)")
 
 
 def _read_by(scope: str) -> str:

@@ -856,7 +856,7 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         receive(store)
         store.refuse(peer="x", chain_id=1, kind="envelope", reason="bad", raw=b"y" * 10)
     conn = sqlite3.connect(path)
-    _undo_v3(conn)
+    _undo_v4_and_v3(conn)
     conn.execute("DROP TABLE batch_transitions")
     conn.execute("DROP INDEX idx_refusals_at")
     conn.execute("ALTER TABLE refusals DROP COLUMN raw_size")
@@ -881,7 +881,8 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         assert store.batch_history(0) == []
 
 
-def _undo_v3(conn: sqlite3.Connection) -> None:
+def _undo_v4_and_v3(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE envelopes")
     conn.execute("DROP TABLE dropped")
     conn.execute("DROP TABLE halts")
     conn.execute("DROP TABLE genesis")
@@ -890,13 +891,33 @@ def _undo_v3(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE cursors DROP COLUMN block_hash")
 
 
+def test_a_version_3_store_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite"
+    with Store(path) as store:
+        receive(store)
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE envelopes")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.check() == []
+        assert store.first_sight("e1", "bank-a", 100.0, forget_before=50.0)
+        assert not store.first_sight("e1", "bank-a", 100.0, forget_before=50.0)  # a replay
+        assert store.first_sight("e2", "bank-a", 200.0, forget_before=150.0)
+        assert store.first_sight(
+            "e1", "bank-a", 100.0, forget_before=150.0
+        )  # forgotten: the caller refuses it as stale
+    assert (tmp_path / "v3.sqlite.v3.bak").is_file()
+
+
 def test_a_version_2_store_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "v2.sqlite"
     with Store(path) as store:
         receive(store)
         store.set_cursor("outbox", 7)
     conn = sqlite3.connect(path)
-    _undo_v3(conn)
+    _undo_v4_and_v3(conn)
     conn.execute("PRAGMA user_version = 2")
     conn.commit()
     conn.close()

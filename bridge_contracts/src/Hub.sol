@@ -90,6 +90,16 @@ contract Hub is Ownable2Step {
         uint256[2] c;
     }
 
+    /// @notice A chain's bus encryption key (X25519, as NaCl sealed boxes use it): peers seal the
+    ///         envelopes they send the chain's institution to `current`. `previous` is the key it
+    ///         replaced at `changedAt` (a timestamp), which receivers keep opening for a grace period of
+    ///         their own choosing.
+    struct BusKey {
+        bytes32 current;
+        bytes32 previous;
+        uint64 changedAt;
+    }
+
     struct BatchRecord {
         uint256 batchRoot;
         uint32 depth;
@@ -104,6 +114,7 @@ contract Hub is Ownable2Step {
     bytes32 public immutable nativeAssetId;
 
     mapping(uint64 chainId => ChainInfo) public chains;
+    mapping(uint64 chainId => BusKey) public busKeys;
     mapping(uint64 chainId => mapping(uint32 capacity => address)) public verifiers;
     /// @notice The origin chain of every registered asset; 0 for an unknown asset.
     mapping(bytes32 assetId => uint64) public assetOrigin;
@@ -126,6 +137,7 @@ contract Hub is Ownable2Step {
 
     event ChainRegistered(uint64 indexed chainId, address operator, bool validium);
     event OperatorChanged(uint64 indexed chainId, address operator);
+    event BusKeyChanged(uint64 indexed chainId, bytes32 key, bytes32 previous);
     event VerifierSet(uint64 indexed chainId, uint32 indexed capacity, address verifier);
     event AssetRegistered(bytes32 indexed assetId, uint64 originChainId, address originToken);
     event BatchCommitted(
@@ -154,6 +166,9 @@ contract Hub is Ownable2Step {
     error BadChainId(uint64 chainId);
     error AlreadyRegistered(uint64 chainId);
     error ZeroAddress();
+    error ZeroKey();
+    error SameKey(bytes32 key);
+    error NotChainOperator(uint64 chainId, address caller);
     error BadCapacity(uint32 capacity);
     error UnknownChain(uint64 chainId);
     error NoVerifier(uint64 chainId, uint32 capacity);
@@ -197,6 +212,20 @@ contract Hub is Ownable2Step {
         chains[chainId] = ChainInfo(true, validium, operator, 0, 0);
         _registerAsset(chainId, NATIVE_TOKEN);
         emit ChainRegistered(chainId, operator, validium);
+    }
+
+    /// @notice Registers a chain's new bus encryption key; the one it replaces stays readable as
+    ///         `previous`. Set by the chain's operator or by governance.
+    function setBusKey(uint64 chainId, bytes32 key) external {
+        _registered(chainId);
+        if (msg.sender != owner() && msg.sender != chains[chainId].operator) {
+            revert NotChainOperator(chainId, msg.sender);
+        }
+        if (key == bytes32(0)) revert ZeroKey();
+        BusKey storage busKey = busKeys[chainId];
+        if (key == busKey.current) revert SameKey(key);
+        emit BusKeyChanged(chainId, key, busKey.current);
+        busKeys[chainId] = BusKey(key, busKey.current, uint64(block.timestamp));
     }
 
     /// @notice Replaces a chain's operator: batches from now on must carry the new one's signature.

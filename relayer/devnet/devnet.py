@@ -30,6 +30,7 @@ from bridge_contracts import anvil, deploy
 from bridge_contracts.anvil import AnvilNode
 from bridge_contracts.chain import Chain
 from bridge_contracts.verifier_gen import deploy_verifier
+from hub.envelope import devnet_bus_key, public_key_of
 from proofs import merkle
 from proofs.circuits.batch import BatchCircuit
 from proofs.formats import snarkjs_json, zkey
@@ -245,6 +246,8 @@ def _deploy_l1(
     for entry in chains:
         chain_id = entry["chain_id"]
         deployer.send(hub.functions.registerChain(chain_id, entry["operator"], True))
+        bus_key = public_key_of(devnet_bus_key(entry["operator_account"]))
+        deployer.send(hub.functions.setBusKey(chain_id, bus_key))
         deployer.send(hub.functions.setVerifier(chain_id, capacity, verifier.address))
         deployer.send(hub.functions.registerAsset(chain_id, entry["contracts"]["deposit_token"]))
     return {"hub": hub.address, "batch_verifier": verifier.address}
@@ -339,6 +342,8 @@ def _write_institution_config(
         "bus": {"url": manifest["hub_service"]["bus_url"]},
         "admin": {"listen": entry["admin"], "token_env": entry["admin_token_env"]},
     }
+    # DEVNET ONLY: the bus key is derived from a public label; the deploy registered it on the L1 Hub.
+    config["bus"]["key"] = {"devnet_key": entry["operator_account"]}
     path = state_dir / f"{name}.toml"
     header = (
         f"# {name}: xrelay institution config written by `xrelay devnet up` on {manifest['created']}.\n"

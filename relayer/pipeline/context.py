@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from nacl.public import PrivateKey
 from web3.contract import Contract
 
 from bridge_contracts.chain import Chain
-from bridge_contracts.views import HubBatch, HubChain
+from bridge_contracts.views import HubBatch, HubBusKey, HubChain
 from hub.bus import Bus
 from hub.client import HubClient
+from hub.envelope import Envelope, Keyring, institution_topic, public_key_of
 from proofs.formats import snarkjs_json
 from proofs.groth16.keys import VerifyingKey
 from relayer import config as institution_config
@@ -28,6 +30,13 @@ from relayer.store import L1_PEER, Halt, Store
 from relayer.watcher import Watcher
 
 log = logging.getLogger(__name__)
+
+HUB_RECORD_TTL = 30.0
+"""Seconds a chain's operator and bus key, read from the L1 Hub, are trusted before being read again."""
+
+
+class NoBusKey(RuntimeError):
+    """A peer has no bus key on the L1 Hub: nothing can be sealed to it yet."""
 
 
 class Wakeups:
@@ -63,7 +72,10 @@ class Context:
     metrics: Metrics
     wakeups: Wakeups = field(default_factory=Wakeups)
     watchers: dict[str, Watcher] = field(default_factory=dict)  # by name: "outbox", "l1-deposits"
+    bus_secrets: tuple[PrivateKey, ...] = ()
+    """This institution's bus keys from its config: the current one, then the previous one."""
     _config_mtime: float = 0.0
+    _hub_records: dict[int, tuple[HubChain, HubBusKey, float]] = field(default_factory=dict)
 
     @property
     def chain_id(self) -> int:
@@ -122,6 +134,50 @@ class Context:
     async def hub_chain(self, chain_id: int) -> HubChain:
         """What the L1 Hub has for a chain (its operator signs that chain's batches and envelopes)."""
         return HubChain.from_tuple(await self.call(self.hub.functions.chains(chain_id)))
+
+    async def hub_record(self, chain_id: int, *, fresh: bool = False) -> tuple[HubChain, HubBusKey]:
+        """A chain's record and bus key on the L1 Hub, read again once HUB_RECORD_TTL has passed (or
+        now, if `fresh`)."""
+        cached = self._hub_records.get(chain_id)
+        if fresh or cached is None or cached[2] < time.monotonic() - HUB_RECORD_TTL:
+            record = await self.hub_chain(chain_id)
+            bus_key = HubBusKey.from_tuple(await self.call(self.hub.functions.busKeys(chain_id)))
+            cached = (record, bus_key, time.monotonic())
+            self._hub_records[chain_id] = cached
+        return cached[0], cached[1]
+
+    async def keyring(self, *, fresh: bool = False) -> Keyring:
+        """The keys envelopes to this institution open with now: of the configured ones, the key the
+        L1 Hub has for this chain, and the one it replaced until `bus.key_grace_seconds` after."""
+        _, registered = await self.hub_record(self.chain_id, fresh=fresh)
+        grace = self.config.bus.key_grace_seconds
+        keys: dict[bytes, PrivateKey] = {}
+        retired: dict[bytes, str] = {}
+        for secret in self.bus_secrets:
+            public = public_key_of(secret)
+            in_grace = public == registered.previous and time.time() < registered.changed_at + grace
+            if public == registered.current or in_grace:
+                keys[public] = secret
+            elif public == registered.previous:
+                retired[public] = (
+                    f"replaced on the L1 Hub at {registered.changed_at} and past its grace period "
+                    f"({grace:g} s, bus.key_grace_seconds)"
+                )
+            else:
+                retired[public] = "not this chain's bus key on the L1 Hub"
+        return Keyring(keys, retired)
+
+    async def send(self, peer: str, kind: str, body: dict[str, Any]) -> None:
+        """Seal `body` to `peer`'s bus key on the L1 Hub, sign it and publish it on its topic."""
+        config = self.peer_by_name(peer)
+        if config is None:
+            raise ValueError(f"{peer} is not a peer")
+        _, key = await self.hub_record(config.chain_id)
+        if not any(key.current):
+            raise NoBusKey(f"{peer} (chain {config.chain_id}) has no bus key on the L1 Hub yet")
+        envelope = Envelope(kind, self.config.institution, peer, self.chain_id, body)
+        raw = await asyncio.to_thread(envelope.seal, key.current, self.l2.signer)
+        await self.bus.publish(institution_topic(peer, self.config.institution), raw)
 
     async def hub_batch(self, chain_id: int, batch_number: int) -> HubBatch:
         """What the L1 Hub has for a batch of a chain."""

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import Any
+
+import orjson
 
 from bridge_contracts.chain import Reverted
 from bridge_contracts.messages import MessageProof
-from hub.bus import Envelope, institution_topic
 from hub.delivery import BatchEvidence, DeliveredMessage, Delivery, delivery_to_json
+from hub.envelope import KIND_MESSAGES, sealed_size
 from proofs.formats import snarkjs_json
 from proofs.merkle import PoseidonTree
 from relayer.pipeline.context import Context, now
@@ -82,29 +85,29 @@ class Pusher:
             delivered.append(
                 DeliveredMessage(m.message, m.index_in_batch, tuple(tree.proof(m.index_in_batch)))
             )
-        for raw in self._envelopes(evidence, delivered):
-            await ctx.bus.publish(institution_topic(peer), raw)
+        for body in self._bodies(evidence, delivered):
+            await ctx.send(peer, KIND_MESSAGES, body)
         log.info("batch %d: pushed %d message(s) to %s", number, len(pushed), peer)
 
-    def _envelopes(self, evidence: BatchEvidence, delivered: list[DeliveredMessage]) -> list[bytes]:
-        """The signed envelopes that carry `delivered`: one, or as many as keep each under the bus's
-        envelope bound (a message too large alone is logged and left to its next push)."""
-        ctx = self.ctx
+    def _bodies(self, evidence: BatchEvidence, delivered: list[DeliveredMessage]) -> list[dict[str, Any]]:
+        """The envelope bodies that carry `delivered`: one, or as many as keep each sealed envelope
+        under the bus's envelope bound (a message too large alone is logged and left to its next
+        push)."""
         body = delivery_to_json(Delivery(evidence, tuple(delivered)))
-        raw = Envelope("messages", ctx.config.institution, ctx.chain_id, body).sign(ctx.l2.signer)
-        if len(raw) <= ctx.config.bus.max_envelope_bytes:
-            return [raw]
+        size = sealed_size(len(orjson.dumps(body)))
+        if size <= self.ctx.config.bus.max_envelope_bytes:
+            return [body]
         if len(delivered) == 1:
             m = delivered[0].message
             log.error(
                 "message %d:%d alone makes a %d-byte envelope, over bus.max_envelope_bytes: not pushed",
                 m.source_chain_id,
                 m.nonce,
-                len(raw),
+                size,
             )
             return []
         half = len(delivered) // 2
-        return self._envelopes(evidence, delivered[:half]) + self._envelopes(evidence, delivered[half:])
+        return self._bodies(evidence, delivered[:half]) + self._bodies(evidence, delivered[half:])
 
     async def _withdraw(self, number: int, messages: list[StoredMessage]) -> bool:
         ctx = self.ctx

@@ -31,7 +31,6 @@ from collections import OrderedDict, deque
 import orjson
 
 from bridge_contracts.messages import Message
-from hub.bus import Envelope, EnvelopeRefused, PeerKey, institution_topic, open_envelope
 from hub.delivery import (
     BatchEvidence,
     DeliveredMessage,
@@ -44,6 +43,16 @@ from hub.delivery import (
     receipts_from_json,
     receipts_to_json,
 )
+from hub.envelope import (
+    KIND_MESSAGES,
+    KIND_RECEIPTS,
+    KIND_RESYNC,
+    Envelope,
+    EnvelopeRefused,
+    PeerKey,
+    open_envelope,
+    sender_of,
+)
 from proofs import merkle
 from proofs.groth16.verifier import VerifierError, verify
 from relayer.config import ANY, PeerConfig
@@ -52,7 +61,7 @@ from relayer.store import FINAL_STATUSES, Direction, InStatus, OutStatus, Receip
 
 log = logging.getLogger(__name__)
 
-OPERATOR_TTL = 30.0  # seconds a peer's operator address, read from the L1 Hub, is trusted
+CLOCK_SKEW = 300.0  # seconds an envelope's sent_at may lie ahead of this daemon's clock
 NOT_SETTLED = "not settled"  # a check's answer when L1 has not settled the batch yet: ask again later
 VERDICTS_KEPT = 1024  # batch-proof verdicts remembered
 BOUNCEABLE = (OutStatus.SETTLED, OutStatus.PUSHED, OutStatus.FAILED, OutStatus.BOUNCED, OutStatus.EXECUTED)
@@ -67,29 +76,56 @@ class Receiver:
         # Verdicts on batch proofs, by batch and proof; bounded (a peer can send any number of proofs).
         self._verified: OrderedDict[tuple[int, int, tuple[int, ...], str], bool] = OrderedDict()
         self._arrivals: dict[str, deque[float]] = {}  # per peer name: arrival times in the last minute
-        self._operators: dict[int, tuple[str, float]] = {}  # chain id -> (operator, when read)
         self._lock = asyncio.Lock()  # one verification at a time: handle() and recheck() share rows
 
     async def peers(self) -> dict[str, PeerKey]:
-        """Each peer's chain and the operator the L1 Hub has for it (read again every OPERATOR_TTL)."""
+        """Each peer's chain and the operator the L1 Hub has for it (read again every HUB_RECORD_TTL)."""
         keys = {}
         for peer in self.ctx.config.peers:
-            cached = self._operators.get(peer.chain_id)
-            if cached is None or cached[1] < time.monotonic() - OPERATOR_TTL:
-                try:
-                    cached = ((await self.ctx.hub_chain(peer.chain_id)).operator, time.monotonic())
-                except Exception as exc:  # an RPC hiccup: that peer's envelopes wait for the next try
-                    log.warning("cannot read %s's operator from the L1 Hub: %s", peer.name, exc)
-                    continue
-                self._operators[peer.chain_id] = cached
-            keys[peer.name] = PeerKey(peer.chain_id, cached[0])
-        for chain_id in set(self._operators) - {p.chain_id for p in self.ctx.config.peers}:
-            del self._operators[chain_id]  # a peer removed since
+            try:
+                record, _ = await self.ctx.hub_record(peer.chain_id)
+            except Exception as exc:  # an RPC hiccup: that peer's envelopes wait for its next push
+                log.warning("cannot read %s's operator from the L1 Hub: %s", peer.name, exc)
+                continue
+            keys[peer.name] = PeerKey(peer.chain_id, record.operator)
         return keys
 
-    async def handle(self, raw: bytes) -> None:
-        """One envelope from the bus. Nothing in it can stop the daemon: whatever is wrong is refused
-        and recorded."""
+    async def _open(self, raw: bytes) -> Envelope:
+        """The envelope in `raw`, opened (`open_envelope`), fresh and never seen before."""
+        ctx = self.ctx
+        me, peers = ctx.config.institution, await self.peers()
+        try:
+            envelope = open_envelope(raw, me=me, peers=peers, keyring=await ctx.keyring())
+        except EnvelopeRefused as exc:
+            if not exc.reason.startswith("sealed to key"):
+                raise
+            # Sealed to a key of ours the cached L1 record does not show yet (a rotation): ask L1 now.
+            envelope = open_envelope(raw, me=me, peers=peers, keyring=await ctx.keyring(fresh=True))
+        moment, max_age = time.time(), ctx.config.bus.max_envelope_age_seconds
+        if envelope.sent_at < moment - max_age:
+            raise EnvelopeRefused(
+                f"stale: sent {moment - envelope.sent_at:.0f} s ago, over bus.max_envelope_age_seconds "
+                f"({max_age:g} s)",
+                envelope.sender,
+                envelope.chain_id,
+            )
+        if envelope.sent_at > moment + CLOCK_SKEW:
+            raise EnvelopeRefused(
+                f"from the future: sent_at is {envelope.sent_at - moment:.0f} s ahead of this daemon's clock",
+                envelope.sender,
+                envelope.chain_id,
+            )
+        if not ctx.store.first_sight(
+            envelope.id, envelope.sender, envelope.sent_at, forget_before=moment - max_age
+        ):
+            raise EnvelopeRefused(
+                f"replayed: envelope {envelope.id} was taken before", envelope.sender, envelope.chain_id
+            )
+        return envelope
+
+    async def handle(self, raw: bytes, topic: str | None = None) -> None:
+        """One envelope from the bus, from `topic` (whose sender must be the envelope's). Nothing in
+        it can stop the daemon: whatever is wrong is refused and recorded."""
         ctx = self.ctx
         limit = ctx.config.bus.max_envelope_bytes
         if len(raw) > limit:
@@ -99,24 +135,34 @@ class Receiver:
             log.warning("refused an envelope: %s", reason)
             return
         try:
-            envelope = open_envelope(raw, await self.peers())
+            envelope = await self._open(raw)
+            on_topic = None if topic is None else sender_of(topic, ctx.config.institution)
+            if topic is not None and on_topic != envelope.sender:
+                raise EnvelopeRefused(
+                    f"{envelope.sender}'s envelope came on {topic}, not on its own topic",
+                    envelope.sender,
+                    envelope.chain_id,
+                )
         except EnvelopeRefused as exc:
             ctx.store.refuse(
                 peer=exc.sender, chain_id=exc.chain_id, kind="envelope", reason=exc.reason, raw=raw
             )
-            ctx.metrics.failure("envelope refused")
+            ctx.metrics.failure("envelope refused: " + exc.reason.split(":")[0][:40])
             log.warning("refused an envelope from %s: %s", exc.sender or "?", exc.reason)
             return
         peer = ctx.peer_by_name(envelope.sender)
         assert peer is not None  # open_envelope accepts known peers only
         try:
-            if envelope.kind == "messages":
+            if envelope.kind == KIND_MESSAGES:
                 async with self._lock:
                     await self._messages(peer, envelope, delivery_from_json(envelope.body))
-            elif envelope.kind == "receipts":
+            elif envelope.kind == KIND_RECEIPTS:
                 self._receipts(peer, receipts_from_json(envelope.body), raw)
             else:
-                raise DeliveryError(f"unknown envelope kind {envelope.kind!r}")
+                assert envelope.kind == KIND_RESYNC
+                again = ctx.store.push_now(peer.name)
+                log.info("%s asks for everything again: %d message(s) to push now", peer.name, again)
+                ctx.wakeups.wake("pusher")
         except DeliveryError as exc:
             ctx.store.refuse(
                 peer=peer.name, chain_id=peer.chain_id, kind=envelope.kind, reason=str(exc), raw=raw
@@ -367,5 +413,4 @@ def _malformed(m: Message) -> str | None:
 async def send_receipts(ctx: Context, peer: str, receipts: list[Receipt]) -> None:
     if ctx.peer_by_name(peer) is None:
         return  # an L1 deposit, or a peer removed since: nobody to tell
-    envelope = Envelope("receipts", ctx.config.institution, ctx.chain_id, receipts_to_json(receipts))
-    await ctx.bus.publish(institution_topic(peer), envelope.sign(ctx.l2.signer))
+    await ctx.send(peer, KIND_RECEIPTS, receipts_to_json(receipts))
