@@ -18,6 +18,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from bridge_contracts import anvil, deploy
+from bridge_contracts.anvil import DEV_ACCOUNT_COUNT, dev_account
 from bridge_contracts.chain import Chain, decode_revert
 from bridge_contracts.messages import (
     Message,
@@ -30,6 +31,7 @@ from bridge_contracts.messages import (
 )
 from bridge_contracts.verifier_gen import deploy_verifier
 from bridge_contracts.views import HubChain, hub_chain
+from hub.envelope import devnet_bus_key, public_key_of
 from proofs import merkle
 from proofs.circuits.batch import Batch, BatchCircuit, PublicInputs
 from proofs.groth16.keys import ProvingKey
@@ -167,7 +169,11 @@ class Settlement:
         return token, token_id
 
     def register(self, chain_id: int, operator: LocalAccount, *, with_verifier: bool = True) -> None:
+        """Register a chain with `operator` (one of anvil's dev accounts) and the devnet's bus key of
+        the same number (`devnet_bus_key`), as `xrelay devnet up` does."""
         self.chain.send(self.hub.functions.registerChain(chain_id, operator.address, True))
+        index = next(i for i in range(DEV_ACCOUNT_COUNT) if dev_account(i).address == operator.address)
+        self.chain.send(self.hub.functions.setBusKey(chain_id, public_key_of(devnet_bus_key(index))))
         if with_verifier:
             self.chain.send(self.hub.functions.setVerifier(chain_id, CAPACITY, self.verifier))
 

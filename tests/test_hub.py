@@ -20,7 +20,8 @@ from bridge_contracts.messages import (
     message_id,
     sign_commitment,
 )
-from bridge_contracts.views import HubBatch, HubChain, hub_batch
+from bridge_contracts.views import HubBatch, HubBusKey, HubChain, hub_batch
+from hub.envelope import devnet_bus_key, public_key_of
 from proofs import merkle
 from tests.settlement import (
     CAPACITY,
@@ -281,6 +282,33 @@ def test_governance_is_the_owners(hub: Settlement) -> None:
     with pytest.raises(Reverted, match=r"BadSignature"):
         hub.send(hub.prepare(B, batch, OPERATOR_B))
     hub.commit(B, batch, OPERATOR_C)
+
+
+def test_a_chains_bus_key_is_set_by_its_operator_or_governance(hub: Settlement) -> None:
+    def keys(chain_id: int) -> HubBusKey:
+        return HubBusKey.from_tuple(hub.hub.functions.busKeys(chain_id).call())
+
+    first = keys(B).current
+    assert first == public_key_of(devnet_bus_key(2))  # registered with the chain (tests/settlement.py)
+    new_key = public_key_of(devnet_bus_key(50))
+    with pytest.raises(Reverted, match=rf"NotChainOperator\(chainId={B}, caller={USER.address}\)"):
+        hub.chain.with_signer(USER).send(hub.hub.functions.setBusKey(B, new_key))
+    with pytest.raises(Reverted, match=rf"NotChainOperator\(chainId={B}, caller={OPERATOR_C.address}\)"):
+        hub.chain.with_signer(OPERATOR_C).send(hub.hub.functions.setBusKey(B, new_key))  # C's, not B's
+    with pytest.raises(Reverted, match=r"UnknownChain\(chainId=904\)"):
+        hub.chain.send(hub.hub.functions.setBusKey(904, new_key))
+    with pytest.raises(Reverted, match=r"ZeroKey"):
+        hub.chain.with_signer(OPERATOR_B).send(hub.hub.functions.setBusKey(B, bytes(32)))
+    with pytest.raises(Reverted, match=r"SameKey"):
+        hub.chain.with_signer(OPERATOR_B).send(hub.hub.functions.setBusKey(B, first))
+    receipt = hub.chain.with_signer(OPERATOR_B).send(hub.hub.functions.setBusKey(B, new_key))
+    [event] = events(hub.hub, "BusKeyChanged", receipt)
+    assert (event["chainId"], bytes(event["key"]), bytes(event["previous"])) == (B, new_key, first)
+    moment = hub.chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
+    assert keys(B) == HubBusKey(new_key, first, moment)
+    hub.chain.send(hub.hub.functions.setBusKey(B, first))  # governance may set it too
+    assert keys(B).current == first and keys(B).previous == new_key
+    assert keys(904) == HubBusKey(bytes(32), bytes(32), 0)
 
 
 def test_deposit_locks_credits_and_appends_one_leaf(hub: Settlement) -> None:
