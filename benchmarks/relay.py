@@ -186,8 +186,11 @@ def percentile(values: Sequence[float], q: float) -> float:
 class Run:
     """One capacity: the devnet and services up, the two phases, everything down."""
 
-    def __init__(self, capacity: int, messages: int, timeout: float, console: Console, keep: bool) -> None:
+    def __init__(  # noqa: PLR0917
+        self, capacity: int, messages: int, timeout: float, console: Console, keep: bool, broker: str
+    ) -> None:
         self.capacity = capacity
+        self.broker = broker
         self.n = messages
         self.timeout = timeout
         self.console = console
@@ -199,7 +202,9 @@ class Run:
         ok = False
         try:
             with self.console.status(f"capacity {self.capacity}: devnet up (L1, bank-a, bank-b; dev key)"):
-                self.manifest = devnet.up(self.state_dir, l2=2, block_time=BLOCK_TIME, capacity=self.capacity)
+                self.manifest = devnet.up(
+                    self.state_dir, l2=2, block_time=BLOCK_TIME, capacity=self.capacity, broker=self.broker
+                )
             try:
                 self.services = Services(self.state_dir)
                 try:
@@ -612,6 +617,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"seconds to wait for each phase (default {TIMEOUT:.0f})",
     )
     parser.add_argument("--keep", action="store_true", help="keep each run's state directory and logs")
+    parser.add_argument(
+        "--broker",
+        choices=("mosquitto", "embedded"),
+        default="mosquitto",
+        help="the devnet's broker (default mosquitto: TLS, logins, ACLs); envelopes are always sealed",
+    )
     args = parser.parse_args(argv)
     if args.messages is not None and args.messages < 1:
         parser.error("--messages must be at least 1")
@@ -624,12 +635,15 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
         "block_time_seconds": BLOCK_TIME,
+        "broker": args.broker,
         "capacities": {},
     }
     for capacity in args.capacities:
         n = args.messages or 4 * capacity
         try:
-            results["capacities"][str(capacity)] = Run(capacity, n, args.timeout, console, args.keep).run()
+            results["capacities"][str(capacity)] = Run(
+                capacity, n, args.timeout, console, args.keep, args.broker
+            ).run()
         except (BenchError, devnet.DevnetError) as exc:
             console.print(f"[red]capacity {capacity}: {exc}[/red]")
             return 1

@@ -542,6 +542,9 @@ class Chain:
             tx = fn.build_transaction(params)  # estimates gas: a revert surfaces here, decoded
         except ContractLogicError as exc:
             raise reverted_error(label, exc) from exc
+        # Headroom over the estimate: it is made against the latest block, and a storage write can
+        # cost more in the block the transaction lands in (a slot set to a new value, not the same).
+        tx["gas"] = min(int(tx["gas"]) * 6 // 5, int(self.w3.eth.get_block("latest")["gasLimit"]))
         signed = self.signer.sign_transaction(cast(dict[str, Any], tx))
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)

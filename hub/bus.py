@@ -158,7 +158,10 @@ class Bus:
     deaf, trying again every `deaf_after_seconds`, until it hears a token. Then it logs
     event=bus_recovered and calls `on_recovered()` (a plain function, or one returning an awaitable,
     which is run as a task): what peers published while it was deaf never reached it, and the daemon
-    asks them to push again.
+    asks them to push again. `on_recovered()` is also called when a reconnection finds that the broker
+    kept no session for this client id (CONNACK's session-present flag is 0: the broker restarted and
+    forgot it, or another client took the id with a clean session, which Mosquitto allows by closing
+    ours): what was published to it meanwhile is gone just the same (event=bus_session_lost).
 
     Hooks, attributes a caller may set at any time: `on_recovered: Callable[[], object] | None` and
     `on_dropped: Callable[[BusDrop], None] | None` (called in the event loop, for each message
@@ -166,8 +169,8 @@ class Bus:
 
     State, for status pages and metrics: `connected`, `deaf`, `deaf_since` and `last_heard` (unix
     times, None when never), `deaf_episodes`, `recoveries`, `reconnects` (connections made after the
-    first), `dropped` (per DROP_KINDS), `pending` (outgoing), `queued` (incoming, not yet read);
-    `health()` has them all as JSON.
+    first), `sessions_lost`, `dropped` (per DROP_KINDS), `pending` (outgoing), `queued` (incoming,
+    not yet read); `health()` has them all as JSON.
     """
 
     def __init__(
@@ -239,6 +242,8 @@ class Bus:
         self.deaf_episodes = 0
         self.recoveries = 0
         self.reconnects = 0
+        self.sessions_lost = 0
+        self._session_present = True
         self.dropped: dict[str, int] = dict.fromkeys(DROP_KINDS, 0)
         self._tokens: OrderedDict[str, float] = OrderedDict()  # issued, not yet heard: token -> when
         self._heard_at = 0.0  # monotonic
@@ -277,6 +282,7 @@ class Bus:
             "last_heard": self.last_heard,
             "deaf_episodes": self.deaf_episodes,
             "reconnects": self.reconnects,
+            "sessions_lost": self.sessions_lost,
             "pending": self.pending,
             "queued": self.queued,
             "dropped": dict(self.dropped),
@@ -483,6 +489,18 @@ class Bus:
         if not task.cancelled() and task.exception() is not None:
             log.error("event=bus_on_recovered_failed client=%s error=%r", self.client_id, task.exception())
 
+    def _session_lost(self) -> None:
+        """The broker had no session for us on a reconnection (it forgot it, or another client took our
+        client id with a clean session): what was published to us meanwhile is gone."""
+        self.sessions_lost += 1
+        log.warning(
+            "event=bus_session_lost client=%s broker=%s: the broker kept no session for this client; "
+            "what peers sent while it was away is lost, asking them to push again",
+            self.client_id,
+            self.url,
+        )
+        self._call_recovered()
+
     async def _probe(self, client: aiomqtt.Client) -> None:
         assert self.probe_seconds is not None and self.probe_topic is not None
         while True:
@@ -531,7 +549,7 @@ class Bus:
     # --- the connection loop ------------------------------------------------------------------
 
     def _client(self, *, clean_session: bool = False) -> aiomqtt.Client:
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.host,
             self.port,
             identifier=self.client_id,
@@ -541,12 +559,26 @@ class Bus:
             tls_context=self._tls_context,
             timeout=self.timeout,
         )
+        # aiomqtt drops CONNACK's session-present flag: catch it on the way (paho's callback).
+        paho = client._client
+        connected = paho.on_connect
+        assert connected is not None
+
+        def on_connect(*args: Any) -> None:
+            flags = args[2] if len(args) > 2 else None
+            self._session_present = bool(getattr(flags, "session_present", True))
+            connected(*args)
+
+        self._session_present = True
+        paho.on_connect = on_connect
+        return client
 
     async def _run(self) -> None:
         failures = 0
         while True:
             try:
-                if self._wipe_session:
+                wiped = self._wipe_session
+                if wiped:
                     async with self._client(clean_session=True):
                         pass  # connecting with clean_session true discards the broker's session
                     self._wipe_session = False
@@ -555,6 +587,11 @@ class Bus:
                     for topic in self._subscriptions:
                         await client.subscribe(topic, qos=1)
                     self._connected_at = time.monotonic()
+                    if self._connections > 0 and not wiped:
+                        if not self._session_present:
+                            self._session_lost()
+                        else:  # a QoS 1 delivery in flight on the lost connection, or a thief's
+                            self._call_recovered()
                     self._connections += 1
                     self.reconnects = self._connections - 1
                     self._connected.set()

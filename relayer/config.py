@@ -502,6 +502,14 @@ class BusConfig(Section):
     """An envelope sent longer ago than this (by its sender's clock) is refused as stale; the ids of
     younger ones are remembered, so a replayed envelope is refused. Peers push again what got no
     receipt, so nothing is lost."""
+    probe_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+    """How often the daemon publishes a liveness probe to itself through the broker."""
+    deaf_after_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
+    """Not hearing its own probe for this long while connected, the daemon counts itself deaf, starts
+    a fresh broker session and asks its peers to push again; more than probe_seconds."""
+    per_peer_pending: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 500
+    """Envelopes from one peer received and not yet handled; more are dropped (the peer pushes again
+    what gets no receipt), so one peer cannot starve the others."""
 
     @field_validator("url")
     @classmethod
@@ -516,6 +524,12 @@ class BusConfig(Section):
             raise located([(("client_key",), "required with client_cert")])
         if self.client_key is not None and self.client_cert is None:
             raise located([(("client_cert",), "required with client_key")])
+        return self
+
+    @model_validator(mode="after")
+    def _deaf_after_probe(self) -> BusConfig:
+        if self.deaf_after_seconds <= self.probe_seconds:
+            raise located([(("deaf_after_seconds",), "must be more than probe_seconds")])
         return self
 
 

@@ -27,10 +27,10 @@ from web3.types import EventData
 
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import Message
-from hub.broker import EmbeddedBroker
-from hub.bus import Bus, BusTls
-from hub.envelope import ROOTS_TOPIC, inbox_filter
+from hub.broker import EmbeddedBroker, sole_user
+from hub.bus import Bus, BusDrop, BusTls
 from hub.client import HubClient
+from hub.envelope import KIND_RESYNC, ROOTS_TOPIC, inbox_filter
 from hub.retry import RETRY
 from relayer import api, halts
 from relayer import config as institution_config
@@ -103,7 +103,10 @@ class Daemon:
         l1 = self._chain(store, "l1", config.l1, "L1")
         broker = None
         if config.bus.url is None:
-            broker = EmbeddedBroker(*EMBEDDED_BROKER)
+            # its own client id only, with its bus login if it has one
+            names = (config.bus.username_env, config.bus.password_env)
+            login = [os.environ.get(name) if name else None for name in names]
+            broker = EmbeddedBroker(*EMBEDDED_BROKER, users=[sole_user(config.institution, *login)])
             await broker.start()
         pool = ProverPool(
             config.batch.keys_dir / f"batch-{config.batch.capacity}.zkey",
@@ -130,6 +133,7 @@ class Daemon:
                     metrics=metrics,
                     bus_secrets=self.bus_secrets,
                 )
+                self._watch_bus(ctx)
                 ctx.reload_peers()
                 await self._check_chains(ctx)
                 await pool.start()
@@ -164,7 +168,51 @@ class Daemon:
         # Its own topic, and the hub service's root announcements: hints that wake the executor (a
         # root is used only once L1 confirms it).
         topics = (inbox_filter(self.config.institution), ROOTS_TOPIC)
-        return Bus(url, self.config.institution, topics=topics, username=username, password=password, tls=tls)
+        return Bus(
+            url,
+            self.config.institution,
+            topics=topics,
+            username=username,
+            password=password,
+            tls=tls,
+            # It probes itself: deaf (connected, hearing nothing), it starts a fresh session.
+            probe_seconds=bus.probe_seconds,
+            deaf_after_seconds=bus.deaf_after_seconds,
+            per_sender_pending=bus.per_peer_pending,
+            max_payload_bytes=bus.max_envelope_bytes,
+        )
+
+    def _watch_bus(self, ctx: Context) -> None:
+        """Record what the bus drops as refusals, export its state, and resync when it recovers."""
+
+        def dropped(drop: BusDrop) -> None:
+            reason = f"{drop.reason} (dropped by the bus: topic {drop.topic}, {drop.size} bytes)"
+            ctx.store.refuse(peer=drop.sender, chain_id=None, kind="envelope", reason=reason, raw=drop.head)
+            ctx.metrics.failure(f"bus_{drop.kind}")
+
+        ctx.bus.on_dropped = dropped
+        ctx.bus.on_recovered = lambda: self._on_bus_recovered(ctx)
+        ctx.metrics.watch_bus(ctx.bus)
+
+    async def _on_bus_recovered(self, ctx: Context) -> None:
+        """What peers sent may not have arrived (this daemon was deaf, lost its broker session, was
+        reconnected, or has just started after a crash that lost envelopes it had not handled): ask
+        each peer to push again now whatever waits for a receipt, and push this chain's own again (the
+        peers' receipts may be what was lost)."""
+        log.warning(
+            "event=bus_resync institution=%s deaf_episodes=%d sessions_lost=%d reconnects=%d",
+            ctx.config.institution,
+            ctx.bus.deaf_episodes,
+            ctx.bus.sessions_lost,
+            ctx.bus.reconnects,
+        )
+        for peer in ctx.config.peers:
+            ctx.store.push_now(peer.name)
+            try:
+                await ctx.send(peer.name, KIND_RESYNC, {})
+            except Exception as exc:  # e.g. L1 unreachable: the pushes still go out on their schedule
+                log.warning("cannot ask %s to push again: %s", peer.name, exc)
+        ctx.wakeups.wake("pusher")
 
     async def _check_chains(self, ctx: Context) -> None:
         """Refuse to start against the wrong chains or contracts: a config pointing elsewhere would
@@ -233,6 +281,7 @@ class Daemon:
     async def _serve(self, ctx: Context, pool: ProverPool) -> None:
         receiver, executor = Receiver(ctx), Executor(ctx)
         await executor.recover()
+        await self._on_bus_recovered(ctx)  # envelopes taken but not handled before a crash are gone
         chain, l1 = ctx.config.chain, ctx.config.l1
 
         def watcher(
@@ -410,6 +459,7 @@ class Daemon:
                 "l1": self._chain_health(ctx, ctx.l1, ctx.l1_chain_id, "l1-deposits", halted["l1-deposits"]),
             },
             "halts": {scope: None if h is None else h.to_json() for scope, h in halted.items()},
+            "bus": ctx.bus.health(),
             "healthy": all(h is None for h in halted.values()),
         }
 

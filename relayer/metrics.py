@@ -8,10 +8,15 @@ store by `refresh_from_store` (the admin API does it on every scrape of /metrics
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
+from hub.bus import DROP_KINDS, Bus
 from relayer.store import FINAL_STATUSES, HALT_SCOPES, Store
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -90,6 +95,12 @@ class Metrics:
     def reorg(self, chain: str, *, deep: bool) -> None:
         self.reorgs.labels(chain=chain, deep=str(deep).lower()).inc()
 
+    def watch_bus(self, bus: Bus) -> None:
+        """Export the bus's state, read at every scrape: xrelay_bus_deaf, xrelay_bus_connected,
+        xrelay_bus_last_heard_seconds, xrelay_bus_deaf_episodes_total, xrelay_bus_reconnects_total,
+        xrelay_bus_sessions_lost_total and xrelay_bus_dropped_total{reason}."""
+        self.registry.register(_BusCollector(bus))
+
     # --- from the store -------------------------------------------------------------------------
 
     def refresh_from_store(self, store: Store, now: float | None = None) -> None:
@@ -113,3 +124,47 @@ class Metrics:
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+class _BusCollector(Collector):
+    """The bus's liveness and drops, as its `Bus` counts them."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    def collect(self) -> Iterator[Metric]:
+        bus = self.bus
+        yield GaugeMetricFamily(
+            "xrelay_bus_deaf",
+            "1 while the daemon is connected to the broker but does not hear its own probes.",
+            value=float(bus.deaf),
+        )
+        yield GaugeMetricFamily(
+            "xrelay_bus_connected", "1 while connected to the broker.", value=float(bus.connected)
+        )
+        age = GaugeMetricFamily(
+            "xrelay_bus_last_heard_seconds",
+            "Seconds since the daemon last heard its own probe through the broker (none: never).",
+        )
+        if bus.last_heard is not None:
+            age.add_metric([], max(0.0, time.time() - bus.last_heard))
+        yield age
+        for name, help_text, value in (
+            ("xrelay_bus_deaf_episodes", "Times the daemon found itself deaf on the bus.", bus.deaf_episodes),
+            ("xrelay_bus_reconnects", "Connections to the broker after the first.", bus.reconnects),
+            (
+                "xrelay_bus_sessions_lost",
+                "Reconnections on which the broker kept no session for the daemon.",
+                bus.sessions_lost,
+            ),
+        ):
+            yield CounterMetricFamily(name, help_text, value=value)
+        dropped = CounterMetricFamily(
+            "xrelay_bus_dropped",
+            "Incoming messages the bus dropped, by reason: too_large, queue_full (a peer over its "
+            "quota), retained (stale garbage on an inbox topic), foreign_topic.",
+            labels=["reason"],
+        )
+        for kind in DROP_KINDS:
+            dropped.add_metric([kind], bus.dropped.get(kind, 0))
+        yield dropped

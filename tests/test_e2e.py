@@ -26,9 +26,11 @@ from bridge_contracts import anvil
 from bridge_contracts.chain import Chain, Reverted
 from bridge_contracts.messages import Message, MessageProof, message_id, sent_messages
 from bridge_contracts.views import hub_batch
-from hub.bus import Bus, Envelope, institution_topic
+from hub.broker import ADMIN_USER, read_users
+from hub.bus import Bus, BusTls
 from hub.client import HubClient
 from hub.delivery import DeliveredMessage, Delivery, delivery_from_json, delivery_to_json, message_key
+from hub.envelope import Envelope, devnet_bus_key, institution_topic, public_key_of
 from proofs.groth16.proof import Proof
 from relayer.cli import cli
 from relayer.config import load as load_config
@@ -104,6 +106,15 @@ class Net:
         shown = {key: None if row is None else str(row.status) for key, row in rows.items()}
         raise AssertionError(f"{name}: waited {timeout:.0f} s for {status}; have {shown}")
 
+    def admin_bus(self, topics: tuple[str, ...] = ()) -> Bus:
+        """A client with the devnet broker's admin login, which may read and write every topic."""
+        bus = self.manifest["bus"]
+        admin = read_users(Path(bus["credentials"]))[ADMIN_USER]
+        tls = BusTls(ca_cert=Path(bus["ca_cert"])) if "ca_cert" in bus else None
+        return Bus(
+            bus["url"], ADMIN_USER, topics=topics, username=admin.name, password=admin.password, tls=tls
+        )
+
     def bridged(self, name: str, asset: bytes) -> Any:
         router = self.contract(name, "AssetRouter")
         token = router.functions.assets(asset).call()[2]
@@ -128,9 +139,10 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     yield from network(tmp_path_factory.mktemp("e2e"), l2=3)
 
 
-def network(state: Path, *, l2: int) -> Iterator[Net]:
-    """A devnet of `l2` institution chains (capacity 8) with its hub service and daemons running."""
-    manifest = devnet.up(state, l2=l2, capacity=8)
+def network(state: Path, *, l2: int, broker: str = "mosquitto") -> Iterator[Net]:
+    """A devnet of `l2` institution chains (capacity 8) on `broker`, with its hub service and daemons
+    running."""
+    manifest = devnet.up(state, l2=l2, capacity=8, broker=broker)
     services = Services(state)
     try:
         services.start()
@@ -284,15 +296,18 @@ def test_a_failed_call_is_replayed_once_after_the_target_is_fixed(net: Net) -> N
 
 
 def _publish(net: Net, sender: str, dest: str, body: dict[str, Any]) -> bytes:
-    """A "messages" envelope with `body`, signed by `sender`'s operator, published to `dest`'s topic."""
+    """A "messages" envelope with `body`, sealed to `dest`'s bus key and signed by `sender`'s operator,
+    published on `sender`'s topic to `dest` (with the broker's admin login: `sender`'s own would take
+    its daemon's session)."""
     entry = net.entry(sender)
     operator = anvil.dev_account(entry["operator_account"])
-    envelope = Envelope("messages", sender, entry["chain_id"], body).sign(operator)
+    key = public_key_of(devnet_bus_key(net.entry(dest)["operator_account"]))
+    envelope = Envelope("messages", sender, dest, entry["chain_id"], body).seal(key, operator)
 
     async def go() -> None:
-        async with Bus(net.manifest["hub_service"]["bus_url"], f"test-{sender}", topics=()) as bus:
-            await bus.publish(institution_topic(dest), envelope)
-            assert await bus.drain(10)
+        async with net.admin_bus() as bus:
+            await bus.publish(institution_topic(dest, sender), envelope)
+            assert await bus.drain(30)
 
     asyncio.run(go())
     return envelope

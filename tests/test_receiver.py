@@ -3,10 +3,13 @@ as the daemon builds them (config file, SQLite store, chains on anvil, the L1 Hu
 anvil L1 with each chain's operator registered, a bus on the embedded broker, metrics), and a batch
 of bank-a's messages with a real Groth16 proof that the L1 has not settled.
 
-bank-b (chain 902) is the receiver under test; bank-a (chain 901) sends. An envelope arrives on
-bank-b's topic through the broker and bank-b's receiver handles it as the daemon's listener does;
-what bank-b publishes is read back from the broker, decoded as bank-a decodes it and handed to
-bank-a's receiver, so each test checks the recorded reason on both sides.
+bank-b (chain 902) is the receiver under test; bank-a (chain 901) sends. Envelopes speak the bus
+protocol v2 (hub/envelope.py): sealed to the recipient's bus key as the L1 Hub registers it (each
+chain has the devnet bus key of its operator's number) and signed by the sender chain's operator. An
+envelope arrives on bank-b's topic for its sender through the broker and bank-b's receiver handles it
+as the daemon's listener does; what bank-b publishes is read back from the broker, opened with
+bank-a's bus key as bank-a opens it and handed to bank-a's receiver, so each test checks the
+recorded reason on both sides.
 
 A batch the L1 has not settled leaves its messages "received" (only one for another chain is refused
 at once): the peering's rules apply to settled messages, and a settled message they do not allow is
@@ -17,8 +20,11 @@ test, with the batch's real proof, and rolls L1 back after it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,16 +32,19 @@ from typing import Any
 import orjson
 import pytest
 import tomli_w
+from eth_account.messages import encode_defunct
+from eth_hash.auto import keccak
 from web3 import Web3
+from web3.contract import Contract
 from web3.types import RPCEndpoint
 
 from bridge_contracts import anvil
 from bridge_contracts.anvil import AnvilNode, dev_account, free_port
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import BOUNCE_SENDER, Message, bounce_of, groth16_proof
-from bridge_contracts.views import hub_batch
+from bridge_contracts.views import HubBusKey, hub_batch
 from hub.broker import EmbeddedBroker
-from hub.bus import Bus, Envelope, PeerKey, institution_topic, open_envelope
+from hub.bus import Bus
 from hub.client import HubClient
 from hub.delivery import (
     BatchEvidence,
@@ -45,6 +54,17 @@ from hub.delivery import (
     delivery_to_json,
     message_key,
     receipts_from_json,
+)
+from hub.envelope import (
+    Envelope,
+    EnvelopeRefused,
+    Keyring,
+    PeerKey,
+    devnet_bus_key,
+    inbox_filter,
+    institution_topic,
+    open_envelope,
+    public_key_of,
 )
 from proofs import merkle
 from proofs.circuits.batch import Batch, BatchCircuit
@@ -65,6 +85,11 @@ L1_ID, A_ID, B_ID, C_ID = 900, 901, 902, 903
 OPERATOR = {"bank-a": 1, "bank-b": 2, "bank-c": 3}  # anvil dev account of each chain's operator
 OPERATOR_A, OPERATOR_B, OPERATOR_C = (dev_account(i) for i in OPERATOR.values())
 STRANGER = dev_account(7)  # the operator of no chain
+# The bus keys the L1 Hub has for bank-a's and bank-b's chains (Settlement.register): the devnet's
+# keys of their operators' numbers.
+KEY_A, KEY_B = devnet_bus_key(OPERATOR["bank-a"]), devnet_bus_key(OPERATOR["bank-b"])
+PUBLIC_A, PUBLIC_B = public_key_of(KEY_A), public_key_of(KEY_B)
+KEYRING_A = Keyring({PUBLIC_A: KEY_A}, {})  # what bank-a opens envelopes with
 T_OK = Web3.to_checksum_address("0x00000000000000000000000000000000000000a1")
 T_OTHER = Web3.to_checksum_address("0x00000000000000000000000000000000000000b2")
 # Two tokens of bank-a's chain, registered on the L1 Hub: a batch moving them out of bank-a's chain
@@ -74,7 +99,7 @@ TOKEN_OTHER = Web3.to_checksum_address("0x00000000000000000000000000000000000000
 ASSET_OK, ASSET_OTHER = asset_id(A_ID, TOKEN_OK), asset_id(A_ID, TOKEN_OTHER)
 UNUSED = "0x000000000000000000000000000000000000dEaD"  # the chains' contracts: the receiver never calls them
 WAIT = 10.0
-WATCHED = ("bank-a", "bank-c", "bank-z")  # the topics bank-b's publications are watched on
+WATCHED = ("bank-a", "bank-c", "bank-z")  # bank-b's topics to these are watched: what it publishes
 SENTINEL = b"end of what was published"
 MB5 = 5 * 1024 * 1024
 
@@ -177,24 +202,32 @@ def world(tmp_path_factory: pytest.TempPathFactory, node_a: AnvilNode, node_b: A
 Settle = Callable[[], Awaitable[None]]
 
 
+@contextmanager
+def _l1_for_this_test(world: World) -> Iterator[tuple[Chain, Contract]]:
+    """The L1 (signed by its deployer) and its Hub, back in their state before the test when the test
+    ends (evm_snapshot, evm_revert), so the other tests see L1 unchanged."""
+    l1 = Chain(world.l1.rpc_url, dev_account(0))
+    hub = l1.contract("Hub", world.hub)
+    snapshot = l1.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
+    try:
+        yield l1, hub
+    finally:
+        assert l1.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])["result"] is True
+
+
 @pytest.fixture
 def settle(world: World) -> Iterator[Settle]:
     """What has L1 settle the world's batch: bank-a's operator commits it to the Hub with its real
     proof. For this test only: L1 goes back to its state before the test when the test ends, so the
     other tests see the batch unsettled."""
-    l1 = Chain(world.l1.rpc_url, dev_account(0))
-    hub = l1.contract("Hub", world.hub)
-    snapshot = l1.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
+    with _l1_for_this_test(world) as (l1, hub):
 
-    async def commit() -> None:
-        await asyncio.to_thread(l1.send, hub.functions.commitBatch(*world.commit.as_args()))
-        assert hub_batch(hub, A_ID, 0).batch_root == world.batch.batch_root
+        async def commit() -> None:
+            await asyncio.to_thread(l1.send, hub.functions.commitBatch(*world.commit.as_args()))
+            assert hub_batch(hub, A_ID, 0).batch_root == world.batch.batch_root
 
-    try:
         yield commit
-    finally:
-        assert l1.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])["result"] is True
-        assert not hub_batch(hub, A_ID, 0).committed
+    assert not hub_batch(hub, A_ID, 0).committed
 
 
 # --- two institutions on one broker -----------------------------------------------------------
@@ -215,9 +248,17 @@ def _peer(name: str, chain_id: int, **rules: Any) -> dict[str, Any]:
 
 
 def _context(
-    world: World, folder: Path, broker: EmbeddedBroker, name: str, chain_id: int, **config: Any
+    world: World,
+    folder: Path,
+    broker: EmbeddedBroker,
+    name: str,
+    chain_id: int,
+    *,
+    bus: dict[str, Any] | None = None,
+    **config: Any,
 ) -> Context:
-    """An institution's Context as `xrelay run` builds it from its config file."""
+    """An institution's Context as `xrelay run` builds it from its config file: its bus key is the one
+    the L1 Hub has for its chain, unless `bus` (over the [bus] section) says otherwise."""
     data = {
         "institution": name,
         "chain": {
@@ -236,7 +277,7 @@ def _context(
         },
         "batch": {"capacity": CAPACITY, "keys_dir": str(world.keys_dir)},
         "store": {"path": f"{name}.sqlite"},
-        "bus": {"url": broker.url},
+        "bus": {"url": broker.url, "key": {"devnet_key": OPERATOR[name]}} | (bus or {}),
         "admin": {"listen": f"127.0.0.1:{free_port()}", "token_env": "XRELAY_TEST_ADMIN_TOKEN"},
     } | config
     path = folder / f"{name}.toml"
@@ -245,7 +286,8 @@ def _context(
     signer = loaded.chain.signer.resolve()
     l2, l1 = Chain(loaded.chain.rpc_urls, signer), Chain(loaded.l1.rpc_urls, signer)
     assert loaded.l1.hub is not None and loaded.l1.hub_api is not None
-    assert loaded.chain.contracts.inbox is not None
+    assert loaded.chain.contracts.inbox is not None and loaded.bus.key is not None
+    previous = loaded.bus.previous_key
     ctx = Context(
         config_path=path,
         config=loaded,
@@ -257,9 +299,18 @@ def _context(
         hub=l1.contract("Hub", loaded.l1.hub),
         l2_sender=Sender(l2),
         l1_sender=Sender(l1),
-        bus=Bus(broker.url, name, topics=(institution_topic(name),) if name == "bank-b" else ()),
+        # bank-b's inbox; bank-a reads nothing (what bank-b publishes is read by the watcher). No size
+        # limit on the bus: the receiver's own (bus.max_envelope_bytes) is under test.
+        bus=Bus(
+            broker.url,
+            name,
+            topics=(inbox_filter(name),) if name == "bank-b" else (),
+            max_payload_bytes=None,
+        ),
         hub_client=HubClient(loaded.l1.hub_api),
         metrics=Metrics(),
+        # As the daemon reads them: bus.key, then bus.previous_key.
+        bus_secrets=(loaded.bus.key.resolve(), *([previous.resolve("bus.previous_key")] if previous else [])),
     )
     ctx.reload_peers()
     return ctx
@@ -304,13 +355,19 @@ class Net:
         chain_id: int = A_ID,
         signer: Any = OPERATOR_A,
         padding: int = 0,
+        key: bytes = PUBLIC_B,
+        sent_at: float | None = None,
     ) -> bytes:
-        """A "messages" envelope with BATCH[i] for each i (with its path) and `extra` messages, signed."""
+        """A "messages" envelope to bank-b with BATCH[i] for each i (with its path) and `extra`
+        messages, sealed to `key` (bank-b's on the L1 Hub) and signed."""
         items = [self.world.items[i] for i in indices] + [self._item(m) for m in extra]
         body = delivery_to_json(Delivery(self.world.batch, tuple(items)))
         if padding:
             body["padding"] = "x" * padding
-        return Envelope("messages", sender, chain_id, body).sign(signer)
+        envelope = Envelope("messages", sender, "bank-b", chain_id, body)
+        if sent_at is not None:
+            envelope = replace(envelope, sent_at=sent_at)
+        return envelope.seal(key, signer)
 
     def _item(self, m: Message) -> DeliveredMessage:
         return DeliveredMessage(m, 7, self.world.items[0].siblings)
@@ -320,24 +377,26 @@ class Net:
         item = next((i for i in self.world.items if i.message == m), None) or self._item(m)
         return orjson.dumps(delivery_to_json(Delivery(self.world.batch, (item,))))
 
-    async def deliver(self, raw: bytes) -> None:
-        """`raw` published (by bank-a's bus) to bank-b's topic; bank-b's receiver handles what arrives,
-        as the daemon's listener does."""
-        await self.a.ctx.bus.publish(institution_topic("bank-b"), raw)
+    async def deliver(self, raw: bytes, topic: str | None = None) -> None:
+        """`raw` published (by bank-a's bus) on `topic`, by default bank-b's topic for the sender the
+        envelope names (bank-a's if it names none); bank-b's receiver handles what arrives, as the
+        daemon's listener does."""
+        topic = topic or institution_topic("bank-b", _named_sender(raw) or "bank-a")
+        await self.a.ctx.bus.publish(topic, raw)
         message = await asyncio.wait_for(anext(self.b.ctx.bus.messages()), WAIT)
-        assert message.payload == raw
-        await self.b.receiver.handle(message.payload)
+        assert (message.topic, message.payload) == (topic, raw)
+        await self.b.receiver.handle(message.payload, message.topic)
 
     async def published(self) -> dict[str, list[bytes]]:
         """What bank-b published on each WATCHED topic since the last call (up to a sentinel bank-b
         publishes after it: the broker keeps one publisher's order on a topic)."""
         for name in WATCHED:
-            await self.b.ctx.bus.publish(institution_topic(name), SENTINEL)
+            await self.b.ctx.bus.publish(institution_topic(name, "bank-b"), SENTINEL)
         got: dict[str, list[bytes]] = {name: [] for name in WATCHED}
         waiting = set(WATCHED)
         while waiting:
             message = await asyncio.wait_for(anext(self.watcher.messages()), WAIT)
-            name = message.topic.rsplit("/", 1)[1]
+            name = message.topic.split("/")[-2]  # xrelay/v2/institutions/<recipient>/bank-b
             if message.payload == SENTINEL:
                 waiting.discard(name)
             else:
@@ -346,16 +405,48 @@ class Net:
 
     async def receipts(self) -> list[Receipt]:
         """The receipts bank-b sent bank-a since the last call (it must have sent nobody else
-        anything), decoded as bank-a decodes them; bank-a's receiver then handles each envelope."""
+        anything), opened as bank-a opens them (with its bus key; sealed, they show no message id);
+        bank-a's receiver then handles each envelope."""
         got = await self.published()
         assert not any(got[name] for name in WATCHED if name != "bank-a"), got
         receipts = []
         for raw in got["bank-a"]:
-            envelope = open_envelope(raw, {"bank-b": PeerKey(B_ID, OPERATOR_B.address)})
-            assert envelope.kind == "receipts"
+            assert f"{A_ID}:".encode() not in raw
+            envelope = open_b_to_a(raw)
+            assert (envelope.kind, envelope.sender, envelope.recipient) == ("receipts", "bank-b", "bank-a")
             receipts += receipts_from_json(envelope.body)
-            await self.a.receiver.handle(raw)
+            await self.a.receiver.handle(raw, institution_topic("bank-a", "bank-b"))
         return receipts
+
+
+def open_b_to_a(raw: bytes, keyring: Keyring = KEYRING_A) -> Envelope:
+    """An envelope bank-b sent bank-a, opened as bank-a opens it (with `keyring`: bank-a's bus key)."""
+    return open_envelope(
+        raw, me="bank-a", peers={"bank-b": PeerKey(B_ID, OPERATOR_B.address)}, keyring=keyring
+    )
+
+
+def _named_sender(raw: bytes) -> str | None:
+    """The sender an envelope names, if it is JSON that names one."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    sender = data.get("sender") if isinstance(data, dict) else None
+    return sender if isinstance(sender, str) else None
+
+
+def _resigned(raw: bytes, account: Any = OPERATOR_A, **changes: Any) -> bytes:
+    """The envelope in `raw` with `changes` to its fields, signed anew by `account` (or left without
+    a signature if `account` is None), as its sender's operator could."""
+    fields = orjson.loads(raw) | changes
+    unsigned = {name: value for name, value in fields.items() if name != "signature"}
+    canonical = orjson.dumps(unsigned, option=orjson.OPT_SORT_KEYS)
+    if account is None:
+        return canonical
+    signed = account.sign_message(encode_defunct(primitive=keccak(canonical)))
+    signature = "0x" + bytes(signed.signature).hex()
+    return orjson.dumps({**unsigned, "signature": signature}, option=orjson.OPT_SORT_KEYS)
 
 
 def run(
@@ -366,10 +457,11 @@ def run(
     bank_a: dict[str, Any] | None = None,
     peers: tuple[dict[str, Any], ...] = (),
     refusal_bytes: int = 4096,
+    bus_b: dict[str, Any] | None = None,
 ) -> None:
     """Run `body` on a fresh pair: bank-b's peering of bank-a is `bank_a` over the default rules
     (targets [T_OK], assets [ASSET_OK]), with `peers` besides; bank-b keeps `refusal_bytes` of a
-    refused input."""
+    refused input, and its [bus] section has `bus_b` over the defaults."""
     rules = {"allowed_targets": [T_OK], "allowed_assets": ["0x" + ASSET_OK.hex()]} | (bank_a or {})
 
     async def main() -> None:
@@ -383,12 +475,13 @@ def run(
                 B_ID,
                 peers=[_peer("bank-a", A_ID, **rules), *peers],
                 store={"path": "bank-b.sqlite", "refusal_bytes": refusal_bytes},
+                bus=bus_b,
             )
             for ctx in (a, b):
                 stack.callback(ctx.store.close)
                 await stack.enter_async_context(ctx.bus)
             watcher = await stack.enter_async_context(
-                Bus(broker.url, "test-watcher", topics=[institution_topic(n) for n in WATCHED])
+                Bus(broker.url, "test-watcher", topics=[institution_topic(n, "bank-b") for n in WATCHED])
             )
             for bus in (b.bus, watcher):
                 await bus.wait_connected(WAIT)
@@ -751,7 +844,7 @@ def test_an_envelope_from_outside_the_peering_is_refused(world: World, tmp_path:
 
 def test_an_envelope_not_signed_by_the_peers_operator_on_l1_is_refused(world: World, tmp_path: Path) -> None:
     async def body(net: Net) -> None:
-        unsigned = Envelope("messages", "bank-a", A_ID, orjson.loads(net.envelope([1]))["body"]).to_bytes()
+        unsigned = _resigned(net.envelope([1]), None)  # the signature dropped
         cases = [
             (net.envelope([1], signer=STRANGER), f"signed by {STRANGER.address}, not by bank-a's operator "),
             # bank-a's operator is a real operator, but the L1 Hub has another for bank-c's chain.
@@ -760,7 +853,7 @@ def test_an_envelope_not_signed_by_the_peers_operator_on_l1_is_refused(world: Wo
                 f"signed by {OPERATOR_A.address}, not by bank-c's operator {OPERATOR_C.address}",
             ),
             (net.envelope([1], chain_id=C_ID), f"chain id {C_ID} is not bank-a's: its chain is {A_ID}"),
-            (unsigned, "unsigned: the envelope has no signature"),
+            (unsigned, "missing fields: signature"),
         ]
         for raw, reason in cases:
             await net.deliver(raw)
@@ -782,12 +875,14 @@ def test_an_envelope_not_signed_by_the_peers_operator_on_l1_is_refused(world: Wo
 def test_a_5_mb_envelope_is_refused_and_only_refusal_bytes_of_it_kept(world: World, tmp_path: Path) -> None:
     async def body(net: Net) -> None:
         junk = b"\xff" * MB5
-        signed = Envelope("messages", "bank-a", A_ID, {"padding": "x" * MB5}).sign(OPERATOR_A)
+        signed = Envelope("messages", "bank-a", "bank-b", A_ID, {"padding": "x" * MB5}).seal(
+            PUBLIC_B, OPERATOR_A
+        )
         assert len(signed) > MB5
         for raw, kind, reason in [
             (junk, "envelope", "envelope too large: "),
             (signed, "envelope", "envelope too large: "),
-            (junk[:2000], "envelope", "not JSON: "),
+            (junk[:2000], "envelope", "the envelope is not JSON: "),
         ]:
             await net.deliver(raw)
             refusal = net.b.store.refusals()[0]
@@ -843,10 +938,10 @@ def test_each_receipt_status_ends_in_the_senders_store(world: World, tmp_path: P
 
         # A receipt with a status no receiver sends: the whole envelope is refused, nothing applied.
         lost = {"results": [{"id": _key(5), "status": "lost", "tx": None, "reason": None}]}
-        raw = Envelope("receipts", "bank-b", B_ID, lost).sign(OPERATOR_B)
-        await net.b.ctx.bus.publish(institution_topic("bank-a"), raw)
+        raw = Envelope("receipts", "bank-b", "bank-a", B_ID, lost).seal(PUBLIC_A, OPERATOR_B)
+        await net.b.ctx.bus.publish(institution_topic("bank-a", "bank-b"), raw)
         assert (await net.published())["bank-a"] == [raw]
-        await net.a.receiver.handle(raw)
+        await net.a.receiver.handle(raw, institution_topic("bank-a", "bank-b"))
         refusal = net.a.store.refusals()[0]
         assert (refusal.kind, refusal.reason, refusal.raw) == (
             "receipts",
@@ -854,5 +949,226 @@ def test_each_receipt_status_ends_in_the_senders_store(world: World, tmp_path: P
             raw,
         )
         assert _status(net.a.store, _key(5)) == "pushed"
+
+    run(world, tmp_path, body)
+
+
+# --- envelopes: fresh, once, on their own topic, sealed to this institution's key -----------------
+
+
+def _set_bus_key(l1: Chain, hub: Contract, key: bytes) -> None:
+    """bank-b's operator registers `key` as its chain's bus key (`Hub.setBusKey`), as `xrelay bus-key
+    register` does but with a fixed gas limit: anvil estimates the call in its latest block, and when
+    that block has the second the key was last set in, storing the same changedAt again costs less
+    than storing a new one, so the estimate falls short."""
+    tx = hub.functions.setBusKey(B_ID, key).transact({"from": OPERATOR_B.address, "gas": 200_000})
+    assert l1.w3.eth.wait_for_transaction_receipt(tx)["status"] == 1
+
+
+async def _refused_then_taken(
+    net: Net,
+    raw: bytes,
+    reason: str | re.Pattern[str],
+    *,
+    topic: str | None = None,
+    index: int = 1,
+    key: bytes = PUBLIC_B,
+) -> None:
+    """`raw` (an envelope from bank-a with BATCH[index]) delivered to bank-b on `topic` (bank-a's by
+    default) is refused with `reason` (exactly, or matching the pattern), and nothing of it is stored
+    or answered; a genuine envelope with the same message (sealed to `key`) delivered right after is
+    taken (left "received": L1 has not settled its batch)."""
+    before = len(net.b.store.refusals())
+    await net.deliver(raw, topic)
+    refusals = net.b.store.refusals()
+    assert len(refusals) == before + 1
+    refusal = refusals[0]
+    if isinstance(reason, str):
+        assert refusal.reason == reason
+    else:
+        assert reason.fullmatch(refusal.reason), refusal.reason
+    assert (refusal.peer, refusal.chain_id, refusal.kind, refusal.raw) == ("bank-a", A_ID, "envelope", raw)
+    assert net.b.store.message(_key(index)) is None
+    assert await net.receipts() == []
+
+    await net.deliver(net.envelope([index], key=key))
+    assert len(net.b.store.refusals()) == before + 1
+    assert _status(net.b.store, _key(index)) == "received"
+    assert await net.receipts() == []
+    assert _status(net.a.store, _key(index)) == "pushed"
+
+
+def test_a_replayed_envelope_is_refused(world: World, tmp_path: Path) -> None:
+    async def body(net: Net) -> None:
+        raw = net.envelope([0])
+        await net.deliver(raw)
+        assert _status(net.b.store, _key(0)) == "received"
+        history = net.b.store.history(_key(0))
+        envelope_id = orjson.loads(raw)["id"]
+        # The same bytes again (QoS 1 may deliver twice; anyone who saw them may send them again).
+        await _refused_then_taken(net, raw, f"replayed: envelope {envelope_id} was taken before")
+        assert net.b.store.history(_key(0)) == history  # the replay changed nothing
+
+    run(world, tmp_path, body)
+
+
+@pytest.mark.parametrize(
+    ("ago", "reason"),
+    [
+        (7200, r"stale: sent 720\d s ago, over bus\.max_envelope_age_seconds \(3600 s\)"),
+        (-3600, r"from the future: sent_at is 3(599|600) s ahead of this daemon's clock"),
+    ],
+    ids=["stale", "future"],
+)
+def test_an_envelope_sent_too_long_ago_or_in_the_future_is_refused(
+    world: World, tmp_path: Path, ago: int, reason: str
+) -> None:
+    async def body(net: Net) -> None:
+        raw = net.envelope([1], sent_at=time.time() - ago)
+        await _refused_then_taken(net, raw, re.compile(reason))
+
+    run(world, tmp_path, body)
+
+
+def test_an_envelope_on_another_senders_topic_is_refused(world: World, tmp_path: Path) -> None:
+    async def body(net: Net) -> None:
+        topic = institution_topic("bank-b", "bank-c")  # bank-c's topic to bank-b, not bank-a's
+        reason = f"bank-a's envelope came on {topic}, not on its own topic"
+        raw = net.envelope([1])
+        await _refused_then_taken(net, raw, reason, topic=topic)
+        # The misrouted copy left no trace: the genuine one on bank-a's topic is no replay.
+        refused = len(net.b.store.refusals())
+        await net.deliver(net.envelope([2]), institution_topic("bank-b", "bank-c"))
+        await net.deliver(raw)
+        assert len(net.b.store.refusals()) == refused + 1
+
+    run(world, tmp_path, body, peers=(_peer("bank-c", C_ID),))
+
+
+def test_an_envelope_sealed_to_a_key_not_bank_bs_is_refused(world: World, tmp_path: Path) -> None:
+    async def body(net: Net) -> None:
+        other = "0x" + public_key_of(devnet_bus_key(77)).hex()
+        raw = net.envelope([1], key=bytes.fromhex(other[2:]))
+        await _refused_then_taken(net, raw, f"sealed to key {other[:18]}…, not a key of this institution")
+
+    run(world, tmp_path, body)
+
+
+def test_an_envelope_whose_ciphertext_was_changed_and_signed_again_is_refused(
+    world: World, tmp_path: Path
+) -> None:
+    async def body(net: Net) -> None:
+        raw = net.envelope([1])
+        sealed = bytearray(base64.b64decode(orjson.loads(raw)["body"]))
+        sealed[-1] ^= 1  # one bit of the ciphertext flipped; bank-a's operator signs the result
+        tampered = _resigned(raw, OPERATOR_A, body=base64.b64encode(bytes(sealed)).decode())
+        reason = "sealed body refused: it does not open with the key it names"
+        await _refused_then_taken(net, tampered, reason)
+
+    run(world, tmp_path, body)
+
+
+NEW_KEY_B = 12  # the devnet bus key bank-b rotates to
+
+
+def test_after_a_key_rotation_the_old_key_opens_for_its_grace_period_only(
+    world: World, tmp_path: Path
+) -> None:
+    old, new = PUBLIC_B, public_key_of(devnet_bus_key(NEW_KEY_B))
+    old_hex = "0x" + old.hex()
+
+    with _l1_for_this_test(world) as (l1, hub):
+
+        async def body(net: Net) -> None:
+            # Before L1 has it, the new key opens nothing: peers cannot know it.
+            raw = net.envelope([1], key=new)
+            reason = f"sealed to key 0x{new.hex()[:16]}…, not this chain's bus key on the L1 Hub"
+            await _refused_then_taken(net, raw, reason)
+
+            # bank-b's operator registers the new key; bank-b reads L1 again (its record is cached).
+            await asyncio.to_thread(_set_bus_key, l1, hub, new)
+            registered = HubBusKey.from_tuple(hub.functions.busKeys(B_ID).call())
+            assert (registered.current, registered.previous) == (new, old)
+            net.b.ctx._hub_records.clear()
+            # Within the grace period (30 s) an envelope sealed to the old key still opens...
+            await net.deliver(net.envelope([0], key=old))
+            # ...and one sealed to the new key opens.
+            await net.deliver(net.envelope([2], key=new))
+            assert [_status(net.b.store, _key(i)) for i in (0, 2)] == ["received"] * 2
+            # What bank-a sends bank-b once it reads L1 again is sealed to the new key.
+            net.a.ctx._hub_records.clear()
+            await net.a.ctx.send("bank-b", "resync", {})
+            message = await asyncio.wait_for(anext(net.b.ctx.bus.messages()), WAIT)
+            assert orjson.loads(message.payload)["key"] == "0x" + new.hex()
+            await net.b.receiver.handle(message.payload, message.topic)
+            assert len(net.b.store.refusals()) == 1  # the first one only
+
+            # Past the grace period (bank-b restarted with key_grace_seconds = 0) the old key opens
+            # nothing; the new one still does.
+            bus = net.b.ctx.config.bus.model_copy(update={"key_grace_seconds": 0.0})
+            net.b.ctx.config = net.b.ctx.config.model_copy(update={"bus": bus})
+            net.b.ctx._hub_records.clear()
+            await asyncio.sleep(max(0.0, registered.changed_at - time.time()))  # L1's clock may run ahead
+            reason = (
+                f"sealed to key {old_hex[:18]}…, replaced on the L1 Hub at {registered.changed_at} "
+                "and past its grace period (0 s, bus.key_grace_seconds)"
+            )
+            await _refused_then_taken(net, net.envelope([5], key=old), reason, index=5, key=new)
+
+        bus = {"key": {"devnet_key": NEW_KEY_B}, "previous_key": {"devnet_key": OPERATOR["bank-b"]}}
+        run(world, tmp_path, body, bus_b=bus | {"key_grace_seconds": 30})
+    assert HubBusKey.from_tuple(hub.functions.busKeys(B_ID).call()).current == old  # rolled back
+
+
+# --- resync and sealed receipts ---------------------------------------------------------------------
+
+
+def test_a_resync_makes_what_waits_for_the_peers_receipt_due_now(world: World, tmp_path: Path) -> None:
+    async def body(net: Net) -> None:
+        a = net.a.store
+        pushed = [_key(i) for i in range(len(BATCH)) if BATCH[i].dest_chain_id == B_ID]
+        start = time.time()
+        for key in pushed:
+            row = a.message(key)
+            assert row is not None and row.status == "pushed" and row.due > start, row  # pushed again later
+        net.a.ctx.wakeups.event("pusher").clear()
+
+        # bank-b was deaf a while: it asks bank-a to push again now what still waits for its receipt.
+        await net.b.ctx.send("bank-a", "resync", {})
+        [raw] = (await net.published())["bank-a"]
+        envelope = open_b_to_a(raw)
+        assert (envelope.kind, envelope.body) == ("resync", {})
+        await net.a.receiver.handle(raw, institution_topic("bank-a", "bank-b"))
+        assert a.refusals() == []
+        for key in pushed:
+            row = a.message(key)
+            assert row is not None and row.status == "pushed" and start <= row.due <= time.time(), row
+        assert net.a.ctx.wakeups.event("pusher").is_set()
+        assert _status(a, _key(4)) == "settled"  # for chain 903, not pushed to bank-b: left alone
+
+    run(world, tmp_path, body)
+
+
+def test_the_receipts_bank_b_sends_are_sealed_to_bank_as_key(world: World, tmp_path: Path) -> None:
+    async def body(net: Net) -> None:
+        tx = "0x" + "ab" * 32
+        sent = [Receipt(_key(0), "executed", tx, None), Receipt(_key(1), "refused", None, TARGET_NOT_ALLOWED)]
+        await send_receipts(net.b.ctx, "bank-a", sent)
+        [raw] = (await net.published())["bank-a"]
+        for secret in (f"{A_ID}:", tx[2:], "executed", "target not allowed", T_OTHER[2:].lower()):
+            assert secret.encode() not in raw.lower(), secret
+        assert orjson.loads(raw)["key"] == "0x" + PUBLIC_A.hex()
+        # Only bank-a's secret key opens it: not bank-b's own, nor another key under bank-a's name.
+        for keyring, reason in [
+            (Keyring({PUBLIC_B: KEY_B}, {}), f"sealed to key 0x{PUBLIC_A.hex()[:16]}…, not a key of this"),
+            (Keyring({PUBLIC_A: devnet_bus_key(77)}, {}), "sealed body refused: it does not open with"),
+        ]:
+            with pytest.raises(EnvelopeRefused, match=re.escape(reason)):
+                open_b_to_a(raw, keyring)
+        envelope = open_b_to_a(raw)
+        assert receipts_from_json(envelope.body) == sent
+        await net.a.receiver.handle(raw, institution_topic("bank-a", "bank-b"))
+        assert [_status(net.a.store, _key(i)) for i in (0, 1)] == ["executed", "refused"]
+        assert net.a.store.refusals() == []
 
     run(world, tmp_path, body)

@@ -90,8 +90,10 @@ class Receiver:
             keys[peer.name] = PeerKey(peer.chain_id, record.operator)
         return keys
 
-    async def _open(self, raw: bytes) -> Envelope:
-        """The envelope in `raw`, opened (`open_envelope`), fresh and never seen before."""
+    async def _open(self, raw: bytes, topic: str | None) -> Envelope:
+        """The envelope in `raw`, opened (`open_envelope`), from `topic`'s sender, fresh and never seen
+        before (checked last: an envelope refused for anything else leaves no trace that would refuse
+        its genuine copy as a replay)."""
         ctx = self.ctx
         me, peers = ctx.config.institution, await self.peers()
         try:
@@ -101,6 +103,12 @@ class Receiver:
                 raise
             # Sealed to a key of ours the cached L1 record does not show yet (a rotation): ask L1 now.
             envelope = open_envelope(raw, me=me, peers=peers, keyring=await ctx.keyring(fresh=True))
+        if topic is not None and sender_of(topic, me) != envelope.sender:
+            raise EnvelopeRefused(
+                f"{envelope.sender}'s envelope came on {topic}, not on its own topic",
+                envelope.sender,
+                envelope.chain_id,
+            )
         moment, max_age = time.time(), ctx.config.bus.max_envelope_age_seconds
         if envelope.sent_at < moment - max_age:
             raise EnvelopeRefused(
@@ -135,14 +143,7 @@ class Receiver:
             log.warning("refused an envelope: %s", reason)
             return
         try:
-            envelope = await self._open(raw)
-            on_topic = None if topic is None else sender_of(topic, ctx.config.institution)
-            if topic is not None and on_topic != envelope.sender:
-                raise EnvelopeRefused(
-                    f"{envelope.sender}'s envelope came on {topic}, not on its own topic",
-                    envelope.sender,
-                    envelope.chain_id,
-                )
+            envelope = await self._open(raw, topic)
         except EnvelopeRefused as exc:
             ctx.store.refuse(
                 peer=exc.sender, chain_id=exc.chain_id, kind="envelope", reason=exc.reason, raw=raw
