@@ -8,9 +8,23 @@ DEMO_DIR := .xrelay/demo
 
 BENCH_DIR := bench-results
 
-.PHONY: setup demo test lint typecheck unit bench bench-prover bench-relay contracts constraints clean
+.PHONY: setup mosquitto demo test lint typecheck unit bench bench-prover bench-relay contracts constraints clean
 
-setup: $(PY_STAMP) $(NPM_STAMP)
+setup: $(PY_STAMP) $(NPM_STAMP) mosquitto
+
+# The real broker of `xrelay devnet up --broker mosquitto` and tests/test_broker.py (Mosquitto 2.0 or
+# newer, with its dynamic security plugin): installed with apt-get when missing and we are root.
+mosquitto:
+	@PATH="$$PATH:/usr/sbin:/usr/local/sbin"; command -v mosquitto >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing mosquitto: apt-get install -y mosquitto"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq mosquitto >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null; }; \
+	  else \
+	    echo "mosquitto is not installed: run 'sudo apt-get install mosquitto' (macOS: 'brew install mosquitto'), then 'make setup'" >&2; \
+	    exit 1; \
+	  fi; }
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

@@ -20,6 +20,9 @@
                                            #   client_cert + client_key, ca_cert as needed)
     # listen = "127.0.0.1:1883"            #   or an embedded broker (devnet), the service publishing
                                            #   through it
+    # users = "bus/credentials.json"       #   with listen: the logins it admits (hub.broker.write_users:
+                                           #   each bound to its client id, with its topics); the service
+                                           #   logs in as "hub". Unset: it admits anyone (tests only)
 
 `load(path)` validates the whole file and raises `HubConfigError` listing every problem with its
 dotted key ("l1.rpc_urls[1]"), as relayer/config.py does for an institution's file.
@@ -98,8 +101,9 @@ class BusSection(Section):
     client_cert: Path | None = None
     client_key: Path | None = None
     ca_cert: Path | None = None
+    users: Path | None = None
 
-    _files_exist = field_validator("client_cert", "client_key", "ca_cert")(check_existing_file)
+    _files_exist = field_validator("client_cert", "client_key", "ca_cert", "users")(check_existing_file)
 
     @model_validator(mode="after")
     def _one_way(self) -> BusSection:
@@ -116,8 +120,11 @@ class BusSection(Section):
             ]
             if extra:
                 raise ValueError(
-                    f"{', '.join(extra)} only go with url: the embedded broker is plain and anonymous"
+                    f"{', '.join(extra)} only go with url: the embedded broker is plain, and the service "
+                    "logs in to it as the users file's hub"
                 )
+        elif self.users is not None:
+            raise ValueError("users only goes with listen: a shared broker keeps its own logins")
         if (self.client_cert is None) != (self.client_key is None):
             raise ValueError("client_cert and client_key go together")
         return self

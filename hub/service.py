@@ -1,7 +1,8 @@
 """The hub service: the indexer, the HTTP API and root announcements on the bus, in one process.
 
 `xrelay hub run -c hub.toml` runs `HubService(config).run(stop)`. With `[bus] listen` it starts the
-embedded broker first and publishes through it. Each sync that appended leaves announces, on
+embedded broker first, admitting the logins of `[bus] users` (anyone without it: tests only), and
+publishes through it as the users file's `hub`. Each sync that appended leaves announces, on
 ROOTS_TOPIC (retained, so a daemon that connects later gets the latest at once), the root at the end
 of each L1 block that changed it; a sync that catches up more than ANNOUNCE_AT_MOST blocks announces
 only the latest root. Announcements are hints: receivers check roots on L1.
@@ -16,7 +17,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 
 from hub.api import create_app
-from hub.broker import EmbeddedBroker
+from hub.broker import BrokerError, EmbeddedBroker, read_users
 from hub.bus import Bus
 from hub.config import HubConfig
 from hub.envelope import HUB_SENDER, ROOTS_TOPIC, RootAnnouncement
@@ -56,11 +57,20 @@ class HubService:
             await self.indexer.start()
 
             bus_url = config.bus.url
+            username, password = config.bus.credentials()
             if config.bus.listen is not None:
-                self.broker = await stack.enter_async_context(EmbeddedBroker(*config.bus.host_port))
+                users = None if config.bus.users is None else read_users(config.bus.users)
+                if users is not None:
+                    if HUB_SENDER not in users:
+                        raise BrokerError(f"{config.bus.users} has no login for the hub service")
+                    username, password = HUB_SENDER, users[HUB_SENDER].password
+                else:
+                    log.warning("event=broker_open reason='no [bus] users: it admits anyone'")
+                self.broker = await stack.enter_async_context(
+                    EmbeddedBroker(*config.bus.host_port, users=None if users is None else users.values())
+                )
                 bus_url = self.broker.url
             assert bus_url is not None
-            username, password = config.bus.credentials()
             self.bus = await stack.enter_async_context(
                 Bus(
                     bus_url, HUB_SENDER, topics=(), username=username, password=password, tls=config.bus.tls()

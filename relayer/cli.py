@@ -132,16 +132,27 @@ def devnet() -> None:
     show_default=True,
     help="Messages per batch: the batch circuit whose development key the devnet makes and verifies.",
 )
+@click.option(
+    "--broker",
+    type=click.Choice(devnet_ops.BROKERS),
+    default="embedded",
+    show_default=True,
+    help="The bus: the broker the hub service embeds, or a Mosquitto started here (TLS; needs mosquitto "
+    "installed). Both authenticate each client and apply the per-institution topic ACLs.",
+)
 @state_dir_option
-def devnet_up(l2: int, block_time: float | None, capacity: int, state_dir: Path) -> None:
+def devnet_up(l2: int, block_time: float | None, capacity: int, broker: str, state_dir: Path) -> None:
     """Start the L1 and N institution chains, deploy the contracts, write keys, manifest and configs."""
     with console.status(f"starting L1 and {l2} institution chains, deploying contracts"):
-        manifest = devnet_ops.up(state_dir, l2=l2, block_time=block_time, capacity=capacity)
+        manifest = devnet_ops.up(state_dir, l2=l2, block_time=block_time, capacity=capacity, broker=broker)
     table = _table("devnet up", "chain", "chain id", "rpc url", "pid")
     for node in devnet_ops.nodes(manifest):
         table.add_row(node["name"], str(node["chain_id"]), node["rpc_url"], str(node["pid"]))
     console.print(table)
     _print_configs(manifest)
+    bus = manifest["bus"]
+    where = f"mosquitto, pid {bus['pid']}" if bus["broker"] == "mosquitto" else "embedded in the hub service"
+    console.print(f"bus: {bus['url']} ({where}); logins (DEVNET ONLY): {bus['credentials']}")
     console.print(
         f"manifest: {Path(manifest['state_dir']) / devnet_ops.MANIFEST}; `xrelay devnet status` shows it"
     )

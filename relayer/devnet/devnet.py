@@ -30,12 +30,20 @@ from bridge_contracts import anvil, deploy
 from bridge_contracts.anvil import AnvilNode
 from bridge_contracts.chain import Chain
 from bridge_contracts.verifier_gen import deploy_verifier
-from hub.envelope import devnet_bus_key, public_key_of
+from hub.envelope import HUB_SENDER, devnet_bus_key, public_key_of
 from proofs import merkle
 from proofs.circuits.batch import BatchCircuit
 from proofs.formats import snarkjs_json, zkey
 from proofs.groth16.keys import VerifyingKey
 from proofs.groth16.setup import setup
+from relayer.devnet.mosquitto import (
+    Mosquitto,
+    MosquittoError,
+    bus_env_names,
+    dynsec_plugin,
+    embedded_bus,
+    mosquitto_binary,
+)
 
 L1_CHAIN_ID = 900
 FIRST_L2_CHAIN_ID = 901
@@ -48,6 +56,8 @@ KEYS_DIR = "keys"
 DEFAULT_CAPACITY = 16
 HEARTBEAT_SECONDS = 1.0  # without --block-time, the devnet still mines a block at least this often
 DEFAULT_STATE_DIR = Path(".xrelay/devnet")
+BROKERS = ("embedded", "mosquitto")
+BUS_DIR = "bus"  # the broker's files in the state directory: logins, and Mosquitto's CA, config and log
 
 
 class DevnetError(RuntimeError):
@@ -115,9 +125,18 @@ def _running(manifest: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def up(
-    state_dir: Path, *, l2: int = 2, block_time: float | None = None, capacity: int = DEFAULT_CAPACITY
+    state_dir: Path,
+    *,
+    l2: int = 2,
+    block_time: float | None = None,
+    capacity: int = DEFAULT_CAPACITY,
+    broker: str = "embedded",
 ) -> dict[str, Any]:
-    """Start the devnet, deploy, write keys, manifest and configs; return the manifest."""
+    """Start the devnet, deploy, write keys, manifest and configs; return the manifest.
+
+    broker: "embedded" (the hub service embeds it: plain MQTT on loopback) or "mosquitto" (started
+    here, TLS with a devnet CA); both authenticate every client with a login of its own, bound to its
+    client id, and apply the per-institution topic ACLs."""
     if not 1 <= l2 <= MAX_L2:
         raise DevnetError(f"--l2 must be between 1 and {MAX_L2}, not {l2}")
     if block_time is not None and block_time <= 0:
@@ -127,12 +146,16 @@ def up(
             f"--capacity must be a power of two from {merkle.MIN_BATCH_CAPACITY} to "
             f"{merkle.MAX_BATCH_CAPACITY}, not {capacity}"
         )
+    _check_broker(broker)
     state_dir = state_dir.resolve()
     previous = read_manifest(state_dir)
     if previous is not None:
-        alive = _running(previous)
+        alive = [n["pid"] for n in _running(previous)]
+        old_broker = _mosquitto(previous)
+        if old_broker is not None and old_broker.running:
+            alive.append(old_broker.pid)
         if alive:
-            pids = ", ".join(str(n["pid"]) for n in alive)
+            pids = ", ".join(str(pid) for pid in alive)
             raise DevnetError(
                 f"a devnet is already running from {state_dir} (pids {pids}): "
                 f"run `xrelay devnet down --state-dir {state_dir}` first"
@@ -143,6 +166,7 @@ def up(
     logs = state_dir / "logs"
 
     started: list[AnvilNode] = []
+    mosquitto: Mosquitto | None = None
     try:
         specs = [("l1", L1_CHAIN_ID)] + [(institution_name(i), FIRST_L2_CHAIN_ID + i) for i in range(l2)]
         for name, chain_id in specs:
@@ -160,6 +184,7 @@ def up(
             )
         manifest = _new_manifest(state_dir, specs, started, block_time)
         manifest["batch"] = {"capacity": capacity, "keys_dir": str(state_dir / KEYS_DIR)}
+        mosquitto = _start_bus(state_dir, manifest, broker)
         _write_manifest(state_dir, manifest)  # pids on disk before anything else can fail
         vk = _write_batch_key(state_dir / KEYS_DIR, capacity)
         chain_ids = [chain_id for _, chain_id in specs]
@@ -176,8 +201,49 @@ def up(
     except BaseException:
         for node in started:
             node.stop()
+        if mosquitto is not None:
+            mosquitto.stop()
         (state_dir / MANIFEST).unlink(missing_ok=True)
         raise
+
+
+def _check_broker(broker: str) -> None:
+    if broker not in BROKERS:
+        raise DevnetError(f"--broker must be one of {', '.join(BROKERS)}, not {broker}")
+    if broker == "mosquitto":
+        try:  # before anything starts: say at once what to install
+            mosquitto_binary()
+            dynsec_plugin()
+        except MosquittoError as exc:
+            raise DevnetError(str(exc)) from None
+
+
+def _start_bus(state_dir: Path, manifest: dict[str, Any], broker: str) -> Mosquitto | None:
+    """The devnet's broker: logins for every institution (each may write to all the others), the hub
+    service, `admin` and `outsider` (tests only); Mosquitto started now, or the embedded broker's
+    address for the hub service. Records it as manifest["bus"]; the Mosquitto started, if any."""
+    institutions = {
+        entry["name"]: [other["name"] for other in manifest["chains"] if other is not entry]
+        for entry in manifest["chains"]
+    }
+    if broker == "embedded":
+        listen = f"127.0.0.1:{anvil.free_port()}"
+        manifest["bus"] = embedded_bus(state_dir / BUS_DIR, institutions, listen)
+        return None
+    mosquitto = Mosquitto(state_dir / BUS_DIR, anvil.free_port())
+    try:
+        mosquitto.write(institutions)
+        mosquitto.start()
+    except MosquittoError as exc:
+        raise DevnetError(str(exc)) from None
+    manifest["bus"] = mosquitto.manifest()
+    return mosquitto
+
+
+def _mosquitto(manifest: dict[str, Any]) -> Mosquitto | None:
+    """The Mosquitto a manifest records, or None (the embedded broker, or an older manifest)."""
+    bus = manifest.get("bus")
+    return Mosquitto.from_manifest(bus) if bus and bus.get("broker") == "mosquitto" else None
 
 
 def _new_manifest(
@@ -254,8 +320,21 @@ def _deploy_l1(
 
 
 def _write_hub_config(state_dir: Path, manifest: dict[str, Any]) -> dict[str, str]:
-    """hub.toml for the devnet's hub service, which also embeds the broker every daemon uses."""
-    api, broker = f"127.0.0.1:{anvil.free_port()}", f"127.0.0.1:{anvil.free_port()}"
+    """hub.toml for the devnet's hub service, which also embeds the broker every daemon uses unless
+    the devnet runs Mosquitto."""
+    api = f"127.0.0.1:{anvil.free_port()}"
+    bus = manifest["bus"]
+    service: dict[str, str] = {}
+    if bus["broker"] == "mosquitto":
+        service["bus_username_env"], service["bus_password_env"] = bus_env_names(HUB_SENDER)
+        bus_config = {
+            "url": bus["url"],
+            "ca_cert": os.path.relpath(bus["ca_cert"], state_dir),
+            "username_env": service["bus_username_env"],
+            "password_env": service["bus_password_env"],
+        }
+    else:  # the service logs in to its own broker as the users file's hub
+        bus_config = {"listen": bus["listen"], "users": os.path.relpath(bus["credentials"], state_dir)}
     config = {
         "l1": {
             "chain_id": manifest["l1"]["chain_id"],
@@ -266,12 +345,12 @@ def _write_hub_config(state_dir: Path, manifest: dict[str, Any]) -> dict[str, st
         },
         "api": {"listen": api},
         "store": {"path": "hub.sqlite"},
-        "bus": {"listen": broker},
+        "bus": bus_config,
     }
     path = state_dir / "hub.toml"
     header = f"# The devnet's hub service, written by `xrelay devnet up` on {manifest['created']}.\n\n"
     path.write_text(header + tomli_w.dumps(config))
-    return {"config": str(path), "api": f"http://{api}", "bus_url": f"mqtt://{broker}"}
+    return {"config": str(path), "api": f"http://{api}", "bus_url": bus["url"], **service}
 
 
 def _deploy_institution(node: AnvilNode, entry: dict[str, Any], destinations: list[int]) -> dict[str, str]:
@@ -339,7 +418,7 @@ def _write_institution_config(
         "peers": peers,
         "batch": {"capacity": capacity, "max_wait_seconds": 1.0, "keys_dir": KEYS_DIR},
         "store": {"path": f"{name}.sqlite"},
-        "bus": {"url": manifest["hub_service"]["bus_url"]},
+        "bus": _institution_bus(state_dir, manifest, entry),
         "admin": {"listen": entry["admin"], "token_env": entry["admin_token_env"]},
     }
     # DEVNET ONLY: the bus key is derived from a public label; the deploy registered it on the L1 Hub.
@@ -348,17 +427,43 @@ def _write_institution_config(
     header = (
         f"# {name}: xrelay institution config written by `xrelay devnet up` on {manifest['created']}.\n"
         "# DEVNET ONLY: the signer is one of anvil's well-known development accounts, whose key is public.\n"
-        "# The bus is the broker the devnet's hub service embeds.\n\n"
+        f"# The bus is {_BUS_TEXT[manifest['bus']['broker']]}; the login is read from\n"
+        f"# {entry['bus_username_env']} and {entry['bus_password_env']} (their values: "
+        f"{os.path.relpath(manifest['bus']['credentials'], state_dir)}, DEVNET ONLY).\n\n"
     )
     path.write_text(header + tomli_w.dumps(config))
     return path
 
 
+_BUS_TEXT = {
+    "embedded": "the broker the devnet's hub service embeds (plain MQTT on loopback)",
+    "mosquitto": "the devnet's Mosquitto (TLS, its devnet CA in ca_cert)",
+}
+
+
+def _institution_bus(state_dir: Path, manifest: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """An institution config's [bus]: the devnet's broker, and where its login is read from."""
+    bus = manifest["bus"]
+    entry["bus_username_env"], entry["bus_password_env"] = bus_env_names(entry["name"])
+    config = {
+        "url": bus["url"],
+        "username_env": entry["bus_username_env"],
+        "password_env": entry["bus_password_env"],
+    }
+    if "ca_cert" in bus:
+        config["ca_cert"] = os.path.relpath(bus["ca_cert"], state_dir)
+    return config
+
+
 def status(state_dir: Path) -> tuple[dict[str, Any], list[NodeStatus]] | None:
-    """The manifest and the live state of each node, or None when no devnet was started here."""
+    """The manifest and the live state of each node, or None when no devnet was started here. A
+    Mosquitto broker's state is set in the returned manifest's bus entry ("running")."""
     manifest = read_manifest(state_dir.resolve())
     if manifest is None:
         return None
+    mosquitto = _mosquitto(manifest)
+    if mosquitto is not None:
+        manifest["bus"]["running"] = mosquitto.running
     rows = []
     for node in nodes(manifest):
         running = _our_process(node) is not None
@@ -374,7 +479,8 @@ def status(state_dir: Path) -> tuple[dict[str, Any], list[NodeStatus]] | None:
 
 
 def down(state_dir: Path, *, timeout: float = 10.0) -> list[int]:
-    """Stop every node of the devnet by pid; return the pids stopped. The logs stay."""
+    """Stop every node of the devnet, and its Mosquitto, by pid; return the pids stopped. The logs
+    stay; the configs and the broker logins go."""
     state_dir = state_dir.resolve()
     manifest = read_manifest(state_dir)
     if manifest is None:
@@ -386,10 +492,16 @@ def down(state_dir: Path, *, timeout: float = 10.0) -> list[int]:
     for process in alive:
         process.kill()
     psutil.wait_procs(alive, timeout=timeout)
+    stopped = [p.pid for p in processes]
+    mosquitto = _mosquitto(manifest)
+    if mosquitto is not None and (pid := mosquitto.stop(timeout)) is not None:
+        stopped.append(pid)
     (state_dir / MANIFEST).unlink()
+    if manifest.get("bus", {}).get("credentials"):
+        Path(manifest["bus"]["credentials"]).unlink(missing_ok=True)
     for entry in manifest["chains"]:
         if "config" in entry:
             Path(entry["config"]).unlink(missing_ok=True)
     if "hub_service" in manifest:
         Path(manifest["hub_service"]["config"]).unlink(missing_ok=True)
-    return [p.pid for p in processes]
+    return stopped

@@ -1,6 +1,7 @@
 """The devnet's long-running services as separate processes: the hub service and one daemon per
 institution, each started with its config from the devnet's state directory and logging to
-`<state_dir>/logs/<name>.log`. Used by `make demo` and the end-to-end tests, which also kill and
+`<state_dir>/logs/<name>.log`, with its bus login (from the devnet's credentials file) in the
+environment variables its config names. Used by `make demo` and the end-to-end tests, which also kill and
 restart daemons (SIGKILL included) to check that nothing is lost.
 """
 
@@ -17,7 +18,10 @@ from typing import Any
 
 import requests
 
+from hub.broker import BusUser
+from hub.envelope import HUB_SENDER
 from relayer.devnet.devnet import DevnetError, read_manifest
+from relayer.devnet.mosquitto import bus_logins
 
 
 @dataclass
@@ -99,6 +103,14 @@ def admin_token(name: str) -> str:
     return f"devnet-{name}-admin-token"
 
 
+def _bus_env(entry: dict[str, Any], name: str, logins: dict[str, BusUser]) -> dict[str, str]:
+    """The environment variables a service's config reads its bus login from, set to its login."""
+    login = logins.get(name)
+    if login is None or "bus_username_env" not in entry or login.password is None:
+        return {}
+    return {entry["bus_username_env"]: name, entry["bus_password_env"]: login.password}
+
+
 class Services:
     """The hub service and every institution's daemon of a devnet that is up."""
 
@@ -111,8 +123,13 @@ class Services:
         logs = self.state_dir / "logs"
         xrelay = [sys.executable, "-m", "relayer"]
         hub = manifest["hub_service"]
+        logins = bus_logins(manifest.get("bus", {}))
         self.hub = Service(
-            "hub", [*xrelay, "hub", "run", "-c", hub["config"]], logs / "hub.log", f"{hub['api']}/v1/status"
+            "hub",
+            [*xrelay, "hub", "run", "-c", hub["config"]],
+            logs / "hub.log",
+            f"{hub['api']}/v1/status",
+            env=_bus_env(hub, HUB_SENDER, logins),
         )
         self.daemons: dict[str, Service] = {}
         for chain in manifest["chains"]:
@@ -122,7 +139,7 @@ class Services:
                 [*xrelay, "run", "-c", chain["config"]],
                 logs / f"{name}-daemon.log",
                 f"http://{chain['admin']}/v1/status",
-                env={chain["admin_token_env"]: token},
+                env={chain["admin_token_env"]: token, **_bus_env(chain, name, logins)},
                 headers={"Authorization": f"Bearer {token}"},
             )
 
