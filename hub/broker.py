@@ -20,6 +20,7 @@ the embedded broker and for the devnet's Mosquitto alike.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -306,7 +307,26 @@ class _Replaying(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
         self.inner.feed_eof()
 
 
-class _AuthenticatingBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
+class _CompliantBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
+    """amqtt's broker, delivering what it queued for an offline persistent session as MQTT 3.1.1
+    requires: amqtt 0.12 sets the RETAIN flag on those messages, which the standard keeps for a
+    message sent because of a new subscription (3.3.1.3); the bus drops retained messages on inboxes,
+    so they would be lost. Delivered as Mosquitto does, with RETAIN 0."""
+
+    async def _publish_session_retained_messages(self, session: Session) -> None:
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        sending = []
+        while not session.retained_messages.empty():
+            queued = await session.retained_messages.get()
+            publish = handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False)
+            sending.append(asyncio.ensure_future(publish))
+        if sending:
+            await asyncio.wait(sending)
+
+
+class _AuthenticatingBroker(_CompliantBroker):
     """amqtt's broker, refusing a client before it touches the session of the client id it gave.
 
     amqtt 0.12 first looks the CONNECT's client id up (deleting that session for clean_session=1,
@@ -370,7 +390,7 @@ class EmbeddedBroker:
         }
         if self.users is None:
             config["plugins"] = {f"{__name__}.{AdmitEveryone.__name__}": {}}
-            broker = Broker(config)
+            broker = _CompliantBroker(config)
         else:
             users = _Users(self.users)
             config["plugins"] = {f"{__name__}.{UsersAuth.__name__}": {"users": users}}

@@ -16,8 +16,6 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from amqtt.broker import Broker
-from amqtt.session import Session
 
 from bridge_contracts.anvil import free_port
 from hub.broker import EmbeddedBroker
@@ -29,28 +27,6 @@ PROBE = 0.2
 DEAF_AFTER = 1.5
 TO_B_FROM_A = institution_topic("bank-b", "bank-a")
 TO_B_FROM_C = institution_topic("bank-b", "bank-c")
-
-
-async def _deliver_queued_unretained(self: Broker, session: Session) -> None:
-    """amqtt 0.12 delivers what it queued for an offline session with the RETAIN flag set, which MQTT
-    3.1.1 forbids (3.3.1.3: RETAIN is 1 only for a message sent because of a new subscription); the
-    bus drops retained messages on inboxes, so these would be lost. Deliver them as Mosquitto does."""
-    handler = self._get_handler(session)
-    if handler is None:
-        return
-    sending = []
-    while not session.retained_messages.empty():
-        queued = await session.retained_messages.get()
-        sending.append(
-            asyncio.ensure_future(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
-        )
-    if sending:
-        await asyncio.wait(sending)
-
-
-@pytest.fixture(autouse=True)
-def _compliant_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Broker, "_publish_session_retained_messages", _deliver_queued_unretained)
 
 
 def run(test: Callable[[EmbeddedBroker], Coroutine[Any, Any, None]]) -> None:

@@ -100,17 +100,19 @@ class Sniffer:
 
 def test_the_broker_sees_only_ciphertext(net: Net) -> None:
     marker = b"wire transfer ref 7731-secret"
-    token_a = bytes(
-        net.contract("bank-a", "AssetRouter")
-        .functions.assetIdOfToken(net.entry("bank-a")["contracts"]["deposit_token"])
-        .call()
-    )
-    amount = 123_456_789_012_345
+    native_a = bytes(net.contract("bank-a", "AssetRouter").functions.nativeAssetId().call())
+    amount = 1_234_567_891_234_567
     target = recorder(net, "bank-b")
     with Sniffer(net) as sniffer:
         keys = [
             call(net, "bank-a", "bank-b", marker),
-            net.send("bank-a", "bank-b", target.address, marker, (token_a, amount)),
+            net.send(
+                "bank-a",
+                "bank-b",
+                target.address,
+                target.encode_abi("receiveMessage", [marker]),
+                (native_a, amount),
+            ),
         ]
         net.wait("bank-b", keys)
         net.wait("bank-a", keys)  # the receipts came back too
@@ -123,7 +125,7 @@ def test_the_broker_sees_only_ciphertext(net: Net) -> None:
         str(amount).encode(),
         target.address.lower()[2:].encode(),
         target.address[2:].encode(),
-        token_a.hex().encode(),
+        native_a.hex().encode(),
         *(key.encode() for key in keys),
     ]
     for _, raw in sniffer.seen:

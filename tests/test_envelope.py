@@ -42,12 +42,14 @@ BODY = {"messages": [{"target": TARGET, "amount": "123456789", "data": "0xfeedfa
 
 
 def envelope(**fields: Any) -> Envelope:
-    return Envelope(
-        **(
-            {"kind": "messages", "sender": "bank-a", "recipient": "bank-b", "chain_id": 901, "body": {}}
-            | fields
-        )
-    )
+    defaults: dict[str, Any] = {
+        "kind": "messages",
+        "sender": "bank-a",
+        "recipient": "bank-b",
+        "chain_id": 901,
+        "body": {},
+    }
+    return Envelope(**(defaults | fields))
 
 
 def open_b(raw: bytes, keyring: Keyring = KEYRING_B) -> Envelope:

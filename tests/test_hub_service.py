@@ -22,10 +22,11 @@ from bridge_contracts.messages import aggregated_leaf
 from bridge_contracts.views import hub_batch
 from hub import config as hub_config
 from hub.api import create_app
-from hub.bus import ROOTS_TOPIC, Bus, RootAnnouncement, read_root_announcement
+from hub.bus import Bus
 from hub.cli import hub as hub_cli
 from hub.client import HubClient, HubClientError
 from hub.config import HubConfigError
+from hub.envelope import ROOTS_TOPIC, RootAnnouncement, read_root_announcement
 from hub.indexer import AggregatedRootMismatch, Indexer, IndexerError, ReorgTooDeep
 from hub.service import HubService
 from hub.store import HubStore
