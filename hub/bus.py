@@ -161,7 +161,9 @@ class Bus:
     asks them to push again. `on_recovered()` is also called when a reconnection finds that the broker
     kept no session for this client id (CONNACK's session-present flag is 0: the broker restarted and
     forgot it, or another client took the id with a clean session, which Mosquitto allows by closing
-    ours): what was published to it meanwhile is gone just the same (event=bus_session_lost).
+    ours): what was published to it meanwhile is gone just the same (event=bus_session_lost); and
+    on every other reconnection too: a QoS 1 delivery in flight on the lost connection, or one a
+    thief holding the session for a moment took, may be gone as well.
 
     Hooks, attributes a caller may set at any time: `on_recovered: Callable[[], object] | None` and
     `on_dropped: Callable[[BusDrop], None] | None` (called in the event loop, for each message
