@@ -689,6 +689,11 @@ def summary(config: InstitutionConfig) -> list[tuple[str, str]]:
         ("keys", str(config.batch.keys_dir)),
         ("store", str(config.store.path)),
         ("bus", bus_text),
+        (
+            "bus key",
+            bus.key.describe() if bus.key else "none: the daemon needs [bus.key] (xrelay bus-key new)",
+        ),
+        *([("bus previous key", bus.previous_key.describe())] if bus.previous_key else []),
         ("admin", f"{admin.listen}, token in {admin.token_env} ({_env_state(admin.token_env)})"),
     ]
     return rows

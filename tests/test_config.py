@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from nacl.public import PrivateKey
 
 from bridge_contracts.anvil import dev_account
 from hub import config as hub_config
+from hub.envelope import devnet_bus_key
 from relayer import config
 from relayer.config import ConfigError
 
@@ -360,6 +362,66 @@ def test_signer_devnet_account(tmp_path: Path) -> None:
     assert signer.resolve().address == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
     assert signer.describe().startswith("devnet account 1 0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
     assert "DEVNET ONLY" in signer.describe()
+
+
+# --- the bus key ------------------------------------------------------------------------------
+
+
+def bus_config(tmp_path: Path, bus: str, name: str = "bank-a.toml") -> Path:
+    return write(tmp_path, BASE + "\n" + bus, name)
+
+
+def test_bus_keys_env_keystore_and_devnet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = PrivateKey.generate()
+    (tmp_path / "keys").mkdir()
+    keyfile = Account.encrypt(bytes(secret), "correct horse", kdf="pbkdf2", iterations=1024)
+    (tmp_path / "keys" / "bus.json").write_text(json.dumps(keyfile))
+    path = bus_config(
+        tmp_path,
+        '[bus]\nkey_grace_seconds = 60.0\n[bus.key]\nenv = "XRELAY_TEST_BUS_KEY"\n'
+        '[bus.previous_key]\nkeystore = "keys/bus.json"\npassword_env = "XRELAY_TEST_PASSWORD"\n',
+    )
+    bus = config.load(path).bus
+    assert bus.key is not None and bus.previous_key is not None and bus.key_grace_seconds == 60.0
+    monkeypatch.delenv("XRELAY_TEST_BUS_KEY", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        bus.key.resolve("bus.key")
+    assert caught.value.problems == [("bus.key.env", "environment variable XRELAY_TEST_BUS_KEY is not set")]
+    monkeypatch.setenv("XRELAY_TEST_BUS_KEY", "a-secret-that-is-no-key")
+    with pytest.raises(ConfigError, match="does not hold a key") as caught:
+        bus.key.resolve("bus.key")
+    assert "a-secret-that-is-no-key" not in str(caught.value)
+    monkeypatch.setenv("XRELAY_TEST_BUS_KEY", "0x" + bytes(secret).hex())
+    assert bytes(bus.key.resolve()) == bytes(secret)
+    monkeypatch.setenv("XRELAY_TEST_PASSWORD", "correct horse")
+    assert bytes(bus.previous_key.resolve("bus.previous_key")) == bytes(secret)
+    monkeypatch.setenv("XRELAY_TEST_PASSWORD", "wrong")
+    with pytest.raises(ConfigError) as caught:
+        bus.previous_key.resolve("bus.previous_key")
+    assert caught.value.problems[0][0] == "bus.previous_key.keystore"
+    devnet = config.load(bus_config(tmp_path, "[bus.key]\ndevnet_key = 3\n", "devnet.toml")).bus.key
+    assert devnet is not None and "DEVNET ONLY" in devnet.describe()
+    assert bytes(devnet.resolve()) == bytes(devnet_bus_key(3))
+    rows = dict(config.summary(config.load(path)))
+    assert rows["bus key"] == "env XRELAY_TEST_BUS_KEY (set)"
+    assert "a-secret" not in str(rows) and bytes(secret).hex() not in str(rows)
+
+
+@pytest.mark.parametrize(
+    ("bus", "key", "fragment"),
+    [
+        ('[bus.key]\nkey = "' + "ab" * 32 + '"\n', "bus.key", "plain private keys are never accepted"),
+        ("[bus.key]\n", "bus.key", "set exactly one of env, keystore (with password_env) or devnet_key"),
+        ('[bus.key]\nenv = "A"\ndevnet_key = 1\n', "bus.key", "not env and devnet_key"),
+        ('[bus.key]\nenv = "A"\npassword_env = "B"\n', "bus.key.password_env", "goes with keystore"),
+        ('[bus.key]\nkeystore = "nowhere.json"\npassword_env = "B"\n', "bus.key.keystore", "does not exist"),
+        ("[bus]\nkey_grace_seconds = -1.0\n", "bus.key_grace_seconds", "must be at least 0.0"),
+        ("[bus]\nmax_envelope_age_seconds = 0.0\n", "bus.max_envelope_age_seconds", "greater than 0"),
+    ],
+)
+def test_bad_bus_keys(tmp_path: Path, bus: str, key: str, fragment: str) -> None:
+    problems = problems_of(bus_config(tmp_path, bus))
+    assert any(k == key and fragment in message for k, message in problems), problems
 
 
 def test_models_are_frozen(tmp_path: Path) -> None:
