@@ -151,7 +151,26 @@ class ContractsConfig(Section):
     daemon needs it to receive."""
 
 
-class SignerConfig(Section):
+class _SecretKey(Section):
+    """A secret key the config names but never holds: read from the environment or a keystore."""
+
+    _config_path: Path | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if isinstance(context, dict) and isinstance(context.get("path"), Path):
+            self._config_path = context["path"]
+
+    def _read_env(self, where: str, name: str, field: str) -> str:
+        value = os.environ.get(name, "")
+        if not value:
+            raise self._error(where, field, f"environment variable {name} is not set")
+        return value
+
+    def _error(self, where: str, field: str, message: str) -> ConfigError:
+        return ConfigError(self._config_path or Path("<config>"), [(f"{where}.{field}", message)])
+
+
+class SignerConfig(_SecretKey):
     """[chain.signer]: where the operator's key comes from; exactly one of env, keystore (with
     password_env) or devnet_account. A plain private key in the file is refused."""
 
@@ -163,12 +182,6 @@ class SignerConfig(Section):
     """With keystore, and only with it: the environment variable holding the keystore's password."""
     devnet_account: StrictInt | None = None
     """anvil's well-known development account 0-9. DEVNET ONLY: its key is public."""
-
-    _config_path: Path | None = PrivateAttr(default=None)
-
-    def model_post_init(self, context: Any, /) -> None:
-        if isinstance(context, dict) and isinstance(context.get("path"), Path):
-            self._config_path = context["path"]
 
     @model_validator(mode="before")
     @classmethod
@@ -211,15 +224,18 @@ class SignerConfig(Section):
         if self.devnet_account is not None:
             return dev_account(self.devnet_account)
         if self.keystore is not None and self.password_env is not None:
-            password = self._read_env(self.password_env, "password_env")
+            password = self._read_env("chain.signer", self.password_env, "password_env")
             try:
                 keyfile = json.loads(self.keystore.read_text())
             except (OSError, ValueError) as exc:
-                raise self._error("keystore", f"cannot read keystore {self.keystore}: {exc}") from None
+                raise self._error(
+                    "chain.signer", "keystore", f"cannot read keystore {self.keystore}: {exc}"
+                ) from None
             try:
                 key = Account.decrypt(keyfile, password)
             except Exception:
                 raise self._error(
+                    "chain.signer",
                     "keystore",
                     f"cannot decrypt keystore {self.keystore} with the password in {self.password_env} "
                     "(wrong password, or not a V3 keystore)",
@@ -227,12 +243,14 @@ class SignerConfig(Section):
             keystore_account: LocalAccount = Account.from_key(key)
             return keystore_account
         assert self.env is not None  # validation guarantees one form
-        value = self._read_env(self.env, "env")
+        value = self._read_env("chain.signer", self.env, "env")
         try:
             account: LocalAccount = Account.from_key(value.strip())
         except Exception:  # never echo the value: it is meant to be a secret
             raise self._error(
-                "env", f"environment variable {self.env} does not hold a private key (64 hex digits)"
+                "chain.signer",
+                "env",
+                f"environment variable {self.env} does not hold a private key (64 hex digits)",
             ) from None
         return account
 
@@ -246,15 +264,6 @@ class SignerConfig(Section):
                 f"keystore {self.keystore} (password in {self.password_env}, {_env_state(self.password_env)})"
             )
         return f"env {self.env} ({_env_state(self.env)})"
-
-    def _read_env(self, name: str, key: str) -> str:
-        value = os.environ.get(name, "")
-        if not value:
-            raise self._error(key, f"environment variable {name} is not set")
-        return value
-
-    def _error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(self._config_path or Path("<config>"), [(f"chain.signer.{key}", message)])
 
 
 class RpcChain(Section):
@@ -377,7 +386,7 @@ class StoreConfig(Section):
         return RefusalPolicy(self.refusal_bytes, self.refusals_kept, self.refusals_max_days * 86400)
 
 
-class BusKeyConfig(Section):
+class BusKeyConfig(_SecretKey):
     """[bus.key] (and [bus.previous_key]): where the institution's bus encryption key (an X25519
     secret key, which opens the envelopes peers seal to the public key the L1 Hub registers for this
     chain) comes from; exactly one of env, keystore (with password_env) or devnet_key. A plain key
@@ -392,13 +401,6 @@ class BusKeyConfig(Section):
     """With keystore, and only with it: the environment variable holding the keystore's password."""
     devnet_key: Annotated[StrictInt, Field(ge=0, le=255)] | None = None
     """The devnet's bus key number 0-255. DEVNET ONLY: derived from a public label."""
-
-    _config_path: Path | None = PrivateAttr(default=None)
-    _key: str = PrivateAttr(default="bus.key")
-
-    def model_post_init(self, context: Any, /) -> None:
-        if isinstance(context, dict) and isinstance(context.get("path"), Path):
-            self._config_path = context["path"]
 
     @model_validator(mode="before")
     @classmethod
@@ -459,15 +461,6 @@ class BusKeyConfig(Section):
                 f"keystore {self.keystore} (password in {self.password_env}, {_env_state(self.password_env)})"
             )
         return f"env {self.env} ({_env_state(self.env)})"
-
-    def _read_env(self, key: str, name: str, field: str) -> str:
-        value = os.environ.get(name, "")
-        if not value:
-            raise self._error(key, field, f"environment variable {name} is not set")
-        return value
-
-    def _error(self, key: str, field: str, message: str) -> ConfigError:
-        return ConfigError(self._config_path or Path("<config>"), [(f"{key}.{field}", message)])
 
 
 class BusConfig(Section):

@@ -3,6 +3,9 @@ id, per-institution ACLs), three institutions' daemons as separate processes, an
 
 - Privacy: the broker's admin, who reads every topic, sees no target, amount, calldata or message id
   of what bank-a sends bank-b.
+- Hostile envelopes on bank-a's topic (a replay of one the broker saw, tampered ciphertext, a body
+  sealed to another key, a header moved onto another body, an unsigned change): each refused with its
+  reason, and bank-a's next message is executed.
 - A flood of 1,000 envelopes and an oversized one on bank-c's topic to bank-b: refused or dropped,
   recorded, bank-b keeps running and executes bank-a's messages meanwhile.
 - Deafness: a session taken over with a stolen login, and the broker frozen (SIGSTOP) for 30 s:
@@ -13,6 +16,7 @@ id, per-institution ACLs), three institutions' daemons as separate processes, an
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import threading
@@ -22,10 +26,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import requests
 import tomli_w
 from click.testing import CliRunner
+from eth_account.messages import encode_defunct
+from eth_hash.auto import keccak
 
 from bridge_contracts import anvil
 from bridge_contracts.chain import Chain
@@ -134,6 +141,58 @@ def test_the_broker_sees_only_ciphertext(net: Net) -> None:
     for _, raw in sniffer.seen:
         for secret in secrets:
             assert secret not in raw, (secret, raw[:300])
+
+
+def _resigned(fields: dict[str, Any], operator: Any) -> bytes:
+    """An envelope's fields signed anew by `operator`, as a peer that holds the key would."""
+    unsigned = {name: value for name, value in fields.items() if name != "signature"}
+    digest = keccak(orjson.dumps(unsigned, option=orjson.OPT_SORT_KEYS))
+    signature = "0x" + bytes(operator.sign_message(encode_defunct(primitive=digest)).signature).hex()
+    return orjson.dumps(unsigned | {"signature": signature}, option=orjson.OPT_SORT_KEYS)
+
+
+def test_hostile_envelopes_are_refused_with_their_reasons_and_traffic_flows(net: Net) -> None:
+    operator_a = anvil.dev_account(net.entry("bank-a")["operator_account"])
+    to_b = institution_topic("bank-b", "bank-a")
+    with Sniffer(net) as sniffer:  # a genuine envelope bank-a sent bank-b, as the broker saw it
+        net.wait("bank-b", [call(net, "bank-a", "bank-b", b"to be replayed")])
+    genuine = next(raw for topic, raw in sniffer.seen if topic == to_b)
+    fields = orjson.loads(genuine)
+    box = bytearray(base64.b64decode(fields["body"]))
+    box[-1] ^= 1
+    other = orjson.loads(
+        Envelope("receipts", "bank-a", "bank-b", fields["chain_id"], {"results": []}).seal(
+            bytes.fromhex(fields["key"][2:]), operator_a
+        )
+    )
+    wrong_key = public_key_of(devnet_bus_key(99))
+    hostile = {
+        "replayed: envelope": genuine,
+        "sealed body refused: it does not open": _resigned(
+            fields | {"id": "tampered", "body": base64.b64encode(bytes(box)).decode()}, operator_a
+        ),
+        "sealed to key": Envelope("messages", "bank-a", "bank-b", fields["chain_id"], {}).seal(
+            wrong_key, operator_a
+        ),
+        "the sealed body belongs to another envelope": _resigned(
+            fields | {"id": "swapped", "body": other["body"]}, operator_a
+        ),
+        "signed by": orjson.dumps(fields | {"id": "unsigned-change"}),
+    }
+
+    async def publish() -> None:
+        async with net.admin_bus() as bus:
+            for raw in hostile.values():
+                await bus.publish(to_b, raw)
+            assert await bus.drain(30)
+
+    asyncio.run(publish())
+    key = call(net, "bank-a", "bank-b", b"after the hostile ones")
+    net.wait("bank-b", [key])
+    with net.store("bank-b") as store:
+        reasons = [r.reason for r in store.refusals(200) if r.peer == "bank-a"]
+    for reason in hostile:
+        assert any(r.startswith(reason) for r in reasons), (reason, reasons)
 
 
 def test_a_flood_from_one_peer_delays_only_that_peer(net: Net) -> None:
