@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -108,11 +109,11 @@ def measure(rounds: int) -> dict[str, Any]:
             "body_bytes": len(orjson.dumps(envelope.body)),
             "signed_bytes": len(signed),
             "sealed_bytes": len(sealed),
-            "sign_us": _median_us(lambda e=envelope: _signed_only(e), rounds),
-            "seal_and_sign_us": _median_us(lambda e=envelope: e.seal(public_key_of(KEY), OPERATOR), rounds),
-            "verify_us": _median_us(lambda r=signed: _open_signed_only(r), rounds),
+            "sign_us": _median_us(partial(_signed_only, envelope), rounds),
+            "seal_and_sign_us": _median_us(partial(envelope.seal, public_key_of(KEY), OPERATOR), rounds),
+            "verify_us": _median_us(partial(_open_signed_only, signed), rounds),
             "verify_and_open_us": _median_us(
-                lambda r=sealed: open_envelope(r, me="bank-b", peers=PEERS, keyring=KEYRING), rounds
+                partial(open_envelope, sealed, me="bank-b", peers=PEERS, keyring=KEYRING), rounds
             ),
         }
     return results

@@ -54,6 +54,12 @@ OUTSIDER_USER = "outsider"
 """A devnet and test login with a valid password and no rights at all."""
 
 
+CONNECT_SECONDS = 10.0
+"""How long a new connection may take to send its CONNECT before it is closed."""
+MAX_CONNECTIONS = 256
+"""Connections the embedded broker holds at once (a devnet has a handful)."""
+
+
 class BrokerError(RuntimeError):
     """The embedded broker could not start (most often: its port is taken), or its users file is bad."""
 
@@ -342,18 +348,28 @@ class _AuthenticatingBroker(_CompliantBroker):
         self, reader: ReaderAdapter, writer: Any, remote_address: str, remote_port: int
     ) -> Any:
         recording = _Recording(reader)
-        connect = await ConnectPacket.from_stream(recording)
+        try:
+            connect = await asyncio.wait_for(ConnectPacket.from_stream(recording), CONNECT_SECONDS)
+        except Exception:  # slow, truncated or not a CONNECT at all: nothing to answer
+            await writer.close()
+            raise
+        refusal = None
         if self._users.admitted(connect.username, connect.password, connect.client_id) is None:
+            refusal = "not authorized"
+        elif connect.will_flag:  # amqtt publishes a will without asking the topic ACL; xrelay uses none
+            refusal = f"a will (on {connect.payload.will_topic!r}) is not accepted"
+        if refusal is not None:
             log.warning(
-                "event=broker_refused client=%s user=%s from=%s:%s",
+                "event=broker_refused client=%s user=%s from=%s:%s reason=%r",
                 connect.client_id,
                 connect.username,
                 remote_address,
                 remote_port,
+                refusal,
             )
             await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
             await writer.close()
-            raise MQTTError(f"client {connect.client_id!r} (user {connect.username!r}) is not authorized")
+            raise MQTTError(f"client {connect.client_id!r} (user {connect.username!r}): {refusal}")
         return await super()._initialize_client_session(
             _Replaying(bytes(recording.data), reader), writer, remote_address, remote_port
         )
@@ -386,7 +402,13 @@ class EmbeddedBroker:
         if self._broker is not None:
             return
         config: dict[str, Any] = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "listeners": {
+                "default": {
+                    "type": "tcp",
+                    "bind": f"{self.host}:{self.port}",
+                    "max_connections": MAX_CONNECTIONS,
+                }
+            },
         }
         if self.users is None:
             config["plugins"] = {f"{__name__}.{AdmitEveryone.__name__}": {}}

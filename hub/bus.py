@@ -17,9 +17,10 @@ stale one, then persistent sessions again), subscribes again and, once it hears 
 What arrives is queued per sender (the sender the topic names; ROOTS_TOPIC and any other subscribed
 topic each have a queue of their own) and `messages()` takes from the queues in turn, so one sender
 flooding the bus delays the others by one message at most. A queue holds `per_sender_pending`
-messages; what arrives when its queue is full, what is larger than `max_payload_bytes`, a retained
-message on an inbox topic (stale garbage the broker would hand over at every subscription) and
-anything on a topic that is not ours is dropped and reported to `on_dropped`. Dropping loses nothing
+messages of at most `per_sender_bytes` in all; what arrives when its queue is full, what is larger
+than `max_payload_bytes`, a retained message on an inbox topic (stale garbage the broker would hand
+over at every subscription), a sender `senders` does not know (only peers get a queue) and anything
+on a topic that is not ours is dropped and reported to `on_dropped`. Dropping loses nothing
 for good: a sender pushes again what gets no receipt.
 """
 
@@ -73,6 +74,8 @@ class BusMessage:
     ROOTS_TOPIC and on other subscribed topics."""
 
 
+STALL_SECONDS = 1.0
+"""An event loop that woke this much later than asked was stalled, not the broker silent."""
 DROP_KINDS = ("too_large", "queue_full", "retained", "foreign_topic")
 """Why the bus drops an incoming message (`BusDrop.kind`, a metric's label)."""
 DROP_HEAD_BYTES = 4096
@@ -189,7 +192,9 @@ class Bus:
         probe_seconds: float | None = None,
         deaf_after_seconds: float | None = None,
         per_sender_pending: int = 500,
+        per_sender_bytes: int = 64 << 20,
         max_payload_bytes: int | None = 4 << 20,
+        senders: Callable[[str], bool] | None = None,
         on_dropped: Callable[[BusDrop], None] | None = None,
         on_recovered: Callable[[], object] | None = None,
     ) -> None:
@@ -214,6 +219,8 @@ class Bus:
         self.probe_seconds = probe_seconds
         self.deaf_after_seconds = deaf_after_seconds
         self.per_sender_pending = per_sender_pending
+        self.per_sender_bytes = per_sender_bytes
+        self.senders = senders
         self.max_payload_bytes = max_payload_bytes
         self.on_dropped = on_dropped
         self.on_recovered = on_recovered
@@ -228,6 +235,7 @@ class Bus:
         self._outbox_empty = asyncio.Event()
         self._outbox_empty.set()
         self._queues: dict[str, deque[BusMessage]] = {}
+        self._queued_bytes: dict[str, int] = {}
         self._turns: deque[str] = deque()  # the queues that hold something, in the order of their turn
         self._arrived = asyncio.Event()
         self._connected = asyncio.Event()
@@ -353,11 +361,13 @@ class Bus:
                 key = self._turns.popleft()
                 queue = self._queues[key]
                 message = queue.popleft()
+                self._queued_bytes[key] -= len(message.payload)
                 if queue:
                     self._turns.append(key)
                 else:
-                    del self._queues[key]
+                    del self._queues[key], self._queued_bytes[key]
                 yield message
+                await asyncio.sleep(0)  # a backlog never keeps the rest of the event loop waiting
             elif self._closed:
                 return
             else:
@@ -399,6 +409,9 @@ class Bus:
                     f"{digest.hex()}): the broker hands it over at every subscription",
                 )
                 return
+            if self.senders is not None and not self.senders(sender):
+                self._drop(sender, topic, payload, "foreign_topic", f"{sender} is not a peer of {self.name}")
+                return
             key = sender
         elif not self._in_inbox(topic) and any(_matches(topic, t) for t in self.topics):
             key = topic
@@ -408,17 +421,22 @@ class Bus:
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = deque()
-        if len(queue) >= self.per_sender_pending:
+            self._queued_bytes[key] = 0
+        if len(queue) >= self.per_sender_pending or self._queued_bytes[key] + size > self.per_sender_bytes:
             self._drop(
                 sender,
                 topic,
                 payload,
                 "queue_full",
-                f"{len(queue)} messages from {key} wait to be read: over its quota",
+                f"{len(queue)} messages ({self._queued_bytes[key]} bytes) from {key} wait to be read: "
+                "over its quota",
             )
+            if not queue:
+                del self._queues[key], self._queued_bytes[key]
             return
         if not queue:
             self._turns.append(key)
+        self._queued_bytes[key] += size
         queue.append(BusMessage(topic=topic, payload=payload, sender=sender))
         self._arrived.set()
 
@@ -516,9 +534,15 @@ class Bus:
         """Raise _Deaf once nothing was heard for deaf_after_seconds on this connection."""
         assert self.deaf_after_seconds is not None and self.probe_seconds is not None
         tick = min(max(self.probe_seconds / 4, 0.05), 1.0)
+        stalled_at = 0.0  # when the event loop last came back from a stall (monotonic)
         while True:
+            slept = time.monotonic()
             await asyncio.sleep(tick)
-            silent = time.monotonic() - max(self._heard_at, self._connected_at)
+            if time.monotonic() - slept > tick + STALL_SECONDS:
+                # The loop was busy (a flood being refused, say): a probe that came back meanwhile
+                # may still wait to be read. Silence counts again from now, not from before.
+                stalled_at = time.monotonic()
+            silent = time.monotonic() - max(self._heard_at, self._connected_at, stalled_at)
             if silent <= self.deaf_after_seconds:
                 continue
             now = time.time()

@@ -67,6 +67,7 @@ KEY_BYTES = 32
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")  # an institution's name, as in its config
 _SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
 _KEY = re.compile(r"0x[0-9a-f]{64}")
+_ID = re.compile(r"[0-9a-f]{32}")  # new_envelope_id()
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "version": int,
     "kind": str,
@@ -264,6 +265,10 @@ def _header(raw: bytes) -> dict[str, Any]:
         raise EnvelopeRefused("signature is not 65 bytes of 0x-hex", sender, chain_id)
     if not _KEY.fullmatch(data["key"]):
         raise EnvelopeRefused("key is not 32 bytes of lower-case 0x-hex", sender, chain_id)
+    if not _ID.fullmatch(data["id"]):
+        raise EnvelopeRefused("id is not 32 lower-case hex digits", sender, chain_id)
+    if not _NAME.fullmatch(data["sender"]) or not _NAME.fullmatch(data["recipient"]):
+        raise EnvelopeRefused("sender and recipient must be institution names", None, chain_id)
     return data
 
 

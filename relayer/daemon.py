@@ -179,6 +179,7 @@ class Daemon:
             probe_seconds=bus.probe_seconds,
             deaf_after_seconds=bus.deaf_after_seconds,
             per_sender_pending=bus.per_peer_pending,
+            per_sender_bytes=max(64 << 20, 4 * bus.max_envelope_bytes),
             max_payload_bytes=bus.max_envelope_bytes,
         )
 
@@ -187,10 +188,11 @@ class Daemon:
 
         def dropped(drop: BusDrop) -> None:
             reason = f"{drop.reason} (dropped by the bus: topic {drop.topic}, {drop.size} bytes)"
-            ctx.store.refuse(peer=drop.sender, chain_id=None, kind="envelope", reason=reason, raw=drop.head)
+            ctx.refuse(peer=drop.sender, chain_id=None, kind="envelope", reason=reason, raw=drop.head)
             ctx.metrics.failure(f"bus_{drop.kind}")
 
         ctx.bus.on_dropped = dropped
+        ctx.bus.senders = lambda name: ctx.peer_by_name(name) is not None  # only peers get a queue
         ctx.bus.on_recovered = lambda: self._on_bus_recovered(ctx)
         ctx.metrics.watch_bus(ctx.bus)
 

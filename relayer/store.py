@@ -1848,8 +1848,8 @@ def _migrate_v2_to_v3(db: Database) -> None:
 def _migrate_v3_to_v4(db: Database) -> None:
     """Version 4: the ids of the envelopes taken from the bus lately, so a replayed one is refused."""
     db.execute(
-        "CREATE TABLE envelopes (id TEXT PRIMARY KEY, sender TEXT NOT NULL, sent_at REAL NOT NULL, "
-        "seen_at REAL NOT NULL)"
+        "CREATE TABLE envelopes (sender TEXT NOT NULL, id TEXT NOT NULL, sent_at REAL NOT NULL, "
+        "seen_at REAL NOT NULL, PRIMARY KEY (sender, id))"
     )
     db.execute("CREATE INDEX idx_envelopes_sent_at ON envelopes (sent_at)")
 

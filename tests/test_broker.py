@@ -17,6 +17,7 @@ import tomllib
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from socket import SHUT_RDWR
 from typing import Any
 
 import aiomqtt
@@ -309,6 +310,40 @@ def test_the_outsider_reads_and_writes_nothing(kind: str, mosquitto: Mosquitto) 
             await asyncio.sleep(0.3)
             listener.cancel()
             assert heard == []
+
+    run(kind, mosquitto, body)
+
+
+def test_a_will_cannot_write_where_its_login_may_not(kind: str, mosquitto: Mosquitto) -> None:
+    """A will is published by the broker when its client drops: amqtt never asks the topic ACL, so the
+    embedded broker refuses any will; Mosquitto applies the ACL and drops it."""
+
+    async def drop_with_will(broker: Broker, user: str, payload: bytes) -> None:
+        client = broker.client(user)
+        client._client.will_set(TO_B_FROM_A, payload, qos=1)
+        await client.__aenter__()
+        socket = client._client.socket()
+        assert socket is not None
+        assert isinstance(socket, ssl.SSLSocket)
+        socket.shutdown(SHUT_RDWR)  # dropped without DISCONNECT: the broker sends the will, if any
+        with contextlib.suppress(Exception):
+            await client.__aexit__(None, None, None)
+
+    async def body(broker: Broker) -> None:
+        async with listening(broker.client(ADMIN_USER), "#") as everything:
+            if kind == "embedded":
+                client = broker.client(OUTSIDER_USER)
+                client._client.will_set(TO_B_FROM_A, b"will of the outsider", qos=1)
+                assert await refused(client) == NOT_AUTHORIZED
+            else:
+                await drop_with_will(broker, OUTSIDER_USER, b"will of the outsider")
+                await drop_with_will(broker, "bank-a", b"will of bank-a")  # the control: its own topic
+                await until(everything, b"will of bank-a")
+            async with broker.client("bank-a") as bank_a:
+                await bank_a.publish(TO_B_FROM_A, b"for bank-b", qos=1)
+            seen = await until(everything, b"for bank-b")
+            await asyncio.sleep(0.5)
+            assert b"will of the outsider" not in [p for _, p in seen]
 
     run(kind, mosquitto, body)
 

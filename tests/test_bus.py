@@ -189,6 +189,19 @@ def test_a_bus_hears_its_own_probes_and_never_yields_them() -> None:
     run(body)
 
 
+def test_a_stalled_event_loop_is_not_taken_for_deafness() -> None:
+    async def body(broker: EmbeddedBroker) -> None:
+        async with probing(broker.url, "bank-b") as bank_b:
+            await bank_b.wait_connected(WAIT)
+            await _until(lambda: bank_b.last_heard is not None)
+            assert bank_b.deaf_after_seconds is not None
+            time.sleep(bank_b.deaf_after_seconds * 1.5)  # the loop is held, as by a long burst of work
+            await asyncio.sleep(1.0)
+            assert (bank_b.deaf_episodes, bank_b.reconnects) == (0, 0), bank_b.health()
+
+    run(body)
+
+
 async def _takeover(url: str, host: str, port: int) -> tuple[Bus, list[float], float]:
     """Someone connects with bank-b's client id for three seconds, then leaves; bank-b signals that
     it must be sent again what it missed, and hears what is published to it afterwards."""
@@ -401,6 +414,29 @@ def test_a_sender_over_its_quota_is_dropped_and_reported() -> None:
             ]
             received = await receive(bank_b, 6)
             assert [m.payload for m in received] == [b"a 0", b"c 0", b"a 1", b"a 2", b"a 3", b"a 4"]
+
+    run(body)
+
+
+def test_only_known_senders_get_a_queue_and_a_queue_has_a_byte_budget() -> None:
+    async def body(broker: EmbeddedBroker) -> None:
+        async with (
+            Bus(broker.url, "bank-b", per_sender_bytes=2500, senders=lambda name: name == "bank-a") as bank_b,
+            Bus(broker.url, "bank-a") as bank_a,
+        ):
+            hooks = Recorder(bank_b)
+            await bank_b.wait_connected(WAIT)
+            await bank_a.publish(institution_topic("bank-b", "sybil-1"), b"from nobody")
+            for n in range(3):
+                await bank_a.publish(TO_B_FROM_A, bytes([n]) * 1000)  # the third is over 2,500 bytes
+            await _until(lambda: len(hooks.drops) == 2)
+            assert hooks.kinds() == ["foreign_topic", "queue_full"]
+            assert hooks.drops[0].reason == "sybil-1 is not a peer of bank-b"
+            received = await receive(bank_b, 2)
+            assert [m.payload for m in received] == [b"\0" * 1000, b"\1" * 1000]
+            await bank_a.publish(TO_B_FROM_A, b"\3" * 2000)  # read: the budget is free again
+            [message] = await receive(bank_b, 1)
+            assert message.payload == b"\3" * 2000
 
     run(body)
 

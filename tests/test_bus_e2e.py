@@ -38,7 +38,7 @@ from bridge_contracts import anvil
 from bridge_contracts.chain import Chain
 from hub.broker import read_users
 from hub.bus import Bus, BusTls
-from hub.envelope import Envelope, devnet_bus_key, institution_topic, public_key_of
+from hub.envelope import Envelope, devnet_bus_key, institution_topic, new_envelope_id, public_key_of
 from relayer.bus_keys import new_key
 from relayer.cli import cli
 from relayer.devnet.services import admin_token
@@ -169,15 +169,15 @@ def test_hostile_envelopes_are_refused_with_their_reasons_and_traffic_flows(net:
     hostile = {
         "replayed: envelope": genuine,
         "sealed body refused: it does not open": _resigned(
-            fields | {"id": "tampered", "body": base64.b64encode(bytes(box)).decode()}, operator_a
+            fields | {"id": new_envelope_id(), "body": base64.b64encode(bytes(box)).decode()}, operator_a
         ),
         "sealed to key": Envelope("messages", "bank-a", "bank-b", fields["chain_id"], {}).seal(
             wrong_key, operator_a
         ),
         "the sealed body belongs to another envelope": _resigned(
-            fields | {"id": "swapped", "body": other["body"]}, operator_a
+            fields | {"id": new_envelope_id(), "body": other["body"]}, operator_a
         ),
-        "signed by": orjson.dumps(fields | {"id": "unsigned-change"}),
+        "signed by": orjson.dumps(fields | {"id": new_envelope_id()}),
     }
 
     async def publish() -> None:

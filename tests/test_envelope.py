@@ -128,6 +128,7 @@ def test_header_checks() -> None:
     assert refused(orjson.dumps({k: v for k, v in fields.items() if k != "key"})) == "missing fields: key"
     assert refused(orjson.dumps({**fields, "body": 5})).startswith("field body has the wrong type")
     assert refused(orjson.dumps({**fields, "key": "0x12"})).startswith("key is not 32 bytes")
+    assert refused(orjson.dumps({**fields, "id": "x" * 1_000_000})) == "id is not 32 lower-case hex digits"
     assert refused(resign({**fields, "body": "not base64!"})).startswith("sealed body refused")
     assert refused(b"[1]") == "the envelope is not a JSON object but list"
     assert refused(b"\xff").startswith("the envelope is not JSON")

@@ -73,7 +73,7 @@ from proofs.groth16.prover import prove
 from proofs.message import roll
 from relayer.config import load
 from relayer.metrics import Metrics
-from relayer.pipeline.context import Context
+from relayer.pipeline.context import REFUSALS_PER_MINUTE, Context
 from relayer.pipeline.receiver import Receiver, send_receipts
 from relayer.sender import Sender
 from relayer.store import InStatus, Outcome, Received, Refusal, Sent, Store
@@ -1145,6 +1145,28 @@ def test_a_resync_makes_what_waits_for_the_peers_receipt_due_now(world: World, t
             assert row is not None and row.status == "pushed" and start <= row.due <= time.time(), row
         assert net.a.ctx.wakeups.event("pusher").is_set()
         assert _status(a, _key(4)) == "settled"  # for chain 903, not pushed to bank-b: left alone
+
+        # Asked again at once: ignored, so a peer cannot make bank-a push its backlog in a loop.
+        a.record_push(pushed, "bank-b", "pushed again")
+        await net.b.ctx.send("bank-a", "resync", {})
+        [raw] = (await net.published())["bank-a"]
+        await net.a.receiver.handle(raw, institution_topic("bank-a", "bank-b"))
+        assert all(row.due > time.time() for key in pushed if (row := a.message(key)) is not None)
+
+    run(world, tmp_path, body)
+
+
+def test_refusals_are_recorded_within_a_budget_per_sender(world: World, tmp_path: Path) -> None:
+    async def body(net: Net) -> None:
+        ctx = net.b.ctx
+        for n in range(REFUSALS_PER_MINUTE + 30):
+            ctx.refuse(peer="bank-a", chain_id=A_ID, kind="envelope", reason=f"junk {n}", raw=b"junk")
+        ctx.refuse(peer="bank-c", chain_id=C_ID, kind="envelope", reason="bank-c's own", raw=b"")
+        reasons = [r.reason for r in net.b.store.refusals()]
+        assert len(reasons) == REFUSALS_PER_MINUTE + 1 and reasons[0] == "bank-c's own"
+        assert reasons[-1] == "junk 0" and f"junk {REFUSALS_PER_MINUTE}" not in reasons
+        skipped = ctx.metrics.failures.labels(reason="refusal not recorded: over the per-minute budget")
+        assert skipped._value.get() == 30
 
     run(world, tmp_path, body)
 

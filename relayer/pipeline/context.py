@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -33,6 +34,12 @@ log = logging.getLogger(__name__)
 
 HUB_RECORD_TTL = 30.0
 """Seconds a chain's operator and bus key, read from the L1 Hub, are trusted before being read again."""
+
+
+FRESH_READ_SECONDS = 5.0
+"""The least time between two reads of this chain's bus key from L1 that an envelope causes."""
+REFUSALS_PER_MINUTE = 120
+"""Refused envelopes recorded in the store per sender and minute; a flood beyond is only counted."""
 
 
 class NoBusKey(RuntimeError):
@@ -76,6 +83,7 @@ class Context:
     """This institution's bus keys from its config: the current one, then the previous one."""
     _config_mtime: float = 0.0
     _hub_records: dict[int, tuple[HubChain, HubBusKey, float]] = field(default_factory=dict)
+    _refused: dict[str | None, deque[float]] = field(default_factory=dict)  # per sender: when, last minute
 
     @property
     def chain_id(self) -> int:
@@ -127,6 +135,27 @@ class Context:
         log.info("peers now: %s", ", ".join(f"{p.name} ({p.chain_id})" for p in fresh.peers) or "none")
         return True
 
+    def refuse(self, *, peer: str | None, chain_id: int | None, kind: str, reason: str, raw: bytes) -> None:
+        """Record a refused input (`Store.refuse`), at most REFUSALS_PER_MINUTE a minute per sender:
+        beyond that a flood is counted in the metrics and logged once a minute, not written, so it
+        neither fills the disk nor holds the event loop."""
+        window = self._refused.setdefault(peer, deque())
+        moment = time.monotonic()
+        while window and window[0] < moment - 60:
+            window.popleft()
+        if len(window) >= REFUSALS_PER_MINUTE:
+            self.metrics.failure("refusal not recorded: over the per-minute budget")
+            if len(window) == REFUSALS_PER_MINUTE:
+                window.append(moment)  # one warning per full window
+                log.warning(
+                    "%s sent more than %d refused inputs in a minute: more are counted, not recorded",
+                    peer or "an unknown sender",
+                    REFUSALS_PER_MINUTE,
+                )
+            return
+        window.append(moment)
+        self.store.refuse(peer=peer, chain_id=chain_id, kind=kind, reason=reason, raw=raw)
+
     async def call(self, fn: Any) -> Any:
         """A contract view call, off the event loop."""
         return await asyncio.to_thread(fn.call)
@@ -145,6 +174,13 @@ class Context:
             cached = (record, bus_key, time.monotonic())
             self._hub_records[chain_id] = cached
         return cached[0], cached[1]
+
+    def may_read_l1_again(self) -> bool:
+        """Whether an envelope sealed to a key the cached record does not know may make this daemon
+        read its own chain's record from L1 now: at most once every FRESH_READ_SECONDS, so envelopes
+        sealed to random keys cannot drain the RPC endpoint."""
+        cached = self._hub_records.get(self.chain_id)
+        return cached is None or cached[2] < time.monotonic() - FRESH_READ_SECONDS
 
     async def keyring(self, *, fresh: bool = False) -> Keyring:
         """The keys envelopes to this institution open with now: of the configured ones, the key the

@@ -62,6 +62,7 @@ from relayer.store import FINAL_STATUSES, Direction, InStatus, OutStatus, Receip
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW = 300.0  # seconds an envelope's sent_at may lie ahead of this daemon's clock
+RESYNC_SECONDS = 10.0  # a peer's resync is honoured at most this often
 NOT_SETTLED = "not settled"  # a check's answer when L1 has not settled the batch yet: ask again later
 VERDICTS_KEPT = 1024  # batch-proof verdicts remembered
 BOUNCEABLE = (OutStatus.SETTLED, OutStatus.PUSHED, OutStatus.FAILED, OutStatus.BOUNCED, OutStatus.EXECUTED)
@@ -77,6 +78,7 @@ class Receiver:
         self._verified: OrderedDict[tuple[int, int, tuple[int, ...], str], bool] = OrderedDict()
         self._arrivals: dict[str, deque[float]] = {}  # per peer name: arrival times in the last minute
         self._lock = asyncio.Lock()  # one verification at a time: handle() and recheck() share rows
+        self._resynced: dict[str, float] = {}  # per peer: when it last had everything pushed again
 
     async def peers(self) -> dict[str, PeerKey]:
         """Each peer's chain and the operator the L1 Hub has for it (read again every HUB_RECORD_TTL)."""
@@ -96,13 +98,15 @@ class Receiver:
         its genuine copy as a replay)."""
         ctx = self.ctx
         me, peers = ctx.config.institution, await self.peers()
-        try:
-            envelope = open_envelope(raw, me=me, peers=peers, keyring=await ctx.keyring())
+        keyring = await ctx.keyring()
+        try:  # off the event loop: recovering the signer and opening the box take milliseconds
+            envelope = await asyncio.to_thread(open_envelope, raw, me=me, peers=peers, keyring=keyring)
         except EnvelopeRefused as exc:
-            if not exc.reason.startswith("sealed to key"):
+            if not exc.reason.startswith("sealed to key") or not ctx.may_read_l1_again():
                 raise
-            # Sealed to a key of ours the cached L1 record does not show yet (a rotation): ask L1 now.
-            envelope = open_envelope(raw, me=me, peers=peers, keyring=await ctx.keyring(fresh=True))
+            # Sealed to a key of ours the cached L1 record may not show yet (a rotation): ask L1 now.
+            keyring = await ctx.keyring(fresh=True)
+            envelope = await asyncio.to_thread(open_envelope, raw, me=me, peers=peers, keyring=keyring)
         if topic is not None and sender_of(topic, me) != envelope.sender:
             raise EnvelopeRefused(
                 f"{envelope.sender}'s envelope came on {topic}, not on its own topic",
@@ -138,17 +142,15 @@ class Receiver:
         limit = ctx.config.bus.max_envelope_bytes
         if len(raw) > limit:
             reason = f"envelope too large: {len(raw)} bytes, the limit is {limit} (bus.max_envelope_bytes)"
-            ctx.store.refuse(peer=None, chain_id=None, kind="envelope", reason=reason, raw=raw)
+            ctx.refuse(peer=None, chain_id=None, kind="envelope", reason=reason, raw=raw)
             ctx.metrics.failure("envelope too large")
             log.warning("refused an envelope: %s", reason)
             return
         try:
             envelope = await self._open(raw, topic)
         except EnvelopeRefused as exc:
-            ctx.store.refuse(
-                peer=exc.sender, chain_id=exc.chain_id, kind="envelope", reason=exc.reason, raw=raw
-            )
-            ctx.metrics.failure("envelope refused: " + exc.reason.split(":")[0][:40])
+            ctx.refuse(peer=exc.sender, chain_id=exc.chain_id, kind="envelope", reason=exc.reason, raw=raw)
+            ctx.metrics.failure("envelope refused")  # a fixed label: the reason is the sender's text
             log.warning("refused an envelope from %s: %s", exc.sender or "?", exc.reason)
             return
         peer = ctx.peer_by_name(envelope.sender)
@@ -161,15 +163,23 @@ class Receiver:
                 self._receipts(peer, receipts_from_json(envelope.body), raw)
             else:
                 assert envelope.kind == KIND_RESYNC
-                again = ctx.store.push_now(peer.name)
-                log.info("%s asks for everything again: %d message(s) to push now", peer.name, again)
-                ctx.wakeups.wake("pusher")
+                self._resync(peer)
         except DeliveryError as exc:
-            ctx.store.refuse(
-                peer=peer.name, chain_id=peer.chain_id, kind=envelope.kind, reason=str(exc), raw=raw
-            )
+            ctx.refuse(peer=peer.name, chain_id=peer.chain_id, kind=envelope.kind, reason=str(exc), raw=raw)
             ctx.metrics.failure("malformed delivery")
             log.warning("refused a %s envelope from %s: %s", envelope.kind, peer.name, exc)
+
+    def _resync(self, peer: PeerConfig) -> None:
+        """The peer asks for everything again: what waits for its receipt is pushed now (at most once
+        per RESYNC_SECONDS, so a peer cannot make this daemon push its backlog in a loop)."""
+        moment = time.monotonic()
+        if moment - self._resynced.get(peer.name, -RESYNC_SECONDS) < RESYNC_SECONDS:
+            log.info("%s asks for everything again, too soon after the last time: ignored", peer.name)
+            return
+        self._resynced[peer.name] = moment
+        again = self.ctx.store.push_now(peer.name)
+        log.info("%s asks for everything again: %d message(s) to push now", peer.name, again)
+        self.ctx.wakeups.wake("pusher")
 
     # --- messages -------------------------------------------------------------------------------
 
@@ -187,7 +197,7 @@ class Receiver:
                     f"wrong source chain: {key} claims chain {m.source_chain_id}; "
                     f"{peer.name} is {peer.chain_id}"
                 )
-                ctx.store.refuse(
+                ctx.refuse(
                     peer=peer.name, chain_id=m.source_chain_id, kind="message", reason=reason, raw=single
                 )
                 ctx.metrics.failure("wrong source chain")
@@ -199,7 +209,7 @@ class Receiver:
                 continue  # a duplicate: the first copy is being handled
             malformed = _malformed(m)
             if malformed is not None:  # it cannot even be stored: refused, with a receipt saying why
-                ctx.store.refuse(
+                ctx.refuse(
                     peer=peer.name, chain_id=m.source_chain_id, kind="message", reason=malformed, raw=single
                 )
                 ctx.metrics.failure("malformed message")
@@ -208,7 +218,7 @@ class Receiver:
             # Postponed before it is stored, with no receipt: the sender pushes it again later.
             postponed = self._postpone(peer, m)
             if postponed is not None:
-                ctx.store.refuse(
+                ctx.refuse(
                     peer=peer.name, chain_id=m.source_chain_id, kind="message", reason=postponed, raw=single
                 )
                 ctx.metrics.failure(postponed.split(":")[0])
@@ -373,9 +383,7 @@ class Receiver:
     def _receipts(self, peer: PeerConfig, receipts: list[Receipt], raw: bytes) -> None:
         updates = [ReceiptUpdate(r.id, OutStatus(r.status), r.tx, r.reason) for r in receipts]
         for problem in self.ctx.store.record_receipts(peer.name, updates):
-            self.ctx.store.refuse(
-                peer=peer.name, chain_id=peer.chain_id, kind="receipt", reason=problem, raw=raw
-            )
+            self.ctx.refuse(peer=peer.name, chain_id=peer.chain_id, kind="receipt", reason=problem, raw=raw)
 
     async def recheck(self) -> float:
         """Check again the messages whose batch L1 had not settled when they arrived."""
