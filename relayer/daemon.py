@@ -188,7 +188,9 @@ class Daemon:
 
         def dropped(drop: BusDrop) -> None:
             reason = f"{drop.reason} (dropped by the bus: topic {drop.topic}, {drop.size} bytes)"
-            ctx.refuse(peer=drop.sender, chain_id=None, kind="envelope", reason=reason, raw=drop.head)
+            ctx.refuse(
+                peer=drop.sender, chain_id=None, kind="envelope", reason=reason, raw=drop.head, size=drop.size
+            )
             ctx.metrics.failure(f"bus_{drop.kind}")
 
         ctx.bus.on_dropped = dropped

@@ -1388,15 +1388,25 @@ class Store:
 
     # --- refusals -----------------------------------------------------------------------------
 
-    def refuse(self, *, peer: str | None, chain_id: int | None, kind: str, reason: str, raw: bytes) -> None:
+    def refuse(
+        self,
+        *,
+        peer: str | None,
+        chain_id: int | None,
+        kind: str,
+        reason: str,
+        raw: bytes,
+        size: int | None = None,
+    ) -> None:
         """Record an input that was refused (an envelope that did not verify, a message not allowed):
-        its first `raw_bytes` bytes and its size; the oldest are pruned past `keep` or `max_age`."""
+        its first `raw_bytes` bytes and its size (`size`, when `raw` is only its head); the oldest are
+        pruned past `keep` or `max_age`."""
         policy, now = self.refusal_policy, time.time()
         with self._write() as db:
             db.execute(
                 "INSERT INTO refusals (at, peer, chain_id, kind, reason, raw, raw_size) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [now, peer, chain_id, kind, reason[:1000], bytes(raw[: policy.raw_bytes]), len(raw)],
+                [now, peer, chain_id, kind, reason[:1000], bytes(raw[: policy.raw_bytes]), size or len(raw)],
             )
             db.execute("DELETE FROM refusals WHERE at < ?", [now - policy.max_age_seconds])
             db.execute("DELETE FROM refusals WHERE id <= (SELECT max(id) FROM refusals) - ?", [policy.keep])

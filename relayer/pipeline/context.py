@@ -135,7 +135,16 @@ class Context:
         log.info("peers now: %s", ", ".join(f"{p.name} ({p.chain_id})" for p in fresh.peers) or "none")
         return True
 
-    def refuse(self, *, peer: str | None, chain_id: int | None, kind: str, reason: str, raw: bytes) -> None:
+    def refuse(
+        self,
+        *,
+        peer: str | None,
+        chain_id: int | None,
+        kind: str,
+        reason: str,
+        raw: bytes,
+        size: int | None = None,
+    ) -> None:
         """Record a refused input (`Store.refuse`), at most REFUSALS_PER_MINUTE a minute per sender:
         beyond that a flood is counted in the metrics and logged once a minute, not written, so it
         neither fills the disk nor holds the event loop."""
@@ -154,7 +163,7 @@ class Context:
                 )
             return
         window.append(moment)
-        self.store.refuse(peer=peer, chain_id=chain_id, kind=kind, reason=reason, raw=raw)
+        self.store.refuse(peer=peer, chain_id=chain_id, kind=kind, reason=reason, raw=raw, size=size)
 
     async def call(self, fn: Any) -> Any:
         """A contract view call, off the event loop."""
