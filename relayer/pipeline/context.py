@@ -212,16 +212,22 @@ class Context:
                 retired[public] = "not this chain's bus key on the L1 Hub"
         return Keyring(keys, retired)
 
+    async def bus_key_of(self, chain_id: int) -> bytes:
+        """The bus key the L1 Hub has for a chain now: what anything for that chain's institution is
+        sealed to (`hub.envelope.seal`: an envelope's body, or a message forced through L1)."""
+        _, key = await self.hub_record(chain_id)
+        if not any(key.current):
+            raise NoBusKey(f"chain {chain_id} has no bus key on the L1 Hub yet")
+        return key.current
+
     async def send(self, peer: str, kind: str, body: dict[str, Any]) -> None:
         """Seal `body` to `peer`'s bus key on the L1 Hub, sign it and publish it on its topic."""
         config = self.peer_by_name(peer)
         if config is None:
             raise ValueError(f"{peer} is not a peer")
-        _, key = await self.hub_record(config.chain_id)
-        if not any(key.current):
-            raise NoBusKey(f"{peer} (chain {config.chain_id}) has no bus key on the L1 Hub yet")
+        key = await self.bus_key_of(config.chain_id)
         envelope = Envelope(kind, self.config.institution, peer, self.chain_id, body)
-        raw = await asyncio.to_thread(envelope.seal, key.current, self.l2.signer)
+        raw = await asyncio.to_thread(envelope.seal, key, self.l2.signer)
         await self.bus.publish(institution_topic(peer, self.config.institution), raw)
 
     async def hub_batch(self, chain_id: int, batch_number: int) -> HubBatch:
