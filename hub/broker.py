@@ -40,7 +40,7 @@ from amqtt.mqtt.connect import ConnectPacket
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from hub.envelope import HUB_SENDER, ROOTS_TOPIC, inbox_filter, institution_topic
+from hub.envelope import HUB_SENDER, ROOTS_TOPIC, inbox_filter, institution_topic, topic_matches
 
 log = logging.getLogger("xrelay.hub.broker")
 
@@ -183,19 +183,6 @@ def read_users(path: Path) -> dict[str, BusUser]:
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BrokerError(f"cannot read the broker users from {path}: {exc!r}") from None
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """Whether `topic` (no wildcards) matches the MQTT `topic_filter`."""
-    if topic.startswith("$") and not topic_filter.startswith("$"):
-        return False  # MQTT 4.7.2: wildcards at the first level never match $ topics
-    levels = topic.split("/")
-    for index, wanted in enumerate(topic_filter.split("/")):
-        if wanted == "#":
-            return True
-        if index >= len(levels) or (wanted != "+" and wanted != levels[index]):
-            return False
-    return len(levels) == len(topic_filter.split("/"))
 
 
 def filter_covers(allowed: str, topic_filter: str) -> bool:

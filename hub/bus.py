@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
-from hub.envelope import ROOTS_TOPIC, inbox_filter, institution_topic, sender_of
+from hub.envelope import ROOTS_TOPIC, inbox_filter, institution_topic, sender_of, topic_matches
 from hub.retry import RETRY
 
 log = logging.getLogger("xrelay.hub.bus")
@@ -226,7 +226,7 @@ class Bus:
         self.on_recovered = on_recovered
         self.probe_topic = institution_topic(name, name) if probe_seconds is not None else None
         self._subscriptions = self.topics
-        if self.probe_topic is not None and not any(_matches(self.probe_topic, t) for t in self.topics):
+        if self.probe_topic is not None and not any(topic_matches(t, self.probe_topic) for t in self.topics):
             self._subscriptions += (self.probe_topic,)
         self._inbox_prefix = _inbox_prefix(name, self.topics)
 
@@ -413,7 +413,7 @@ class Bus:
                 self._drop(sender, topic, payload, "foreign_topic", f"{sender} is not a peer of {self.name}")
                 return
             key = sender
-        elif not self._in_inbox(topic) and any(_matches(topic, t) for t in self.topics):
+        elif not self._in_inbox(topic) and any(topic_matches(t, topic) for t in self.topics):
             key = topic
         else:
             self._drop(None, topic, payload, "foreign_topic", f"topic {topic!r} is not one of ours")
@@ -704,7 +704,3 @@ def _inbox_prefix(name: str, topics: Sequence[str]) -> str | None:
     except ValueError:
         return None
     return inbox[:-1] if inbox in topics else None
-
-
-def _matches(topic: str, subscription: str) -> bool:
-    return aiomqtt.Topic(topic).matches(subscription)

@@ -113,6 +113,19 @@ def sender_of(topic: str, name: str) -> str | None:
     return sender if _NAME.fullmatch(sender) else None
 
 
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether `topic` (no wildcards) matches the MQTT `topic_filter`."""
+    if topic.startswith("$") and not topic_filter.startswith("$"):
+        return False  # MQTT 4.7.2: wildcards at the first level never match $ topics
+    levels = topic.split("/")
+    for index, wanted in enumerate(topic_filter.split("/")):
+        if wanted == "#":
+            return True
+        if index >= len(levels) or (wanted != "+" and wanted != levels[index]):
+            return False
+    return len(levels) == len(topic_filter.split("/"))
+
+
 # --- bus keys -----------------------------------------------------------------------------------
 
 

@@ -36,10 +36,9 @@ from hub.broker import (
     filter_covers,
     read_users,
     sole_user,
-    topic_matches,
 )
 from hub.bus import Bus, BusMessage, BusTls
-from hub.envelope import HUB_SENDER, ROOTS_TOPIC, inbox_filter, institution_topic
+from hub.envelope import HUB_SENDER, ROOTS_TOPIC, inbox_filter, institution_topic, topic_matches
 from relayer import config as institution_config
 from relayer.devnet.mosquitto import Mosquitto, MosquittoError, dynsec_password
 from relayer.devnet.services import Services
