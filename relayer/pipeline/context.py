@@ -42,6 +42,23 @@ REFUSALS_PER_MINUTE = 120
 """Refused envelopes recorded in the store per sender and minute; a flood beyond is only counted."""
 
 
+class PerMinute:
+    """What each sender (a peer's name, or None) did in the last minute: a sliding window of times."""
+
+    def __init__(self) -> None:
+        self._times: dict[str | None, deque[float]] = {}
+
+    def count(self, sender: str | None) -> int:
+        """How many times `sender` was counted in the last 60 s."""
+        window = self._times.setdefault(sender, deque())
+        while window and window[0] < time.monotonic() - 60:
+            window.popleft()
+        return len(window)
+
+    def add(self, sender: str | None) -> None:
+        self._times.setdefault(sender, deque()).append(time.monotonic())
+
+
 class NoBusKey(RuntimeError):
     """A peer has no bus key on the L1 Hub: nothing can be sealed to it yet."""
 
@@ -83,7 +100,7 @@ class Context:
     """This institution's bus keys from its config: the current one, then the previous one."""
     _config_mtime: float = 0.0
     _hub_records: dict[int, tuple[HubChain, HubBusKey, float]] = field(default_factory=dict)
-    _refused: dict[str | None, deque[float]] = field(default_factory=dict)  # per sender: when, last minute
+    _refused: PerMinute = field(default_factory=PerMinute)  # the refusals recorded, per sender
 
     @property
     def chain_id(self) -> int:
@@ -148,21 +165,18 @@ class Context:
         """Record a refused input (`Store.refuse`), at most REFUSALS_PER_MINUTE a minute per sender:
         beyond that a flood is counted in the metrics and logged once a minute, not written, so it
         neither fills the disk nor holds the event loop."""
-        window = self._refused.setdefault(peer, deque())
-        moment = time.monotonic()
-        while window and window[0] < moment - 60:
-            window.popleft()
-        if len(window) >= REFUSALS_PER_MINUTE:
+        recorded = self._refused.count(peer)
+        if recorded >= REFUSALS_PER_MINUTE:
             self.metrics.failure("refusal not recorded: over the per-minute budget")
-            if len(window) == REFUSALS_PER_MINUTE:
-                window.append(moment)  # one warning per full window
+            if recorded == REFUSALS_PER_MINUTE:
+                self._refused.add(peer)  # one warning per full window
                 log.warning(
                     "%s sent more than %d refused inputs in a minute: more are counted, not recorded",
                     peer or "an unknown sender",
                     REFUSALS_PER_MINUTE,
                 )
             return
-        window.append(moment)
+        self._refused.add(peer)
         self.store.refuse(peer=peer, chain_id=chain_id, kind=kind, reason=reason, raw=raw, size=size)
 
     async def call(self, fn: Any) -> Any:

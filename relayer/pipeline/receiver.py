@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 import orjson
 
@@ -56,7 +56,7 @@ from hub.envelope import (
 from proofs import merkle
 from proofs.groth16.verifier import VerifierError, verify
 from relayer.config import ANY, PeerConfig
-from relayer.pipeline.context import Context
+from relayer.pipeline.context import Context, PerMinute
 from relayer.store import FINAL_STATUSES, Direction, InStatus, OutStatus, ReceiptUpdate, Received
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Receiver:
         self.ctx = ctx
         # Verdicts on batch proofs, by batch and proof; bounded (a peer can send any number of proofs).
         self._verified: OrderedDict[tuple[int, int, tuple[int, ...], str], bool] = OrderedDict()
-        self._arrivals: dict[str, deque[float]] = {}  # per peer name: arrival times in the last minute
+        self._arrivals = PerMinute()  # the messages taken, per peer
         self._lock = asyncio.Lock()  # one verification at a time: handle() and recheck() share rows
         self._resynced: dict[str, float] = {}  # per peer: when it last had everything pushed again
 
@@ -275,13 +275,9 @@ class Receiver:
     def _postpone(self, peer: PeerConfig, m: Message) -> str | None:
         """Why a message cannot be taken now (it is not stored; the sender pushes it again), or None:
         the peer's rate limit."""
-        window = self._arrivals.setdefault(peer.name, deque())
-        moment = time.monotonic()
-        while window and window[0] < moment - 60:
-            window.popleft()
-        if len(window) >= peer.rate_limit_per_minute:
+        if self._arrivals.count(peer.name) >= peer.rate_limit_per_minute:
             return f"rate limit: {peer.name} sent more than {peer.rate_limit_per_minute} messages in a minute"
-        window.append(moment)
+        self._arrivals.add(peer.name)
         return None
 
     def _misaddressed(self, m: Message) -> str | None:
