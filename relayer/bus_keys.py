@@ -16,6 +16,7 @@ from pathlib import Path
 
 from eth_account import Account
 from nacl.public import PrivateKey
+from web3.contract import Contract
 
 from bridge_contracts.chain import Chain
 from bridge_contracts.views import HubBusKey
@@ -49,33 +50,34 @@ class KeyState:
         return self.registered.current == self.configured
 
 
-def _l1(config: InstitutionConfig, path: Path) -> tuple[Chain, str]:
+def _l1(config: InstitutionConfig, path: Path) -> tuple[Chain, Contract]:
+    """L1, as the chain's operator (the config's signer), and its Hub."""
     if config.l1.hub is None:
         raise ConfigError(path, [("l1.hub", "needed to read and register the bus key")])
     chain = Chain(config.l1.rpc_urls, config.chain.signer.resolve(), chain_id=config.l1.chain_id, name="L1")
-    return chain, config.l1.hub
+    return chain, chain.contract("Hub", config.l1.hub)
 
 
-def key_state(config: InstitutionConfig, path: Path) -> KeyState:
+def key_state(config: InstitutionConfig, path: Path, hub: Contract | None = None) -> KeyState:
+    """The configured keys beside what the L1 `hub` (reached from the config when None) has."""
     if config.bus.key is None:
         raise ConfigError(path, [("bus.key", "no bus key is configured (xrelay bus-key new)")])
-    chain, hub = _l1(config, path)
-    record = chain.contract("Hub", hub).functions.busKeys(config.chain.chain_id).call()
+    hub = hub if hub is not None else _l1(config, path)[1]
     previous = config.bus.previous_key
     return KeyState(
         configured=public_key_of(config.bus.key.resolve("bus.key")),
         previous=None if previous is None else public_key_of(previous.resolve("bus.previous_key")),
-        registered=HubBusKey.from_tuple(record),
+        registered=HubBusKey.from_tuple(hub.functions.busKeys(config.chain.chain_id).call()),
     )
 
 
 def register(config: InstitutionConfig, path: Path) -> str | None:
     """Register bus.key's public key for this chain on the L1 Hub, sent by the chain's operator (the
     config's signer); the transaction hash, or None when the Hub has that key already."""
-    state = key_state(config, path)
+    chain, hub = _l1(config, path)
+    state = key_state(config, path, hub)
     if state.in_force:
         return None
-    chain, hub = _l1(config, path)
-    fn = chain.contract("Hub", hub).functions.setBusKey(config.chain.chain_id, state.configured)
+    fn = hub.functions.setBusKey(config.chain.chain_id, state.configured)
     receipt = chain.send(fn, what=f"Hub.setBusKey({config.chain.chain_id})")
     return str(receipt["transactionHash"].to_0x_hex())

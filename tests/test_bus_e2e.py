@@ -309,10 +309,15 @@ def test_key_rotation_mid_stream_loses_nothing(net: Net, tmp_path: Path) -> None
         config_path.write_text(tomli_w.dumps(config))
         daemon.start()
         keys += [call(net, "bank-a", "bank-b", f"after restart {i}".encode()) for i in range(3)]
-        result = CliRunner(env={"XRELAY_BANK_B_NEW_BUS_KEY": bytes(secret).hex()}).invoke(
-            cli, ["bus-key", "register", "-c", str(config_path)]
-        )
-        assert result.exit_code == 0, result.output
+        runner = CliRunner(env={"XRELAY_BANK_B_NEW_BUS_KEY": bytes(secret).hex()})
+        shown = runner.invoke(cli, ["bus-key", "show", "-c", str(config_path)])
+        assert shown.exit_code != 0 and "not the key the L1 Hub has" in shown.output, shown.output
+        result = runner.invoke(cli, ["bus-key", "register", "-c", str(config_path)])
+        assert result.exit_code == 0 and "registered on the L1 Hub" in result.output, result.output
+        shown = runner.invoke(cli, ["bus-key", "show", "-c", str(config_path)])
+        assert shown.exit_code == 0 and f"0x{public_key_of(secret).hex()}" in shown.output, shown.output
+        again = runner.invoke(cli, ["bus-key", "register", "-c", str(config_path)])
+        assert again.exit_code == 0 and "has this key already" in again.output, again.output
         keys += [call(net, "bank-a", "bank-b", f"after rotation {i}".encode()) for i in range(3)]
         net.wait("bank-b", keys)
         net.wait("bank-a", keys)

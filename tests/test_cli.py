@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import stat
 from pathlib import Path
 
 from click.testing import CliRunner
+from eth_account import Account
+from nacl.public import PrivateKey
 
 from relayer.cli import cli
 
@@ -65,3 +69,27 @@ def test_config_check_of_a_missing_file(tmp_path: Path) -> None:
     code, _, err = run("config", "check", str(tmp_path / "absent.toml"))
     assert code == 1
     assert f"{tmp_path / 'absent.toml'}: no such file" in err
+
+
+def test_bus_key_new_prints_a_key_or_writes_a_keystore(tmp_path: Path) -> None:
+    code, out, _ = run("bus-key", "new")
+    assert code == 0
+    public = out.split("public key: ")[1].split()[0]
+    secret = PrivateKey(bytes.fromhex(out.strip().splitlines()[-1]))
+    assert public == "0x" + bytes(secret.public_key).hex()
+
+    keystore = tmp_path / "bus.json"
+    result = CliRunner(env={"XRELAY_BUS_KEY_PASSWORD": "correct horse"}).invoke(
+        cli, ["bus-key", "new", "--keystore", str(keystore)]
+    )
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(keystore.stat().st_mode) == 0o600
+    stored = PrivateKey(bytes(Account.decrypt(json.loads(keystore.read_text()), "correct horse")))
+    assert "0x" + bytes(stored.public_key).hex() in result.output
+    assert 'password_env = "XRELAY_BUS_KEY_PASSWORD"' in result.output
+
+    again = CliRunner(env={"XRELAY_BUS_KEY_PASSWORD": "x"}).invoke(
+        cli, ["bus-key", "new", "--keystore", str(keystore)]
+    )
+    assert again.exit_code != 0 and "exists already" in again.output
+    assert PrivateKey(bytes(Account.decrypt(json.loads(keystore.read_text()), "correct horse"))) == stored
