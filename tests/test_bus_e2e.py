@@ -28,7 +28,6 @@ from typing import Any
 
 import orjson
 import pytest
-import requests
 import tomli_w
 from click.testing import CliRunner
 from eth_account.messages import encode_defunct
@@ -41,7 +40,6 @@ from hub.bus import Bus, BusTls
 from hub.envelope import Envelope, devnet_bus_key, institution_topic, new_envelope_id, public_key_of
 from relayer.bus_keys import new_key
 from relayer.cli import cli
-from relayer.devnet.services import admin_token
 from tests.test_e2e import Net, network
 
 WAIT = 180.0
@@ -50,18 +48,6 @@ WAIT = 180.0
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     yield from network(tmp_path_factory.mktemp("bus-e2e"), l2=3, broker="mosquitto")
-
-
-def status(net: Net, name: str) -> dict[str, Any]:
-    entry = net.entry(name)
-    answer = requests.get(
-        f"http://{entry['admin']}/v1/status",
-        headers={"Authorization": f"Bearer {admin_token(name)}"},
-        timeout=5,
-    )
-    answer.raise_for_status()
-    result: dict[str, Any] = answer.json()
-    return result
 
 
 def recorder(net: Net, name: str) -> Any:
@@ -225,7 +211,7 @@ def test_a_flood_from_one_peer_delays_only_that_peer(net: Net) -> None:
     reasons = {r.reason.split(":")[0] for r in refusals}
     assert any("too large" in reason for reason in reasons), reasons
     assert len(refusals) >= 100, len(refusals)  # refused after opening, or dropped over the quota
-    assert status(net, "bank-b")["bus"]["connected"]
+    assert net.status("bank-b")["bus"]["connected"]
     # bank-c's own traffic still flows once the flood is over.
     again = call(net, "bank-c", "bank-b", b"after the flood")
     net.wait("bank-b", [again])
@@ -234,7 +220,7 @@ def test_a_flood_from_one_peer_delays_only_that_peer(net: Net) -> None:
 def test_a_stolen_session_is_noticed_and_nothing_sent_meanwhile_is_lost(net: Net) -> None:
     bus = net.manifest["bus"]
     login = read_users(Path(bus["credentials"]))["bank-b"]
-    before = status(net, "bank-b")["bus"]
+    before = net.status("bank-b")["bus"]
 
     async def steal() -> None:
         # bank-b's own login and client id, as a thief with its password would: the broker hands it
@@ -259,7 +245,7 @@ def test_a_stolen_session_is_noticed_and_nothing_sent_meanwhile_is_lost(net: Net
     started = time.monotonic()
     net.wait("bank-b", keys)
     print(f"\nexecuted {time.monotonic() - started:.1f} s after the thief left")
-    after = status(net, "bank-b")["bus"]
+    after = net.status("bank-b")["bus"]
     # The thief's connection closed the daemon's: it came back (a reconnection, a lost session, or
     # deafness) and asked bank-a to push again.
     noticed = ("reconnects", "sessions_lost", "deaf_episodes")
@@ -274,7 +260,7 @@ def test_a_frozen_broker_is_noticed_and_everything_sent_meanwhile_executed(net: 
         keys = [call(net, "bank-a", "bank-b", f"while frozen {i}".encode()) for i in range(3)]
         keys += [call(net, "bank-b", "bank-a", f"while frozen {i}".encode()) for i in range(2)]
         time.sleep(30)
-        deaf = {name: status(net, name)["bus"] for name in ("bank-a", "bank-b")}
+        deaf = {name: net.status(name)["bus"] for name in ("bank-a", "bank-b")}
     finally:
         os.kill(pid, signal.SIGCONT)
     resumed = time.monotonic()
@@ -286,7 +272,7 @@ def test_a_frozen_broker_is_noticed_and_everything_sent_meanwhile_executed(net: 
         f"\neverything sent during a 30 s freeze executed {time.monotonic() - resumed:.1f} s after it ended"
     )
     for name in ("bank-a", "bank-b"):
-        after = status(net, name)["bus"]
+        after = net.status(name)["bus"]
         assert after["connected"] and not after["deaf"], after
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
+import requests
 from click.testing import CliRunner
 from web3 import Web3
 from web3.logs import DISCARD
@@ -36,7 +37,7 @@ from relayer.cli import cli
 from relayer.config import load as load_config
 from relayer.devnet import devnet
 from relayer.devnet.mosquitto import PACKET_MARGIN
-from relayer.devnet.services import Services
+from relayer.devnet.services import Services, admin_token
 from relayer.store import Store, StoredMessage
 
 pytestmark = pytest.mark.timeout(900)
@@ -106,6 +107,17 @@ class Net:
             time.sleep(0.25)
         shown = {key: None if row is None else str(row.status) for key, row in rows.items()}
         raise AssertionError(f"{name}: waited {timeout:.0f} s for {status}; have {shown}")
+
+    def status(self, name: str) -> dict[str, Any]:
+        """`name`'s running daemon's status (GET /v1/status on its admin API)."""
+        response = requests.get(
+            f"http://{self.entry(name)['admin']}/v1/status",
+            headers={"Authorization": f"Bearer {admin_token(name)}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, (response.status_code, response.text[:500])
+        status: dict[str, Any] = response.json()
+        return status
 
     def admin_bus(self, topics: tuple[str, ...] = ()) -> Bus:
         """A client with the devnet broker's admin login, which may read and write every topic."""

@@ -77,12 +77,6 @@ def _admin(net: Net, name: str, path: str) -> requests.Response:
     return response
 
 
-def _status(net: Net, name: str) -> dict[str, Any]:
-    """The running daemon's status (GET /v1/status)."""
-    status: dict[str, Any] = _admin(net, name, "/v1/status").json()
-    return status
-
-
 def _xrelay(net: Net, name: str, command: str, *args: str) -> Result:
     """`xrelay COMMAND -c <name's config> ARGS...`, with the admin token in the environment."""
     env = {net.entry(name)["admin_token_env"]: admin_token(name)}
@@ -160,9 +154,7 @@ def _in_order(seen: list[str], *wanted: str) -> bool:
 def _assert_outbox_halted(net: Net, name: str) -> None:
     """Within 10 s `name`'s outgoing pipeline is halted for a reorganisation, and every alarm says so:
     the admin API's status, `xrelay status` (JSON and text), the metrics."""
-    status = _until(
-        f"{name} to halt", lambda: (s := _status(net, name))["healthy"] is False and s, timeout=10
-    )
+    status = _until(f"{name} to halt", lambda: (s := net.status(name))["healthy"] is False and s, timeout=10)
     shown = orjson.loads(_xrelay(net, name, "status", "--json").output)
     for s in (status, shown):
         assert s["healthy"] is False and s["halts"]["outbox"] is not None, s
@@ -183,7 +175,7 @@ def _resume_refused_then_rewound(net: Net, name: str, lost: str) -> None:
     refused = _xrelay(net, name, "resume")
     assert refused.exit_code != 0, refused.output
     assert lost in refused.output and "--rewind" in refused.output, refused.output
-    assert not _status(net, name)["healthy"]
+    assert not net.status(name)["healthy"]
     url = f"http://{net.entry(name)['admin']}/v1/halts/outbox/resume"
     response = requests.post(url, headers=_auth(name), json={"rewind": False}, timeout=60)
     assert response.status_code == 409, response.text
@@ -191,7 +183,7 @@ def _resume_refused_then_rewound(net: Net, name: str, lost: str) -> None:
     response = requests.post(url, headers=_auth(name), json={"rewind": True}, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["dropped"] == [lost] and response.json()["lifted"] is True
-    assert _status(net, name)["healthy"] is True
+    assert net.status(name)["healthy"] is True
     again = _xrelay(net, name, "resume", "--rewind")
     assert again.exit_code != 0 and "is not halted" in again.output, again.output
     newest = _admin(net, name, "/v1/halts").json()[0]
@@ -418,7 +410,7 @@ def test_an_endpoint_of_another_chain_is_never_used_and_the_client_fails_back(ne
         with net.store("bank-a") as store:
             out = store.messages(direction="out")
         assert out and {m.message.source_chain_id for m in out} == {chain_a}
-        status = _status(net, "bank-a")["chains"]["chain"]
+        status = net.status("bank-a")["chains"]["chain"]
         seen = {e["url"]: e for e in status["endpoints"]}
         assert status["endpoint"] == url_a, status
         assert seen[dead]["state"] == "down", seen
@@ -431,7 +423,7 @@ def test_an_endpoint_of_another_chain_is_never_used_and_the_client_fails_back(ne
             came_up = time.monotonic()
             status = _until(
                 f"bank-a's daemon to fail back to {dead}",
-                lambda: (c := _status(net, "bank-a")["chains"]["chain"])["endpoint"] == dead and c,
+                lambda: (c := net.status("bank-a")["chains"]["chain"])["endpoint"] == dead and c,
                 timeout=15,
             )
             print(f"failed back after {time.monotonic() - came_up:.1f} s")
@@ -509,7 +501,7 @@ def test_value_a_peering_rule_refuses_comes_home_and_a_call_without_value_is_clo
         after = _ledger(net, asset, "bank-a")
         assert after == before, (asset.hex(), before, after)
         _adds_up(after, "bank-a")
-    assert _status(net, "bank-a")["healthy"] and _status(net, "bank-b")["healthy"]
+    assert net.status("bank-a")["healthy"] and net.status("bank-b")["healthy"]
 
 
 def test_a_failed_message_its_destination_gives_up_is_bounced_and_refunded_once(net: Net) -> None:
