@@ -31,7 +31,10 @@ from proofs.message import BODY_BITS, LeafPreimage
 
 # The value slots of a batch proof as the Hub takes it (Hub.SLOTS): 6 + 4 * 4 = 22 public inputs.
 HUB_SLOTS = 4
-COMMIT_TYPEHASH = keccak(b"xrelay.Hub.commitBatch.v1")
+COMMIT_TYPEHASH = keccak(b"xrelay.Hub.commitBatch.v2")
+PRIORITY_TYPEHASH = keccak(b"xrelay.Hub.reportPriority.v1")
+EMPTY_PRIORITY_HASH = bytes(32)
+"""The rolling hash of an empty priority queue."""
 # The sender of every bounce message (`Messages.BOUNCE_SENDER`): address(uint160(uint256(keccak256(
 # "xrelay.bounce")))), the hash's low 20 bytes; no one holds its key.
 BOUNCE_SENDER = Web3.to_checksum_address(keccak(b"xrelay.bounce")[12:])
@@ -40,6 +43,19 @@ BOUNCE_SENDER = Web3.to_checksum_address(keccak(b"xrelay.bounce")[12:])
 def message_id(source_chain_id: int, nonce: int) -> bytes:
     """keccak256(abi.encode(uint64 sourceChainId, uint64 nonce)): `Messages.idOf`."""
     return keccak(encode(["uint64", "uint64"], [source_chain_id, nonce]))
+
+
+def priority_id(source_chain_id: int, batch_number: int, index: int, leaf: int) -> bytes:
+    """keccak256(abi.encode(uint64 sourceChainId, uint64 batchNumber, uint256 index, uint256 leaf)):
+    `Messages.priorityIdOf`, a forced message's id in its destination's priority queue."""
+    return keccak(
+        encode(["uint64", "uint64", "uint256", "uint256"], [source_chain_id, batch_number, index, leaf])
+    )
+
+
+def next_priority_hash(rolling_hash: bytes, priority_id: bytes) -> bytes:
+    """keccak256(abi.encode(bytes32 hash, bytes32 priorityId)): `Messages.nextPriorityHash`."""
+    return keccak(encode(["bytes32", "bytes32"], [rolling_hash, priority_id]))
 
 
 def aggregated_leaf(source_chain_id: int, batch_number: int, depth: int, batch_root: int) -> bytes:
@@ -81,6 +97,11 @@ class Message:
 
     def leaf(self) -> int:
         return self.preimage().leaf()
+
+    def leaf_fields(self) -> tuple[int, int, bytes, int, int]:
+        """The ABI tuple of `Messages.LeafFields`: what L1 learns of the message when it is forced
+        (its source, and its leaf's fields; its body only as a hash)."""
+        return (self.source_chain_id, self.dest_chain_id, self.asset_id, self.amount, self.body())
 
     def id(self) -> bytes:
         """The message's id, `message_id(source_chain_id, nonce)`."""
@@ -179,24 +200,57 @@ def _check_slots(public_inputs: PublicInputs) -> None:
         raise ValueError(f"the Hub takes proofs with {HUB_SLOTS} value slots, not {len(public_inputs.slots)}")
 
 
-def commitment(public_inputs: PublicInputs, capacity: int) -> tuple[Any, ...]:
-    """The ABI tuple of `Hub.BatchCommitment` for a batch proof's public inputs and its circuit's capacity."""
+def commitment(
+    public_inputs: PublicInputs,
+    capacity: int,
+    priority_cursor: int = 0,
+    priority_hash: bytes = EMPTY_PRIORITY_HASH,
+) -> tuple[Any, ...]:
+    """The ABI tuple of `Hub.BatchCommitment` for a batch proof's public inputs, its circuit's capacity
+    and the chain's priority cursor with the queue's rolling hash there (the operator attests them)."""
     _check_slots(public_inputs)
     p = public_inputs
     head = (p.chain_id, p.batch_number, capacity, p.count, p.h_start, p.h_end, p.batch_root)
-    return (*head, *p.slot_columns())
+    return (*head, *p.slot_columns(), priority_cursor, priority_hash)
 
 
-def commit_digest(public_inputs: PublicInputs, capacity: int, *, l1_chain_id: int, hub: str) -> bytes:
+def commit_digest(
+    public_inputs: PublicInputs,
+    capacity: int,
+    *,
+    l1_chain_id: int,
+    hub: str,
+    priority_cursor: int = 0,
+    priority_hash: bytes = EMPTY_PRIORITY_HASH,
+) -> bytes:
     """What the operator signs to commit the batch on the Hub at `hub` on chain `l1_chain_id`
     (`Hub.commitDigest`): keccak256(abi.encode(COMMIT_TYPEHASH, l1ChainId, hub, uint32 capacity,
-    uint256[22] publicInputs))."""
+    uint256[22] publicInputs, uint64 priorityCursor, bytes32 priorityHash))."""
     _check_slots(public_inputs)
     values = public_inputs.values()
     return keccak(
         encode(
-            ["bytes32", "uint256", "address", "uint32", f"uint256[{len(values)}]"],
-            [COMMIT_TYPEHASH, l1_chain_id, Web3.to_checksum_address(hub), capacity, values],
+            ["bytes32", "uint256", "address", "uint32", f"uint256[{len(values)}]", "uint64", "bytes32"],
+            [
+                COMMIT_TYPEHASH,
+                l1_chain_id,
+                Web3.to_checksum_address(hub),
+                capacity,
+                values,
+                priority_cursor,
+                priority_hash,
+            ],
+        )
+    )
+
+
+def priority_digest(chain_id: int, cursor: int, rolling_hash: bytes, *, l1_chain_id: int, hub: str) -> bytes:
+    """What a chain's operator signs to report its priority cursor (`Hub.priorityDigest`):
+    keccak256(abi.encode(PRIORITY_TYPEHASH, l1ChainId, hub, uint64 chainId, uint64 cursor, bytes32 hash))."""
+    return keccak(
+        encode(
+            ["bytes32", "uint256", "address", "uint64", "uint64", "bytes32"],
+            [PRIORITY_TYPEHASH, l1_chain_id, Web3.to_checksum_address(hub), chain_id, cursor, rolling_hash],
         )
     )
 

@@ -27,9 +27,12 @@ interface IBatchVerifier {
 ///         - c is registered, has a verifier for the batch's capacity, and k = its next batch number;
 ///         - hStart is the outbox hash the previous batch ended on (0 for the first);
 ///         - c's operator signed commitDigest(batch) (EIP-191 personal sign):
-///             keccak256(abi.encode(keccak256("xrelay.Hub.commitBatch.v1"), block.chainid, hub,
-///                                  uint32 capacity, uint256[22] publicInputs))
+///             keccak256(abi.encode(keccak256("xrelay.Hub.commitBatch.v2"), block.chainid, hub,
+///                                  uint32 capacity, uint256[22] publicInputs,
+///                                  uint64 priorityCursor, bytes32 priorityHash))
 ///         - the Groth16 proof verifies for the public inputs, in the circuit's order;
+///         - c is not frozen, its priority cursor and hash are a prefix of its priority queue (below),
+///           and no operation at or after the cursor is overdue;
 ///         - every value slot (amount != 0) moves value that c holds to a registered chain or to L1:
 ///             debit  unless assetOrigin[asset] == c:    balances[c][asset] -= amount (never below 0)
 ///             credit unless assetOrigin[asset] == dest: balances[dest][asset] += amount
@@ -44,6 +47,18 @@ interface IBatchVerifier {
 ///         committed batch: it releases L1-origin native value from `locked` and calls the target
 ///         (a bounce message, from Messages.BOUNCE_SENDER, is a bounced deposit coming back: its value
 ///         is paid to the target with empty calldata, never a call with the message's data).
+///
+///         Forced inclusion. requestPriorityOp(leaf, batchNumber, index, batchSiblings, encryptedBody),
+///         sent by anyone, queues a message of a settled batch for its destination chain d when its leaf
+///         (recomputed from the leaf fields) is at `index` of that batch's tree: its priority id
+///         (Messages.priorityIdOf) is appended to d's priority queue, once, with
+///             deadline = max(block.timestamp + priorityWindow(d), the previous operation's deadline)
+///             rollingHash = keccak256(abi.encode(previous rollingHash (0 at first), priorityId))
+///         and the event carries the body sealed to d's bus key, opaque here. d's Inbox processes its
+///         queue in order; d's operator reports how far (the cursor: operations processed; and the
+///         rolling hash there) in every commitBatch, or alone in reportPriority. While an operation at
+///         or after the reported cursor is past its deadline, d's batches are refused and anyone may
+///         freeze(d): a frozen chain settles no batch and takes no deposit until governance unfreezes it.
 contract Hub is Ownable2Step {
     using KeccakMerkle for KeccakMerkle.Tree;
 
@@ -52,7 +67,11 @@ contract Hub is Ownable2Step {
     uint256 public constant PUBLIC_INPUTS = 6 + 4 * SLOTS;
     /// @notice Stand-in address for the native base token (as in AssetRouter).
     address public constant NATIVE_TOKEN = address(1);
-    bytes32 public constant COMMIT_TYPEHASH = keccak256("xrelay.Hub.commitBatch.v1");
+    bytes32 public constant COMMIT_TYPEHASH = keccak256("xrelay.Hub.commitBatch.v2");
+    bytes32 public constant PRIORITY_TYPEHASH = keccak256("xrelay.Hub.reportPriority.v1");
+    /// @notice A new chain's priority window (ZKsync's PRIORITY_EXPIRATION); governance sets another.
+    uint64 public constant DEFAULT_PRIORITY_WINDOW = 4 days;
+    uint64 public constant MAX_PRIORITY_WINDOW = 365 days;
     /// @notice The largest amount a message carries (the batch circuit's 128-bit bound).
     uint256 public constant MAX_AMOUNT = type(uint128).max;
     uint32 public constant MIN_CAPACITY = 8;
@@ -81,6 +100,26 @@ contract Hub is Ownable2Step {
         uint256[SLOTS] slotAssetHi;
         uint256[SLOTS] slotAssetLo;
         uint256[SLOTS] slotAmount;
+        /// @dev Operations of the chain's priority queue its Inbox has processed, and the queue's
+        ///      rolling hash after them: attested by the operator's signature, not by the proof.
+        uint64 priorityCursor;
+        bytes32 priorityHash;
+    }
+
+    /// @notice One operation of a chain's priority queue.
+    struct PriorityOp {
+        bytes32 priorityId;
+        /// @dev The queue's rolling hash after this operation.
+        bytes32 rollingHash;
+        uint64 deadline;
+    }
+
+    /// @notice A chain's forced-inclusion state: its window, the cursor its operator last reported,
+    ///         and whether it is frozen.
+    struct PriorityState {
+        uint64 window;
+        uint64 cursor;
+        bool frozen;
     }
 
     /// @notice A Groth16 proof as verifier_gen.calldata gives it: b's Fp2 halves imaginary part first.
@@ -115,6 +154,9 @@ contract Hub is Ownable2Step {
 
     mapping(uint64 chainId => ChainInfo) public chains;
     mapping(uint64 chainId => BusKey) public busKeys;
+    mapping(uint64 chainId => PriorityState) public priority;
+    /// @notice Priority ids ever queued (a message is forced once).
+    mapping(bytes32 priorityId => bool) public queued;
     mapping(uint64 chainId => mapping(uint32 capacity => address)) public verifiers;
     /// @notice The origin chain of every registered asset; 0 for an unknown asset.
     mapping(bytes32 assetId => uint64) public assetOrigin;
@@ -133,6 +175,7 @@ contract Hub is Ownable2Step {
     uint64 public depositCount;
 
     KeccakMerkle.Tree private _tree;
+    mapping(uint64 chainId => PriorityOp[]) private _queues;
     mapping(uint256 size => bytes32) private _roots;
 
     event ChainRegistered(uint64 indexed chainId, address operator, bool validium);
@@ -160,6 +203,22 @@ contract Hub is Ownable2Step {
         bytes32 aggregatedRoot,
         Messages.Message message
     );
+    event PriorityWindowSet(uint64 indexed chainId, uint64 window);
+    /// @dev encryptedBody: the message and its batch path, sealed to the destination's bus key.
+    event PriorityOpQueued(
+        uint64 indexed destChainId,
+        uint64 indexed index,
+        bytes32 priorityId,
+        uint64 sourceChainId,
+        uint64 batchNumber,
+        uint256 indexInBatch,
+        uint64 deadline,
+        bytes32 rollingHash,
+        bytes encryptedBody
+    );
+    event PriorityCursorReported(uint64 indexed chainId, uint64 cursor, bytes32 rollingHash);
+    event ChainFrozen(uint64 indexed chainId, uint64 overdueIndex, uint64 deadline);
+    event ChainUnfrozen(uint64 indexed chainId);
     event WithdrawalFinalized(bytes32 indexed id, uint64 sourceChainId, uint64 nonce, address target, uint256 amount);
 
     error ChainIdTooLarge(uint256 chainId);
@@ -190,6 +249,17 @@ contract Hub is Ownable2Step {
     error InsufficientLocked(bytes32 assetId, uint256 locked, uint256 requested);
     error WithdrawalCallFailed(bytes32 id, bytes reason);
     error UnknownSize(uint256 size, uint256 aggregatedSize);
+    error DestinationIsL1();
+    error BadLeaf();
+    error EmptyBody();
+    error AlreadyQueued(bytes32 priorityId);
+    error BadPriorityWindow(uint64 window);
+    error BadPriorityCursor(uint64 cursor, uint64 reported, uint256 queueLength);
+    error BadPriorityHash(bytes32 expected, bytes32 got);
+    error PriorityOpOverdue(uint64 chainId, uint64 index, uint64 deadline);
+    error Frozen(uint64 chainId);
+    error NotFrozen(uint64 chainId);
+    error NothingOverdue(uint64 chainId);
 
     constructor(address owner_) Ownable(owner_) {
         if (block.chainid > type(uint64).max) revert ChainIdTooLarge(block.chainid);
@@ -210,8 +280,27 @@ contract Hub is Ownable2Step {
         if (chains[chainId].registered) revert AlreadyRegistered(chainId);
         if (operator == address(0)) revert ZeroAddress();
         chains[chainId] = ChainInfo(true, validium, operator, 0, 0);
+        priority[chainId].window = DEFAULT_PRIORITY_WINDOW;
         _registerAsset(chainId, NATIVE_TOKEN);
         emit ChainRegistered(chainId, operator, validium);
+        emit PriorityWindowSet(chainId, DEFAULT_PRIORITY_WINDOW);
+    }
+
+    /// @notice Sets how long a chain has to process an operation forced into its priority queue (from
+    ///         1 second to MAX_PRIORITY_WINDOW); operations already queued keep their deadlines.
+    function setPriorityWindow(uint64 chainId, uint64 window) external onlyOwner {
+        _registered(chainId);
+        if (window == 0 || window > MAX_PRIORITY_WINDOW) revert BadPriorityWindow(window);
+        priority[chainId].window = window;
+        emit PriorityWindowSet(chainId, window);
+    }
+
+    /// @notice Lifts a chain's freeze. Governance does it once the chain reported its cursor past every
+    ///         overdue operation: while one is left, anyone may freeze the chain again at once.
+    function unfreeze(uint64 chainId) external onlyOwner {
+        if (!priority[chainId].frozen) revert NotFrozen(chainId);
+        priority[chainId].frozen = false;
+        emit ChainUnfrozen(chainId);
     }
 
     /// @notice Registers a chain's new bus encryption key; the one it replaces stays readable as
@@ -273,7 +362,7 @@ contract Hub is Ownable2Step {
 
     /// @notice What the chain's operator signs (EIP-191 personal sign) to commit `batch` on this Hub.
     function commitDigest(BatchCommitment calldata batch) public view returns (bytes32) {
-        return keccak256(abi.encode(COMMIT_TYPEHASH, block.chainid, address(this), batch.capacity, publicInputs(batch)));
+        return _commitDigest(batch, publicInputs(batch));
     }
 
     /// @notice Settles the chain's next batch: see the contract's notice for every check. Anyone may
@@ -283,6 +372,7 @@ contract Hub is Ownable2Step {
     {
         ChainInfo storage info = _checkCommit(batch, proof, signature);
         uint64 chainId = batch.chainId;
+        _checkPriority(chainId, batch.priorityCursor, batch.priorityHash);
         for (uint256 k; k < SLOTS; ++k) {
             uint256 amount = batch.slotAmount[k];
             if (amount != 0) _move(chainId, batch.slotDest[k], batch.slotAssetHi[k], batch.slotAssetLo[k], amount);
@@ -303,6 +393,7 @@ contract Hub is Ownable2Step {
     ///         destination is credited with it and its Inbox mints it there as a BridgedToken.
     function deposit(uint64 destChainId, address target, bytes calldata data) external payable returns (uint64 nonce) {
         if (!chains[destChainId].registered) revert UnknownDestination(destChainId);
+        if (priority[destChainId].frozen) revert Frozen(destChainId);
         if (target == address(0)) revert ZeroTarget();
         uint256 amount = msg.value;
         if (amount > MAX_AMOUNT) revert AmountTooLarge(amount, MAX_AMOUNT);
@@ -353,6 +444,95 @@ contract Hub is Ownable2Step {
         if (!ok) revert WithdrawalCallFailed(id, reason);
     }
 
+    // --- forced inclusion -----------------------------------------------------------------------
+
+    /// @notice Forces a message of a settled batch into its destination's priority queue (see the
+    ///         contract's notice). Anyone may send it; `leaf` shows nothing of the message's body.
+    /// @param encryptedBody The message and its batch path sealed to the destination's bus key (the
+    ///        destination needs it to execute the message; L1 cannot check it).
+    /// @return queueIndex The operation's position in the destination's queue.
+    function requestPriorityOp(
+        Messages.LeafFields calldata leaf,
+        uint64 batchNumber,
+        uint256 index,
+        uint256[] calldata batchSiblings,
+        bytes calldata encryptedBody
+    ) external returns (uint64 queueIndex) {
+        bytes32 priorityId = _settledLeaf(leaf, batchNumber, index, batchSiblings);
+        if (encryptedBody.length == 0) revert EmptyBody();
+        if (queued[priorityId]) revert AlreadyQueued(priorityId);
+        queued[priorityId] = true;
+        uint64 deadline;
+        bytes32 rolling;
+        (queueIndex, deadline, rolling) = _enqueue(leaf.destChainId, priorityId);
+        emit PriorityOpQueued(
+            leaf.destChainId,
+            queueIndex,
+            priorityId,
+            leaf.sourceChainId,
+            batchNumber,
+            index,
+            deadline,
+            rolling,
+            encryptedBody
+        );
+    }
+
+    /// @notice Reports how far a chain's Inbox has processed its priority queue, signed by its
+    ///         operator: for a chain with no batch to commit. Also while it is frozen (so governance
+    ///         sees it caught up).
+    function reportPriority(uint64 chainId, uint64 cursor, bytes32 rollingHash, bytes calldata signature) external {
+        _registered(chainId);
+        address operator = chains[chainId].operator;
+        bytes32 digest = priorityDigest(chainId, cursor, rollingHash);
+        (address recovered,,) = ECDSA.tryRecover(MessageHashUtils.toEthSignedMessageHash(digest), signature);
+        if (recovered == address(0) || recovered != operator) revert BadSignature(recovered, operator);
+        _reportPriority(chainId, cursor, rollingHash);
+    }
+
+    /// @notice What a chain's operator signs (EIP-191 personal sign) to report its priority cursor:
+    ///         keccak256(abi.encode(PRIORITY_TYPEHASH, block.chainid, hub, uint64 chainId, uint64 cursor,
+    ///         bytes32 rollingHash)).
+    function priorityDigest(uint64 chainId, uint64 cursor, bytes32 rollingHash) public view returns (bytes32) {
+        return keccak256(abi.encode(PRIORITY_TYPEHASH, block.chainid, address(this), chainId, cursor, rollingHash));
+    }
+
+    /// @notice Freezes a chain that left a priority operation past its deadline. Anyone may send it.
+    function freeze(uint64 chainId) external {
+        _registered(chainId);
+        if (priority[chainId].frozen) revert Frozen(chainId);
+        (bool late, uint64 index, uint64 deadline) = overdue(chainId);
+        if (!late) revert NothingOverdue(chainId);
+        priority[chainId].frozen = true;
+        emit ChainFrozen(chainId, index, deadline);
+    }
+
+    /// @notice Whether the first operation of a chain's queue that it has not reported processed is
+    ///         past its deadline; that operation's index and deadline (none: the cursor, 0).
+    function overdue(uint64 chainId) public view returns (bool late, uint64 index, uint64 deadline) {
+        index = priority[chainId].cursor;
+        PriorityOp[] storage queue = _queues[chainId];
+        if (index < queue.length) {
+            deadline = queue[index].deadline;
+            late = deadline < block.timestamp;
+        }
+    }
+
+    /// @notice The number of operations ever queued for a chain.
+    function priorityQueueLength(uint64 chainId) external view returns (uint256) {
+        return _queues[chainId].length;
+    }
+
+    /// @notice Operation `index` of a chain's priority queue.
+    function priorityOp(uint64 chainId, uint256 index) external view returns (PriorityOp memory) {
+        return _queues[chainId][index];
+    }
+
+    /// @notice The rolling hash of a chain's priority queue after its first `count` operations.
+    function priorityHashAt(uint64 chainId, uint256 count) public view returns (bytes32) {
+        return count == 0 ? bytes32(0) : _queues[chainId][count - 1].rollingHash;
+    }
+
     // --- the aggregated tree ---------------------------------------------------------------------
 
     /// @notice The number of leaves appended so far.
@@ -383,12 +563,89 @@ contract Hub is Ownable2Step {
         if (batch.batchNumber != info.nextBatch) revert BadBatchNumber(info.nextBatch, batch.batchNumber);
         if (batch.hStart != info.outboxHash) revert BadHStart(info.outboxHash, batch.hStart);
         if (batch.count == 0 || batch.count > batch.capacity) revert BadCount(batch.count, batch.capacity);
+        if (priority[chainId].frozen) revert Frozen(chainId);
 
         uint256[PUBLIC_INPUTS] memory inputs = publicInputs(batch);
-        bytes32 digest = keccak256(abi.encode(COMMIT_TYPEHASH, block.chainid, address(this), batch.capacity, inputs));
+        bytes32 digest = _commitDigest(batch, inputs);
         (address recovered,,) = ECDSA.tryRecover(MessageHashUtils.toEthSignedMessageHash(digest), signature);
         if (recovered == address(0) || recovered != info.operator) revert BadSignature(recovered, info.operator);
         if (!IBatchVerifier(verifier).verifyProof(proof.a, proof.b, proof.c, inputs)) revert InvalidProof();
+    }
+
+    function _commitDigest(BatchCommitment calldata batch, uint256[PUBLIC_INPUTS] memory inputs)
+        private
+        view
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode(
+                COMMIT_TYPEHASH,
+                block.chainid,
+                address(this),
+                batch.capacity,
+                inputs,
+                batch.priorityCursor,
+                batch.priorityHash
+            )
+        );
+    }
+
+    /// @dev Records a chain's reported priority cursor: never backwards, within its queue, with the
+    ///      queue's rolling hash there.
+    function _reportPriority(uint64 chainId, uint64 cursor, bytes32 rollingHash) private {
+        PriorityState storage state = priority[chainId];
+        uint256 length = _queues[chainId].length;
+        if (cursor < state.cursor || cursor > length) revert BadPriorityCursor(cursor, state.cursor, length);
+        bytes32 expected = priorityHashAt(chainId, cursor);
+        if (rollingHash != expected) revert BadPriorityHash(expected, rollingHash);
+        if (cursor != state.cursor) {
+            state.cursor = cursor;
+            emit PriorityCursorReported(chainId, cursor, rollingHash);
+        }
+    }
+
+    /// @dev The priority id of a leaf at `index` of a settled batch of its source chain, addressed to a
+    ///      registered chain; reverts with what is wrong otherwise.
+    function _settledLeaf(
+        Messages.LeafFields calldata leaf,
+        uint64 batchNumber,
+        uint256 index,
+        uint256[] calldata batchSiblings
+    ) private view returns (bytes32) {
+        uint64 dest = leaf.destChainId;
+        if (dest == l1ChainId) revert DestinationIsL1();
+        if (!chains[dest].registered) revert UnknownDestination(dest);
+        if (leaf.amount > MAX_AMOUNT || leaf.body >> 248 != 0) revert BadLeaf();
+        BatchRecord memory batch = batches[leaf.sourceChainId][batchNumber];
+        if (!batch.committed) revert UnknownBatch(leaf.sourceChainId, batchNumber);
+        if (batchSiblings.length != batch.depth) revert BadPath();
+        uint256 leafHash = Messages.leafOf(dest, leaf.assetId, leaf.amount, leaf.body);
+        if (PoseidonMerkle.rootOf(leafHash, index, batchSiblings) != batch.batchRoot) revert BadPath();
+        return Messages.priorityIdOf(leaf.sourceChainId, batchNumber, index, leafHash);
+    }
+
+    /// @dev Appends an operation to a chain's priority queue: its index, deadline and rolling hash.
+    function _enqueue(uint64 chainId, bytes32 priorityId)
+        private
+        returns (uint64 index, uint64 deadline, bytes32 rolling)
+    {
+        PriorityOp[] storage queue = _queues[chainId];
+        index = uint64(queue.length);
+        deadline = uint64(block.timestamp) + priority[chainId].window;
+        if (index != 0) {
+            PriorityOp storage last = queue[index - 1];
+            rolling = last.rollingHash;
+            if (last.deadline > deadline) deadline = last.deadline;
+        }
+        rolling = Messages.nextPriorityHash(rolling, priorityId);
+        queue.push(PriorityOp(priorityId, rolling, deadline));
+    }
+
+    /// @dev A commit's priority cursor: recorded, and then nothing may be overdue.
+    function _checkPriority(uint64 chainId, uint64 cursor, bytes32 rollingHash) private {
+        _reportPriority(chainId, cursor, rollingHash);
+        (bool late, uint64 index, uint64 deadline) = overdue(chainId);
+        if (late) revert PriorityOpOverdue(chainId, index, deadline);
     }
 
     function _registered(uint64 chainId) private view {

@@ -46,6 +46,14 @@ import {PoseidonMerkle} from "./lib/PoseidonMerkle.sol";
 ///         MessageRefunded is emitted besides MessageExecuted. A refund that reverts fails like any
 ///         execution (MessageFailed, retryable), e.g. NativeRefundFailed: the target refused the
 ///         native token.
+///
+///         Priority operations (messages forced through the L1 Hub's priority queue of this chain) are
+///         processed by the owner in queue order (processPriorityOps): each is executed as above, or
+///         bounced, or, when its message was executed or bounced already, only counted (CLOSED). A
+///         failed execution counts as processed too (the message stays retryable). The Inbox keeps
+///         the cursor (operations processed) and the queue's rolling hash after them, which the
+///         operator reports to L1 with every batch; L1 refuses the chain's batches, and anyone may
+///         freeze it, while an operation past its deadline is beyond the reported cursor.
 contract Inbox is Ownable2Step {
     /// @notice Batch trees are at most 2^10 = 1024 leaves deep (the largest batch capacity).
     uint256 public constant MAX_BATCH_DEPTH = 10;
@@ -60,6 +68,9 @@ contract Inbox is Ownable2Step {
     uint8 public constant BOUNCED = 3;
     /// @notice The bounce nonce of a message bounced without value: no bounce message was sent.
     uint64 public constant NO_BOUNCE_MESSAGE = type(uint64).max;
+    /// @notice processPriorityOps's outcome of an operation whose message was executed or bounced
+    ///         before: counted as processed, nothing done again.
+    uint8 public constant CLOSED = 4;
 
     AssetRouter public immutable router;
     uint64 public immutable chainId;
@@ -74,6 +85,11 @@ contract Inbox is Ownable2Step {
     mapping(bytes32 messageId => bool) public executed;
     /// @notice Which of the closed messages were bounced, not executed.
     mapping(bytes32 messageId => bool) public bounced;
+    /// @notice The number of priority operations processed: the index of the next one in this chain's
+    ///         L1 priority queue.
+    uint64 public priorityCursor;
+    /// @notice The priority queue's rolling hash after the processed operations (Messages.nextPriorityHash).
+    bytes32 public priorityHash;
 
     // The message whose target is being called; restored after a nested execution.
     bool private transient _active;
@@ -91,6 +107,10 @@ contract Inbox is Ownable2Step {
     /// @dev bounceNonce: the bounce message's nonce in this chain's Outbox; NO_BOUNCE_MESSAGE without value.
     event MessageBounced(
         bytes32 indexed id, uint64 indexed sourceChainId, uint64 nonce, uint64 bounceNonce, uint256 amount, string reason
+    );
+    /// @dev outcome: EXECUTED, FAILED, BOUNCED or CLOSED; rollingHash: the queue's hash after it.
+    event PriorityOpProcessed(
+        uint64 indexed index, bytes32 indexed id, bytes32 priorityId, uint8 outcome, bytes32 rollingHash
     );
     /// @dev A bounce message executed: `amount` of `assetId` back to `to`, the bounced message's sender.
     event MessageRefunded(bytes32 indexed id, bytes32 indexed bouncedId, address to, bytes32 assetId, uint256 amount);
@@ -137,18 +157,7 @@ contract Inbox is Ownable2Step {
         external
         returns (bool success)
     {
-        bytes32 id = _verify(message, proof);
-        executed[id] = true;
-        uint256 gasBefore = gasleft();
-        try this.applyMessage(message) {
-            emit MessageExecuted(id, message.sourceChainId, message.nonce, message.target, message.assetId, message.amount);
-            return true;
-        } catch (bytes memory reason) {
-            _checkNotStarved(gasBefore);
-            executed[id] = false;
-            emit MessageFailed(id, message.sourceChainId, message.nonce, reason);
-            return false;
-        }
+        return _run(_verify(message, proof), message);
     }
 
     /// @notice Executes each message with its proof; one item never reverts the others.
@@ -235,6 +244,47 @@ contract Inbox is Ownable2Step {
         return _bounce(message, proof, reason);
     }
 
+    /// @notice The owner's priority round: imports `root` (if it is new) and processes the next
+    ///         operations of this chain's priority queue, in order: message i with proof i is executed,
+    ///         or bounced when bounceReasons[i] is not empty, or only counted when it is closed already.
+    ///         Every check of execute applies to each (but AlreadyExecuted: that is CLOSED); one that
+    ///         fails reverts the round, so the cursor never skips an operation. The caller gives them
+    ///         in queue order: L1 checks the rolling hash the operator reports.
+    /// @return outcomes per operation: EXECUTED, FAILED (the target reverted; retryable), BOUNCED or CLOSED.
+    function processPriorityOps(
+        bytes32 root,
+        Messages.Message[] calldata messages,
+        Messages.MessageProof[] calldata proofs,
+        string[] calldata bounceReasons
+    ) external onlyOwner returns (uint8[] memory outcomes) {
+        if (messages.length != proofs.length) revert LengthMismatch(messages.length, proofs.length);
+        if (messages.length != bounceReasons.length) revert ReasonsMismatch(messages.length, bounceReasons.length);
+        _importRoot(root);
+        outcomes = new uint8[](messages.length);
+        uint64 cursor = priorityCursor;
+        bytes32 rolling = priorityHash;
+        for (uint256 i; i < messages.length; ++i) {
+            Messages.Message calldata message = messages[i];
+            Messages.MessageProof calldata proof = proofs[i];
+            (bytes32 id, uint256 leaf) = _checkPath(message, proof);
+            uint8 outcome;
+            if (executed[id]) {
+                outcome = CLOSED;
+            } else if (bytes(bounceReasons[i]).length != 0) {
+                _close(id, message, bounceReasons[i]);
+                outcome = BOUNCED;
+            } else {
+                outcome = _run(id, message) ? EXECUTED : FAILED;
+            }
+            bytes32 priorityId = Messages.priorityIdOf(message.sourceChainId, proof.batchNumber, proof.index, leaf);
+            rolling = Messages.nextPriorityHash(rolling, priorityId);
+            emit PriorityOpProcessed(cursor, id, priorityId, outcome, rolling);
+            outcomes[i] = outcome;
+            ++cursor;
+        }
+        (priorityCursor, priorityHash) = (cursor, rolling);
+    }
+
     /// @notice The message whose target is being called: only during a target call.
     function context() external view returns (uint64 sourceChainId, address sender, bytes32 assetId, uint256 amount) {
         if (!_active) revert NoMessage();
@@ -297,12 +347,35 @@ contract Inbox is Ownable2Step {
         );
     }
 
+    /// @dev Executes a verified message (nullifier set, value and target call all or nothing): true if
+    ///      it was executed, false if its inner call reverted (nothing applied, retryable).
+    function _run(bytes32 id, Messages.Message calldata message) private returns (bool) {
+        executed[id] = true;
+        uint256 gasBefore = gasleft();
+        try this.applyMessage(message) {
+            emit MessageExecuted(id, message.sourceChainId, message.nonce, message.target, message.assetId, message.amount);
+            return true;
+        } catch (bytes memory reason) {
+            _checkNotStarved(gasBefore);
+            executed[id] = false;
+            emit MessageFailed(id, message.sourceChainId, message.nonce, reason);
+            return false;
+        }
+    }
+
     /// @dev bounce without the owner check (bounceOne has its own).
     function _bounce(Messages.Message calldata message, Messages.MessageProof calldata proof, string calldata reason)
         private
         returns (uint64 bounceNonce)
     {
-        bytes32 id = _verify(message, proof);
+        return _close(_verify(message, proof), message, reason);
+    }
+
+    /// @dev Closes a verified message without executing it and sends its value home (see bounce).
+    function _close(bytes32 id, Messages.Message calldata message, string calldata reason)
+        private
+        returns (uint64 bounceNonce)
+    {
         if (Messages.isBounce(message)) revert CannotBounceABounce(id);
         executed[id] = true;
         bounced[id] = true;
@@ -333,15 +406,25 @@ contract Inbox is Ownable2Step {
         view
         returns (bytes32 id)
     {
+        (id,) = _checkPath(message, proof);
+        if (executed[id]) revert AlreadyExecuted(id);
+    }
+
+    /// @dev Every check of execute but the nullifier's; returns the message id and leaf.
+    function _checkPath(Messages.Message calldata message, Messages.MessageProof calldata proof)
+        private
+        view
+        returns (bytes32 id, uint256 leaf)
+    {
         if (message.destChainId != chainId) revert WrongDestination(message.destChainId);
         if (message.sourceChainId == chainId) revert SourceIsThisChain();
         if (!importedRoots[proof.aggregatedRoot]) revert UnknownRoot(proof.aggregatedRoot);
         uint256 depth = proof.batchSiblings.length;
         if (depth > MAX_BATCH_DEPTH) revert BatchTooDeep(depth);
         id = Messages.idOf(message.sourceChainId, message.nonce);
-        if (executed[id]) revert AlreadyExecuted(id);
+        leaf = Messages.leafOf(message);
 
-        uint256 batchRoot = PoseidonMerkle.rootOf(Messages.leafOf(message), proof.index, proof.batchSiblings);
+        uint256 batchRoot = PoseidonMerkle.rootOf(leaf, proof.index, proof.batchSiblings);
         bytes32 aggLeaf = Messages.aggregatedLeaf(message.sourceChainId, proof.batchNumber, uint32(depth), batchRoot);
         if (
             proof.aggregatedSiblings.length != KeccakMerkle.DEPTH || proof.aggregatedIndex >> KeccakMerkle.DEPTH != 0

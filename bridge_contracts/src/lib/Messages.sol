@@ -12,6 +12,7 @@ import {PoseidonT6} from "../generated/PoseidonT6.sol";
 ///         body      = uint256(keccak256(abi.encode(sourceChainId, nonce, sender, target, data, assetData))) >> 8
 ///         messageId = keccak256(abi.encode(uint64 sourceChainId, uint64 nonce))
 ///         aggLeaf   = keccak256(abi.encode(uint64 sourceChainId, uint64 batchNumber, uint32 depth, uint256 batchRoot))
+///         priorityId = keccak256(abi.encode(uint64 sourceChainId, uint64 batchNumber, uint256 index, uint256 leaf))
 ///
 ///         A message is settled when its leaf is in a batch tree (PoseidonMerkle) whose root the L1 Hub
 ///         appended to the aggregated tree (KeccakMerkle) as aggLeaf. An L1 deposit is a "batch" of one
@@ -57,6 +58,17 @@ library Messages {
         bytes32 aggregatedRoot;
     }
 
+    /// @notice What L1 learns of a forced message (Hub.requestPriorityOp): its source, and the fields
+    ///         of its leaf, to check that leaf in the source's settled batch. Its body is a hash:
+    ///         sender, target, nonce, data and assetData stay hidden.
+    struct LeafFields {
+        uint64 sourceChainId;
+        uint64 destChainId;
+        bytes32 assetId;
+        uint256 amount;
+        uint256 body;
+    }
+
     uint256 private constant LOW_128 = type(uint128).max;
 
     /// @notice The sender of every bounce message: an address no one holds the key of, so only an
@@ -79,15 +91,42 @@ library Messages {
 
     /// @notice The message's leaf, as the batch circuit computes it.
     function leafOf(Message memory message) internal pure returns (uint256) {
-        uint256 body = uint256(
+        return leafOf(message.destChainId, message.assetId, message.amount, bodyOf(message));
+    }
+
+    /// @notice The message's body: the hash of everything in it that is not a field of its leaf.
+    function bodyOf(Message memory message) internal pure returns (uint256) {
+        return uint256(
             keccak256(
                 abi.encode(
                     message.sourceChainId, message.nonce, message.sender, message.target, message.data, message.assetData
                 )
             )
         ) >> 8;
-        uint256 assetId = uint256(message.assetId);
-        return PoseidonT6.hash([uint256(message.destChainId), assetId >> 128, assetId & LOW_128, message.amount, body]);
+    }
+
+    /// @notice The leaf of a message from its leaf fields: Poseidon(destChainId, assetId >> 128,
+    ///         assetId & (2^128 - 1), amount, body).
+    function leafOf(uint64 destChainId, bytes32 assetId, uint256 amount, uint256 body) internal pure returns (uint256) {
+        uint256 asset = uint256(assetId);
+        return PoseidonT6.hash([uint256(destChainId), asset >> 128, asset & LOW_128, amount, body]);
+    }
+
+    /// @notice A forced message's priority id: where its leaf is (batch `batchNumber` of its source
+    ///         chain, position `index`) and the leaf itself, which L1 checked there.
+    ///         keccak256(abi.encode(uint64 sourceChainId, uint64 batchNumber, uint256 index, uint256 leaf))
+    function priorityIdOf(uint64 sourceChainId, uint64 batchNumber, uint256 index, uint256 leaf)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(sourceChainId, batchNumber, index, leaf));
+    }
+
+    /// @notice A priority queue's rolling hash after one more operation: keccak256(abi.encode(hash,
+    ///         priorityId)), starting from 0 for the empty queue.
+    function nextPriorityHash(bytes32 hash, bytes32 priorityId) internal pure returns (bytes32) {
+        return keccak256(abi.encode(hash, priorityId));
     }
 
     /// @notice The message's unique id: its source chain and its nonce there.
