@@ -36,7 +36,7 @@ from bridge_contracts.messages import Message
 from hub.delivery import message_key, message_to_json
 from hub.retry import REPUSH, RETRY
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -56,6 +56,9 @@ class OutStatus(StrEnum):
     BATCHED = "batched"  # in a closed batch, being proven or committed
     SETTLED = "settled"  # its batch is settled on L1
     PUSHED = "pushed"  # sent to the destination, no receipt yet (pushed again on REPUSH)
+    FORCING = "forcing"  # to be forced through the L1 priority queue (no receipt within force_after,
+    # or an operator asked): requestPriorityOp is being sent
+    FORCED = "forced"  # in the destination's L1 priority queue: it must process it by the deadline
     EXECUTED = "executed"  # the destination executed it (or L1 finalized the withdrawal)
     FAILED = "failed"  # the destination ran it and the target reverted; its operator may replay it
     REFUSED = "refused"  # the destination refused it (see the error)
@@ -87,6 +90,16 @@ class BatchStatus(StrEnum):
     SETTLED = "settled"
 
 
+class PriorityStatus(StrEnum):
+    """An operation of this chain's L1 priority queue: a message some chain forced to this one."""
+
+    QUEUED = "queued"  # on L1: to be processed by this chain's Inbox, in queue order, before its deadline
+    UNREADABLE = "unreadable"  # its sealed body does not open or names another message, and the bus
+    # never brought the message: the queue stops here until it does (or an operator acts)
+    PROCESSING = "processing"  # in a processPriorityOps transaction now
+    PROCESSED = "processed"  # the Inbox processed it: executed, failed (retryable), bounced, or closed before
+
+
 MessageStatus = OutStatus | InStatus
 
 STATUSES: dict[Direction, type[OutStatus] | type[InStatus]] = {
@@ -99,6 +112,8 @@ replay; a failed outgoing one for the peer's)."""
 RECEIPT_STATUSES = (OutStatus.EXECUTED, OutStatus.FAILED, OutStatus.REFUSED, OutStatus.BOUNCED)
 """What a peer's receipt may report of an outgoing message."""
 EXECUTABLE = (InStatus.VERIFIED, InStatus.REPLAY)
+FORCEABLE = (OutStatus.SETTLED, OutStatus.PUSHED)
+"""What an outgoing message to a peer must be to be forced through L1: settled, not yet answered."""
 _NO_RECEIPT_CHANGES = frozenset(
     {
         OutStatus.SENT,
@@ -156,7 +171,10 @@ class StoredMessage:
     executed_at: float | None
     created_at: float
     updated_at: float
-    payload: str | None  # incoming: JSON of its delivery (or of its L1 deposit)
+    payload: str | None  # incoming: JSON of its delivery (or of its L1 deposit, or of its forcing)
+    force_tx: str | None = None  # outgoing, forced: the requestPriorityOp transaction
+    force_index: int | None = None  # its position in the destination's priority queue
+    force_deadline: float | None = None  # when the destination must have processed it
 
     @property
     def nonce(self) -> int:
@@ -202,6 +220,9 @@ class StoredMessage:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             payload=row["payload"],
+            force_tx=row["force_tx"],
+            force_index=row["force_index"],
+            force_deadline=row["force_deadline"],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -228,6 +249,9 @@ class StoredMessage:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "payload": orjson.loads(self.payload) if self.payload else None,
+            "force_tx": self.force_tx,
+            "force_index": self.force_index,
+            "force_deadline": self.force_deadline,
         }
 
 
@@ -431,6 +455,109 @@ class ReceiptUpdate:
     status: OutStatus  # one of RECEIPT_STATUSES
     tx: str | None
     reason: str | None
+
+
+@dataclass(frozen=True)
+class PriorityOp:
+    """An operation of this chain's L1 priority queue, as the store keeps it."""
+
+    index: int  # its position in the queue
+    priority_id: bytes
+    source_chain_id: int
+    batch_number: int
+    index_in_batch: int
+    deadline: float
+    rolling_hash: bytes  # the queue's rolling hash after it
+    status: PriorityStatus
+    message_id: str | None  # None while unreadable
+    outcome: str | None  # processed: "executed", "failed", "bounced" or "closed"
+    tx: str | None
+    error: str | None
+    block_number: int
+    attempts: int
+    next_attempt_at: float | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def due(self) -> float:
+        return self.next_attempt_at or 0.0
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PriorityOp:
+        return cls(
+            index=row["queue_index"],
+            priority_id=bytes.fromhex(row["priority_id"][2:]),
+            source_chain_id=row["source_chain_id"],
+            batch_number=row["batch_number"],
+            index_in_batch=row["index_in_batch"],
+            deadline=row["deadline"],
+            rolling_hash=bytes.fromhex(row["rolling_hash"][2:]),
+            status=PriorityStatus(row["status"]),
+            message_id=row["message_id"],
+            outcome=row["outcome"],
+            tx=row["tx"],
+            error=row["error"],
+            block_number=row["block_number"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "priority_id": "0x" + self.priority_id.hex(),
+            "source_chain_id": self.source_chain_id,
+            "batch_number": self.batch_number,
+            "index_in_batch": self.index_in_batch,
+            "deadline": self.deadline,
+            "seconds_left": round(self.deadline - time.time(), 1),
+            "status": str(self.status),
+            "message_id": self.message_id,
+            "outcome": self.outcome,
+            "tx": self.tx,
+            "error": self.error,
+            "block_number": self.block_number,
+            "attempts": self.attempts,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class QueuedOp:
+    """A final `PriorityOpQueued` event of this chain's L1 queue, its sealed body opened: the message
+    (None if it could not be had: `problem` says why) and the peering's verdict on it (`bounce`: the rule
+    it breaks, so it is bounced; None: executed)."""
+
+    index: int
+    priority_id: bytes
+    source_chain_id: int
+    batch_number: int
+    index_in_batch: int
+    deadline: float
+    rolling_hash: bytes
+    block_number: int
+    peer: str
+    message: Message | None
+    siblings: tuple[int, ...] = ()
+    bounce: str | None = None
+    problem: str | None = None
+
+    def payload(self) -> str:
+        """The JSON a forced message is stored with: where its leaf is (the executor's proof)."""
+        return orjson.dumps(
+            {
+                "forced": {
+                    "queue_index": self.index,
+                    "batch_number": self.batch_number,
+                    "index": self.index_in_batch,
+                    "siblings": [str(s) for s in self.siblings],
+                }
+            }
+        ).decode()
 
 
 def format_time(at: float | None) -> str:
@@ -897,28 +1024,7 @@ class Store:
                 if m.status != InStatus.EXECUTING:
                     continue
                 if o.status == InStatus.EXECUTED:
-                    self._move(
-                        db,
-                        m,
-                        InStatus.EXECUTED,
-                        o.reason,
-                        now,
-                        exec_tx=tx,
-                        exec_gas=gas_each,
-                        executed_at=now,
-                        error=None,
-                        exec_block=block,
-                        confirmed_at=None,
-                    )
-                    original = self._original_in(db, m.message) if m.message.is_bounce else None
-                    if original is not None and original.status != OutStatus.REFUNDED:
-                        self._move(
-                            db,
-                            original,
-                            OutStatus.REFUNDED,
-                            f"refunded: bounce {m.id} executed" + (f" in {tx}" if tx else ""),
-                            now,
-                        )
+                    self._executed(db, m, o.reason, now, tx=tx, gas=gas_each, block=block)
                 elif o.status == InStatus.FAILED:
                     self._move(
                         db,
@@ -934,6 +1040,41 @@ class Store:
                     self._move(db, m, InStatus.VERIFIED, o.reason, now)
                 else:
                     raise StoreError(f"message {o.message_id}: {o.status} is not an execution outcome")
+
+    def _executed(
+        self,
+        db: Database,
+        m: StoredMessage,
+        reason: str,
+        now: float,
+        *,
+        tx: str | None,
+        gas: int | None,
+        block: int | None,
+    ) -> None:
+        """An incoming message executed (in `block`); a bounce message's original is refunded with it."""
+        self._move(
+            db,
+            m,
+            InStatus.EXECUTED,
+            reason,
+            now,
+            exec_tx=tx,
+            exec_gas=gas,
+            executed_at=now,
+            error=None,
+            exec_block=block,
+            confirmed_at=None,
+        )
+        original = self._original_in(db, m.message) if m.message.is_bounce else None
+        if original is not None and original.status != OutStatus.REFUNDED:
+            self._move(
+                db,
+                original,
+                OutStatus.REFUNDED,
+                f"refunded: bounce {m.id} executed" + (f" in {tx}" if tx else ""),
+                now,
+            )
 
     def request_replay(self, message_id: str, reason: str = "replay requested by the operator") -> str:
         """Ask the daemon to execute a failed incoming message again.
@@ -1069,6 +1210,290 @@ class Store:
         source, from the bounce's target, with its asset and amount."""
         with self._read() as db:
             return self._original_in(db, bounce)
+
+    # --- forced inclusion: the sending side --------------------------------------------------
+
+    def request_force(self, message_ids: Sequence[str], reason: str) -> list[StoredMessage]:
+        """Outgoing messages to force through L1 (no receipt in time, or an operator asked):
+        "forcing", due now. Returns those moved; one no longer settled or pushed is left alone."""
+        now = time.time()
+        moved = []
+        with self._write() as db:
+            for key in message_ids:
+                m = self._message_in(db, key)
+                if m.direction != Direction.OUT or m.status not in FORCEABLE or m.peer == L1_PEER:
+                    continue
+                self._move(db, m, OutStatus.FORCING, reason, now, attempts=0, next_attempt_at=None)
+                moved.append(self._message_in(db, key))
+        return moved
+
+    def record_forced(
+        self, message_id: str, *, tx: str | None, index: int | None, deadline: float | None, reason: str
+    ) -> None:
+        """A "forcing" message is in its destination's L1 priority queue: "forced", with the
+        transaction, its position and its deadline (unknown when found queued after a restart)."""
+        now = time.time()
+        with self._write() as db:
+            m = self._message_in(db, message_id)
+            if m.status != OutStatus.FORCING:
+                return
+            self._move(
+                db,
+                m,
+                OutStatus.FORCED,
+                reason,
+                now,
+                force_tx=tx,
+                force_index=index,
+                force_deadline=deadline,
+                next_attempt_at=None,
+                error=None,
+            )
+
+    def force_not_sent(self, message_id: str, reason: str) -> None:
+        """requestPriorityOp was refused or never mined: still "forcing", with one more failed try and
+        the retry policy's wait."""
+        now = time.time()
+        with self._write() as db:
+            m = self._message_in(db, message_id)
+            if m.status != OutStatus.FORCING:
+                return
+            attempts = m.attempts + 1
+            self._move(
+                db,
+                m,
+                OutStatus.FORCING,
+                f"forcing failed (try {attempts}): {reason}",
+                now,
+                attempts=attempts,
+                next_attempt_at=RETRY.next_attempt(attempts, now),
+                error=reason,
+            )
+
+    # --- forced inclusion: this chain's priority queue ----------------------------------------
+
+    def record_priority_ops(self, ops: Sequence[QueuedOp], *, cursor: WatchCursor | tuple[str, int]) -> int:
+        """A watcher's final operations of this chain's L1 priority queue up to its cursor's block,
+        and the cursor moved, together: each operation "queued" (or "unreadable" without its message),
+        its message stored "verified" (or "bouncing": the peering refuses it) unless the store has it
+        already; one received from the bus but not verified yet, or refused, is now settled as L1
+        says (L1 checked its leaf in its batch). Returns how many operations were new."""
+        now = time.time()
+        new = 0
+        with self._write() as db:
+            for op in ops:
+                row = {
+                    "queue_index": op.index,
+                    "priority_id": "0x" + op.priority_id.hex(),
+                    "source_chain_id": op.source_chain_id,
+                    "batch_number": op.batch_number,
+                    "index_in_batch": op.index_in_batch,
+                    "deadline": op.deadline,
+                    "rolling_hash": "0x" + op.rolling_hash.hex(),
+                    "message_id": None
+                    if op.message is None
+                    else message_key(op.message.source_chain_id, op.message.nonce),
+                    "status": str(
+                        PriorityStatus.QUEUED if op.message is not None else PriorityStatus.UNREADABLE
+                    ),
+                    "error": op.problem,
+                    "block_number": op.block_number,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                cursor_ = db.execute(
+                    f"INSERT INTO priority_ops ({', '.join(row)}) VALUES ({_marks(row)}) "
+                    "ON CONFLICT (queue_index) DO NOTHING",
+                    list(row.values()),
+                )
+                if cursor_.rowcount == 0:
+                    continue
+                new += 1
+                if op.message is not None:
+                    self._forced_message(db, op, now)
+            self._move_cursor(db, _cursor(cursor), now)
+        return new
+
+    def resolve_priority_op(self, op: QueuedOp) -> bool:
+        """An "unreadable" operation whose message was found (the bus brought it): "queued", its message
+        settled as record_priority_ops does, together. False if the operation is not unreadable."""
+        assert op.message is not None
+        now = time.time()
+        with self._write() as db:
+            rows = list(db.query("SELECT status FROM priority_ops WHERE queue_index = ?", [op.index]))
+            if not rows or rows[0]["status"] != PriorityStatus.UNREADABLE:
+                return False
+            db.execute(
+                "UPDATE priority_ops SET status = ?, message_id = ?, error = NULL, updated_at = ? "
+                "WHERE queue_index = ?",
+                [
+                    str(PriorityStatus.QUEUED),
+                    message_key(op.message.source_chain_id, op.message.nonce),
+                    now,
+                    op.index,
+                ],
+            )
+            self._forced_message(db, op, now)
+        return True
+
+    def _forced_message(self, db: Database, op: QueuedOp, now: float) -> None:
+        assert op.message is not None
+        status = InStatus.VERIFIED if op.bounce is None else InStatus.BOUNCING
+        what = f"forced through L1 (priority operation {op.index})"
+        row = _message_row(op.message, Direction.IN, op.peer, None) | {
+            "payload": op.payload(),
+            "error": op.bounce,
+        }
+        if self._insert(
+            db, row, status, what + ("" if op.bounce is None else f"; to be bounced: {op.bounce}"), now
+        ):
+            return
+        m = self._message_in(db, row["id"])
+        if m.status in (InStatus.RECEIVED, InStatus.REFUSED):
+            self._move(db, m, status, f"{what}: settled on L1", now, error=op.bounce, payload=op.payload())
+
+    def start_priority(self, indexes: Sequence[int]) -> None:
+        """Operations about to go into one processPriorityOps transaction: "processing", written before
+        it is sent (after a restart, the Inbox's priority cursor says which were processed)."""
+        now = time.time()
+        with self._write() as db:
+            for index in indexes:
+                op = self._priority_op_in(db, index)
+                if op.status != PriorityStatus.QUEUED:
+                    raise StepRefused(
+                        f"priority operation {index} is {op.status}: only a queued one is processed"
+                    )
+                self._set_op(db, index, now, status=PriorityStatus.PROCESSING)
+
+    def priority_not_sent(self, indexes: Sequence[int], reason: str) -> None:
+        """The processPriorityOps transaction was refused or never mined: "queued" again, with one more
+        failed try and the retry policy's wait."""
+        now = time.time()
+        with self._write() as db:
+            for index in indexes:
+                op = self._priority_op_in(db, index)
+                if op.status != PriorityStatus.PROCESSING:
+                    continue
+                attempts = op.attempts + 1
+                self._set_op(
+                    db,
+                    index,
+                    now,
+                    status=PriorityStatus.QUEUED,
+                    attempts=attempts,
+                    next_attempt_at=RETRY.next_attempt(attempts, now),
+                    error=reason,
+                )
+
+    def record_priority_outcomes(
+        self,
+        outcomes: Mapping[int, tuple[str, str]],
+        *,
+        tx: str | None,
+        gas_each: int | None,
+        block: int | None,
+    ) -> None:
+        """What the Inbox did with priority operations (index -> (outcome, reason); outcome "executed",
+        "failed", "bounced", or "closed": its message was done before, and `reason` says as what,
+        "executed" or "bounced"): each "processed", and its message moved to match, together."""
+        now = time.time()
+        with self._write() as db:
+            for index, (outcome, reason) in outcomes.items():
+                op = self._priority_op_in(db, index)
+                if op.status == PriorityStatus.PROCESSED:
+                    continue
+                self._set_op(
+                    db,
+                    index,
+                    now,
+                    status=PriorityStatus.PROCESSED,
+                    outcome=outcome,
+                    tx=tx,
+                    error=None,
+                    next_attempt_at=None,
+                )
+                if op.message_id is None:
+                    continue
+                m = self._message_in(db, op.message_id)
+                done = reason if outcome == "closed" else outcome
+                what = f"priority operation {op.index}: {outcome}" + (f" in {tx}" if tx else "")
+                if done == "executed" and m.status != InStatus.EXECUTED:
+                    self._executed(db, m, what, now, tx=tx, gas=gas_each, block=block)
+                elif done == "bounced" and m.status != InStatus.BOUNCED:
+                    self._move(
+                        db,
+                        m,
+                        InStatus.BOUNCED,
+                        what,
+                        now,
+                        exec_tx=tx,
+                        exec_gas=gas_each,
+                        executed_at=now,
+                        exec_block=block,
+                        confirmed_at=None,
+                    )
+                elif done == "failed":
+                    self._move(
+                        db,
+                        m,
+                        InStatus.FAILED,
+                        f"{what}: {reason}",
+                        now,
+                        exec_tx=tx,
+                        error=reason,
+                        attempts=m.attempts + 1,
+                        exec_block=None,
+                    )
+
+    def requeue_priority(self, from_index: int, reason: str) -> int:
+        """Operations the store has processed (or processing) from `from_index` on, which the Inbox has not
+        (its cursor is lower: a transaction reorganised away): "queued" again. Returns how many."""
+        now = time.time()
+        with self._write() as db:
+            cursor_ = db.execute(
+                "UPDATE priority_ops SET status = ?, outcome = NULL, error = ?, updated_at = ?, "
+                "next_attempt_at = NULL WHERE queue_index >= ? AND status IN (?, ?)",
+                [
+                    str(PriorityStatus.QUEUED),
+                    reason,
+                    now,
+                    from_index,
+                    str(PriorityStatus.PROCESSED),
+                    str(PriorityStatus.PROCESSING),
+                ],
+            )
+            return cursor_.rowcount
+
+    def priority_ops(
+        self, *, status: str | Sequence[str] | None = None, limit: int | None = None
+    ) -> list[PriorityOp]:
+        """This chain's priority operations, in queue order (those in `status`, if given)."""
+        sql, params = "SELECT * FROM priority_ops", []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            sql += f" WHERE status IN ({_marks(statuses)})"
+            params += [str(s) for s in statuses]
+        sql += " ORDER BY queue_index"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [PriorityOp.from_row(row) for row in self._query(sql, params)]
+
+    def priority_op(self, index: int) -> PriorityOp | None:
+        rows = self._query("SELECT * FROM priority_ops WHERE queue_index = ?", [index])
+        return PriorityOp.from_row(rows[0]) if rows else None
+
+    def _priority_op_in(self, db: Database, index: int) -> PriorityOp:
+        rows = list(db.query("SELECT * FROM priority_ops WHERE queue_index = ?", [index]))
+        if not rows:
+            raise StoreError(f"no priority operation {index} in the store {self.path}")
+        return PriorityOp.from_row(rows[0])
+
+    @staticmethod
+    def _set_op(db: Database, index: int, now: float, **values: Any) -> None:
+        values = {k: _encode(v) for k, v in values.items()} | {"updated_at": now}
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        db.execute(f"UPDATE priority_ops SET {assignments} WHERE queue_index = ?", [*values.values(), index])
 
     def unconfirmed(self, final_block: int) -> list[StoredMessage]:
         """Incoming messages executed or bounced in a block that is final now (up to `final_block`)
@@ -1779,7 +2204,9 @@ class Store:
                 _migrate_v1_to_v2(db)
             if version < 3:
                 _migrate_v2_to_v3(db)
-            _migrate_v3_to_v4(db)
+            if version < 4:
+                _migrate_v3_to_v4(db)
+            _migrate_v4_to_v5(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -1862,6 +2289,23 @@ def _migrate_v3_to_v4(db: Database) -> None:
         "seen_at REAL NOT NULL, PRIMARY KEY (sender, id))"
     )
     db.execute("CREATE INDEX idx_envelopes_sent_at ON envelopes (sent_at)")
+
+
+def _migrate_v4_to_v5(db: Database) -> None:
+    """Version 5: forced inclusion. An outgoing message's requestPriorityOp (transaction, position in the
+    destination's queue, deadline), and this chain's own L1 priority queue."""
+    db.execute("ALTER TABLE messages ADD COLUMN force_tx TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN force_index INTEGER")
+    db.execute("ALTER TABLE messages ADD COLUMN force_deadline REAL")
+    db.execute(
+        "CREATE TABLE priority_ops (queue_index INTEGER PRIMARY KEY, priority_id TEXT NOT NULL, "
+        "source_chain_id INTEGER NOT NULL, batch_number INTEGER NOT NULL, index_in_batch INTEGER NOT NULL, "
+        "deadline REAL NOT NULL, rolling_hash TEXT NOT NULL, message_id TEXT, status TEXT NOT NULL, "
+        "outcome TEXT, tx TEXT, error TEXT, block_number INTEGER NOT NULL, "
+        "attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL, created_at REAL NOT NULL, "
+        "updated_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX idx_priority_ops_status ON priority_ops (status)")
 
 
 def _read_by(scope: str) -> str:

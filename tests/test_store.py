@@ -881,7 +881,14 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         assert store.batch_history(0) == []
 
 
+def _undo_v5(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE priority_ops")
+    for column in ("force_tx", "force_index", "force_deadline"):
+        conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")
+
+
 def _undo_v4_and_v3(conn: sqlite3.Connection) -> None:
+    _undo_v5(conn)
     conn.execute("DROP TABLE envelopes")
     conn.execute("DROP TABLE dropped")
     conn.execute("DROP TABLE halts")
@@ -896,6 +903,7 @@ def test_a_version_3_store_is_migrated(tmp_path: Path) -> None:
     with Store(path) as store:
         receive(store)
     conn = sqlite3.connect(path)
+    _undo_v5(conn)
     conn.execute("DROP TABLE envelopes")
     conn.execute("PRAGMA user_version = 3")
     conn.commit()
