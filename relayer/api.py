@@ -8,6 +8,9 @@ message, a duplicate peer).
     GET    /v1/messages?status=&peer=&direction=&limit=    oldest first; status may be a,b
     GET    /v1/messages/{id}             the message and its "history" of transitions
     POST   /v1/messages/{id}/replay      {"id", "status", "changed"}
+    POST   /v1/messages/{id}/bounce      {"reason"} -> {"id", "status", "changed"}
+    POST   /v1/messages/{id}/force       force an outgoing message through L1 -> {"id", "status", "changed"}
+    GET    /v1/priority?status=&limit=   this chain's L1 priority queue (messages forced to it), in order
     GET    /v1/batches?status=&limit=    batches by number; status may be a,b; limit: the last ones
     GET    /v1/batches/{n}               the batch and its "history" of transitions
     GET    /v1/peers                     the config file's peers
@@ -47,6 +50,7 @@ from relayer.store import (
     Direction,
     InStatus,
     OutStatus,
+    PriorityStatus,
     Store,
     StoreError,
     Transition,
@@ -55,6 +59,7 @@ from relayer.store import (
 
 _MESSAGE_STATUSES = tuple(dict.fromkeys(str(s) for s in (*OutStatus, *InStatus)))
 _BATCH_STATUSES = tuple(str(s) for s in BatchStatus)
+_PRIORITY_STATUSES = tuple(str(s) for s in PriorityStatus)
 _DIRECTIONS = tuple(str(d) for d in Direction)
 _PEER_FIELDS: dict[str, type] = {
     "name": str,
@@ -88,6 +93,8 @@ def make_app(
             web.get("/v1/messages/{id}", api.message),
             web.post("/v1/messages/{id}/replay", api.replay),
             web.post("/v1/messages/{id}/bounce", api.bounce),
+            web.post("/v1/messages/{id}/force", api.force),
+            web.get("/v1/priority", api.priority),
             web.get("/v1/batches", api.batches),
             web.get("/v1/batches/{n}", api.batch),
             web.get("/v1/peers", api.peers),
@@ -158,6 +165,16 @@ class _Api:
         if not isinstance(reason, str) or not reason.strip():
             raise _error(400, "the body must be a JSON object with a non-empty 'reason' (sent to the source)")
         return await self._request(message_id, self.store.request_bounce, f"{reason} (through the admin API)")
+
+    async def force(self, request: web.Request) -> web.Response:
+        message_id = request.match_info["id"]
+        return await self._request(message_id, self.store.force, "forcing requested through the admin API")
+
+    async def priority(self, request: web.Request) -> web.Response:
+        statuses = _statuses(request.query.get("status"), _PRIORITY_STATUSES)
+        limit = _limit(request.query.get("limit"))
+        ops = await asyncio.to_thread(self.store.priority_ops, status=statuses, limit=limit)
+        return _json([op.to_json() for op in ops])
 
     async def _request(self, message_id: str, step: Callable[[str, str], str], reason: str) -> web.Response:
         """An operator's request on one message (a replay, a bounce): the store step, its answer, and

@@ -562,6 +562,21 @@ def bounce(config_path: Path, message_id: str, reason: str) -> None:
 
 @cli.command()
 @config_option
+@click.argument("message_id", metavar="ID")
+def force(config_path: Path, message_id: str) -> None:
+    """Force the outgoing message ID through the L1 priority queue now, without waiting for its peer's
+    force_after_seconds: the daemon sends Hub.requestPriorityOp shortly (safe to repeat)."""
+    with _open_store(config_path) as store:
+        before = store.message(message_id)
+        status = store.force(message_id, "forcing requested from the CLI")
+    if before is not None and before.status != status:
+        console.print(f"message {message_id}: {before.status} -> {status}; the daemon forces it shortly")
+    else:
+        console.print(f"message {message_id} is {status} already: nothing changed")
+
+
+@cli.command()
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's status as JSON.")
 def status(config_path: Path, as_json: bool) -> None:
     """The daemon's health: each chain's head, final head, last reorganisation, endpoint in use, and

@@ -75,6 +75,10 @@ _PLAIN_KEY_REFUSED = (
 )
 
 
+SETTLE_SECONDS = 30.0
+"""What proving and settling a batch take at least, beyond its batching (for force_after_seconds)."""
+
+
 class ConfigError(ConfigProblems):
     """Every problem found in one config file.
 
@@ -328,6 +332,10 @@ class PeerConfig(Section):
     """Addresses on this chain the peer's messages may call, or ["*"] for any."""
     rate_limit_per_minute: Annotated[StrictInt, Field(gt=0)] = 600
     """The most messages accepted from this peer in one minute."""
+    force_after_seconds: Annotated[float, Field(gt=0)] = 21_600.0
+    """Seconds after this chain sent a message to the peer without the peer reporting it executed
+    before the daemon forces it through the L1 priority queue (default 6 h). At least
+    batch.max_wait_seconds + SETTLE_SECONDS: a message is forced only once its batch is settled."""
 
     @field_validator("allowed_assets", "allowed_targets")
     @classmethod
@@ -563,6 +571,24 @@ class InstitutionConfig(Section):
     admin: AdminConfig
     """[admin]: the admin API."""
 
+    @model_validator(mode="after")
+    def _force_after_settlement(self) -> InstitutionConfig:
+        least = self.batch.max_wait_seconds + SETTLE_SECONDS
+        found: list[tuple[tuple[str | int, ...], str]] = [
+            (
+                ("peers", index, "force_after_seconds"),
+                f"{peer.force_after_seconds:g} s is too short: a message needs up to "
+                f"batch.max_wait_seconds ({self.batch.max_wait_seconds:g} s) to be batched and about "
+                f"{SETTLE_SECONDS:g} s more to be proven and settled before it can be forced; make it "
+                f"at least {least:g} s",
+            )
+            for index, peer in enumerate(self.peers)
+            if peer.force_after_seconds < least
+        ]
+        if found:
+            raise located(found)
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _default_store_path(cls, data: Any) -> Any:
@@ -666,7 +692,8 @@ def summary(config: InstitutionConfig) -> list[tuple[str, str]]:
         (
             f"peer {peer.name}",
             f"chain {peer.chain_id}; assets: {_allowed(peer.allowed_assets, 'none (value refused)')}; "
-            f"targets: {_allowed(peer.allowed_targets, 'none')}; at most {peer.rate_limit_per_minute}/min",
+            f"targets: {_allowed(peer.allowed_targets, 'none')}; at most {peer.rate_limit_per_minute}/min; "
+            f"forced through L1 after {peer.force_after_seconds:g} s",
         )
         for peer in config.peers
     ] or [("peers", "none")]

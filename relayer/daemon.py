@@ -1,11 +1,11 @@
 """`xrelay run`: one institution's daemon.
 
 It wires the pipeline together and runs each step in a loop of its own: the chain watchers (this
-chain's Outbox, L1 deposits to this chain), the batcher with its prover pool, the settler, the pusher,
-the receiver (the bus) and the executor, plus the admin API. Every step reads its work from the store
-and writes there before it acts, so the daemon can be killed at any moment and started again. A step
-that fails (an RPC endpoint down, a transaction refused) is logged and tried again; it never stops
-the others.
+chain's Outbox, L1 deposits to this chain, this chain's L1 priority queue), the batcher with its prover
+pool, the settler, the pusher, the forcer, the receiver (the bus) and the executor, plus the admin API.
+Every step reads its work from the store and writes there before it acts, so the daemon can be killed
+at any moment and started again. A step that fails (an RPC endpoint down, a transaction refused) is
+logged and tried again; it never stops the others.
 """
 
 from __future__ import annotations
@@ -39,12 +39,24 @@ from relayer.metrics import Metrics
 from relayer.pipeline.batcher import Batcher
 from relayer.pipeline.context import Context
 from relayer.pipeline.executor import Executor
+from relayer.pipeline.priority import DeadlineWatch, Forcer, queue_handler
 from relayer.pipeline.prover import ProverPool
 from relayer.pipeline.pusher import Pusher
 from relayer.pipeline.receiver import Receiver
 from relayer.pipeline.settler import Settler
 from relayer.sender import Sender
-from relayer.store import HALT_SCOPES, Deposit, Halt, RefusalPolicy, Sent, Store, WatchCursor
+from relayer.store import (
+    HALT_SCOPES,
+    PENDING_PRIORITY,
+    Deposit,
+    Halt,
+    OutStatus,
+    PriorityStatus,
+    RefusalPolicy,
+    Sent,
+    Store,
+    WatchCursor,
+)
 from relayer.watcher import Finality, Handler, Watcher
 
 log = logging.getLogger("xrelay")
@@ -313,13 +325,23 @@ class Daemon:
                 l1,
                 filters={"destChainId": ctx.chain_id},
             ),
+            watcher(
+                "l1-priority",
+                ctx.l1,
+                ctx.hub.events.PriorityOpQueued,
+                queue_handler(ctx),
+                l1,
+                filters={"destChainId": ctx.chain_id},
+            ),
         ]
         steps: list[tuple[str, Step]] = [
             ("outbox", self._watch(watchers[0], chain.poll_seconds)),
             ("l1-deposits", self._watch(watchers[1], l1.poll_seconds)),
+            ("l1-priority", self._watch(watchers[2], l1.poll_seconds)),
             ("batcher", Batcher(ctx, pool).step),
             ("settler", Settler(ctx).step),
             ("pusher", Pusher(ctx).step),
+            ("forcer", Forcer(ctx).step),
             ("receiver", receiver.recheck),
             ("executor", executor.step),
             ("peers", self._peers(ctx)),
@@ -417,8 +439,11 @@ class Daemon:
         return step
 
     def _metrics(self, ctx: Context) -> Step:
+        deadlines = DeadlineWatch()
+
         async def step() -> float:
             ctx.metrics.refresh_from_store(ctx.store)
+            deadlines.check(ctx.store.priority_ops(status=PENDING_PRIORITY))
             return 5.0
 
         return step
@@ -430,7 +455,7 @@ class Daemon:
             self.admin_token,
             ctx.metrics,
             lambda: self.status(ctx),
-            replayed=lambda: ctx.wakeups.wake("executor"),
+            replayed=lambda: ctx.wakeups.wake("executor", "forcer"),
             resume=lambda scope, rewind: self._resume(ctx, scope, rewind),
         )
         runner = web.AppRunner(app)
@@ -463,8 +488,33 @@ class Daemon:
                 "l1": self._chain_health(ctx, ctx.l1, ctx.l1_chain_id, "l1-deposits", halted["l1-deposits"]),
             },
             "halts": {scope: None if h is None else h.to_json() for scope, h in halted.items()},
+            "priority": self._priority_status(ctx),
             "bus": ctx.bus.health(),
             "healthy": all(h is None for h in halted.values()),
+        }
+
+    @staticmethod
+    def _priority_status(ctx: Context) -> dict[str, Any]:
+        """Forced inclusion at a glance: this chain's priority queue (what it must process, the oldest
+        deadline) and the messages this chain forced that wait on their peers."""
+        pending = ctx.store.priority_ops(status=PENDING_PRIORITY)
+        oldest = min((op.deadline for op in pending), default=None)
+        forced = ctx.store.messages(direction="out", status=[OutStatus.FORCING, OutStatus.FORCED])
+        return {
+            "queue": {
+                "pending": len(pending),
+                "unreadable": sum(op.status == PriorityStatus.UNREADABLE for op in pending),
+                "next": None if not pending else pending[0].index,
+                "oldest_deadline": oldest,
+                "seconds_left": None if oldest is None else round(oldest - time.time(), 1),
+            },
+            "forced_by_this_chain": {
+                "forcing": sum(m.status == OutStatus.FORCING for m in forced),
+                "forced": sum(m.status == OutStatus.FORCED for m in forced),
+                "overdue": sum(
+                    m.force_deadline is not None and m.force_deadline < time.time() for m in forced
+                ),
+            },
         }
 
     @staticmethod

@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from hub.bus import DROP_KINDS, Bus
-from relayer.store import FINAL_STATUSES, HALT_SCOPES, Store
+from relayer.store import FINAL_STATUSES, HALT_SCOPES, PENDING_PRIORITY, PriorityStatus, Store
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The Content-Type of `Metrics.render()`'s text."""
@@ -72,6 +72,29 @@ class Metrics:
             ["chain", "deep"],
             registry=self.registry,
         )
+        self.messages_forced = Counter(
+            "xrelay_messages_forced",
+            "Outgoing messages forced through the L1 priority queue, per destination peer.",
+            ["peer"],
+            registry=self.registry,
+        )
+        self.priority_queue_length = Gauge(
+            "xrelay_priority_queue_length",
+            "Operations of this chain's L1 priority queue not processed yet (forced to this chain).",
+            registry=self.registry,
+        )
+        self.priority_unreadable = Gauge(
+            "xrelay_priority_unreadable",
+            "Operations of this chain's L1 priority queue whose message this daemon does not have: the "
+            "queue cannot move past the first until an operator acts.",
+            registry=self.registry,
+        )
+        self.priority_deadline_seconds = Gauge(
+            "xrelay_priority_oldest_deadline_seconds",
+            "Seconds left before the deadline of the oldest unprocessed operation of this chain's L1 "
+            "priority queue (negative: overdue, anyone may freeze the chain; absent: none).",
+            registry=self.registry,
+        )
         self._backlog_labels: set[tuple[str, str]] = set()
         self._pending_peers: set[str] = set()
 
@@ -91,6 +114,9 @@ class Metrics:
 
     def executed(self, peer: str) -> None:
         self.messages_executed.labels(peer=peer).inc()
+
+    def forced(self, peer: str) -> None:
+        self.messages_forced.labels(peer=peer).inc()
 
     def reorg(self, chain: str, *, deep: bool) -> None:
         self.reorgs.labels(chain=chain, deep=str(deep).lower()).inc()
@@ -120,6 +146,13 @@ class Metrics:
         self._pending_peers |= set(oldest)
         for scope in HALT_SCOPES:
             self.halted.labels(scope=scope).set(store.active_halt(scope) is not None)
+        pending = store.priority_ops(status=PENDING_PRIORITY)
+        self.priority_queue_length.set(len(pending))
+        self.priority_unreadable.set(sum(op.status == PriorityStatus.UNREADABLE for op in pending))
+        if pending:
+            self.priority_deadline_seconds.set(min(op.deadline for op in pending) - now)
+        else:
+            self.priority_deadline_seconds.set(float("nan"))
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

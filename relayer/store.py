@@ -100,6 +100,9 @@ class PriorityStatus(StrEnum):
     PROCESSED = "processed"  # the Inbox processed it: executed, failed (retryable), bounced, or closed before
 
 
+PENDING_PRIORITY = (PriorityStatus.QUEUED, PriorityStatus.UNREADABLE, PriorityStatus.PROCESSING)
+"""A priority operation not processed yet."""
+
 MessageStatus = OutStatus | InStatus
 
 STATUSES: dict[Direction, type[OutStatus] | type[InStatus]] = {
@@ -1226,6 +1229,25 @@ class Store:
                 self._move(db, m, OutStatus.FORCING, reason, now, attempts=0, next_attempt_at=None)
                 moved.append(self._message_in(db, key))
         return moved
+
+    def force(self, message_id: str, reason: str = "forcing requested by the operator") -> str:
+        """An operator's request to force an outgoing message through L1 now: "forcing", and the daemon
+        sends requestPriorityOp shortly. One forcing or forced already is left alone. Returns the
+        message's status; StoreError if it cannot be forced (to L1, not settled yet, answered)."""
+        with self._write() as db:
+            m = self._message_in(db, message_id)
+            if m.direction != Direction.OUT:
+                raise StoreError(f"{message_id} is a message to this chain: only its sender forces it")
+            if m.status in (OutStatus.FORCING, OutStatus.FORCED):
+                return str(m.status)
+            if m.peer == L1_PEER:
+                raise StoreError(f"{message_id} goes to L1: its withdrawal is finalized there, not forced")
+            if m.status not in FORCEABLE:
+                raise StoreError(
+                    f"{message_id} is {m.status}: only a settled message without the peer's answer is forced"
+                )
+            self._move(db, m, OutStatus.FORCING, reason, time.time(), attempts=0, next_attempt_at=None)
+            return str(OutStatus.FORCING)
 
     def record_forced(
         self, message_id: str, *, tx: str | None, index: int | None, deadline: float | None, reason: str

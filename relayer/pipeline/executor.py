@@ -16,6 +16,13 @@ gets a "bounced" receipt.
 Each execution and bounce is confirmed once its block is final on this chain (the outbox watcher
 keeps the final head): the Inbox must still have the message processed at that block, else the
 transaction was reorganised away and the message is done again.
+
+Operations of this chain's L1 priority queue (messages forced to it) come first, in queue order, from
+the Inbox's priority cursor on (`Inbox.processPriorityOps`): each is executed, or bounced when the
+peering refuses it, or only counted when it was executed or bounced before; all of them are processed,
+a failed execution too (it stays replayable). The operations are marked "processing" before the
+transaction is sent; after a restart, the Inbox's cursor says which were processed. A message that
+is a pending operation is never executed outside its turn in the queue.
 """
 
 from __future__ import annotations
@@ -35,9 +42,19 @@ from bridge_contracts.messages import MessageProof
 from hub.client import HubClientError
 from hub.delivery import Receipt, delivery_from_json
 from relayer.pipeline.context import Context, now
+from relayer.pipeline.priority import resolve_unreadable
 from relayer.pipeline.receiver import send_receipts
 from relayer.sender import failure_reason
-from relayer.store import EXECUTABLE, InStatus, Outcome, StoredMessage
+from relayer.store import (
+    EXECUTABLE,
+    PENDING_PRIORITY,
+    InStatus,
+    Outcome,
+    PriorityOp,
+    PriorityStatus,
+    QueuedOp,
+    StoredMessage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +69,46 @@ def _proof_source(m: StoredMessage) -> tuple[int, int, tuple[int, ...], int | No
     payload = orjson.loads(m.payload)
     if "deposit" in payload:
         return m.nonce, 0, (), int(payload["deposit"]["leaf_index"])
+    if "forced" in payload:
+        forced = payload["forced"]
+        return (
+            int(forced["batch_number"]),
+            int(forced["index"]),
+            tuple(int(s) for s in forced["siblings"]),
+            None,
+        )
     item = delivery_from_json(payload)
     return item.batch.batch_number, item.messages[0].index, item.messages[0].siblings, None
+
+
+PRIORITY_OUTCOMES = {0: "executed", 1: "failed", 3: "bounced", 4: "closed"}
+"""Inbox.processPriorityOps's outcome codes."""
+
+
+class _Proofs:
+    """Each message's MessageProof against one aggregated root (of `size` leaves), its batch's
+    aggregated leaf and path fetched once per round."""
+
+    def __init__(self, ctx: Context, root: bytes, size: int) -> None:
+        self.ctx, self.root, self.size = ctx, root, size
+        self._leaves: dict[tuple[int, int], int] = {}  # (source, batch) -> aggregated leaf index
+        self._paths: dict[int, tuple[bytes, ...]] = {}  # aggregated leaf index -> its path at `size`
+
+    async def of(self, m: StoredMessage) -> MessageProof | None:
+        """m's proof; None if its batch is not in the tree at `size` yet."""
+        number, index, siblings, deposit_leaf = _proof_source(m)
+        source = m.message.source_chain_id
+        if (source, number) not in self._leaves:
+            if deposit_leaf is not None:
+                self._leaves[source, number] = deposit_leaf
+            else:
+                self._leaves[source, number] = (await self.ctx.hub_batch(source, number)).leaf_index
+        leaf_index = self._leaves[source, number]
+        if leaf_index >= self.size:
+            return None
+        if leaf_index not in self._paths:
+            self._paths[leaf_index] = tuple((await self.ctx.hub_client.proof(leaf_index, self.size)).siblings)
+        return MessageProof(number, index, siblings, leaf_index, self._paths[leaf_index], self.root)
 
 
 class Executor:
@@ -74,6 +129,13 @@ class Executor:
                 )
         head = await asyncio.to_thread(lambda: self.ctx.l2.w3.eth.block_number)
         self.ctx.store.record_outcomes(outcomes, tx=None, gas_each=None, block=head)  # confirmed past it
+        processing = self.ctx.store.priority_ops(status=PriorityStatus.PROCESSING)
+        if processing:
+            cursor = int(await self.ctx.call(self.ctx.inbox.functions.priorityCursor()))
+            await self._processed_before([op for op in processing if op.index < cursor])
+            self.ctx.store.priority_not_sent(
+                [op.index for op in processing if op.index >= cursor], "not processed before the restart"
+            )
 
     async def confirm(self) -> None:
         """Executions and bounces whose block is final now must still be in the chain: their
@@ -127,9 +189,15 @@ class Executor:
     async def step(self) -> float | None:
         ctx, moment, poll = self.ctx, now(), self.ctx.config.l1.poll_seconds
         await self.confirm()
-        waiting = ctx.store.messages(direction="in", status=[*EXECUTABLE, InStatus.BOUNCING])
+        ops = ctx.store.priority_ops(status=PENDING_PRIORITY)
+        forced = {op.message_id for op in ops}  # executed in their turn in the queue, never before
+        waiting = [
+            m
+            for m in ctx.store.messages(direction="in", status=[*EXECUTABLE, InStatus.BOUNCING])
+            if m.id not in forced
+        ]
         ready = [m for m in waiting if m.due <= moment]
-        if not ready:
+        if not ready and not ops:
             return min([poll, *(m.due - moment for m in waiting)])
         try:
             status = await ctx.hub_client.status()
@@ -139,23 +207,16 @@ class Executor:
         size, root = int(status["aggregated_size"]), bytes.fromhex(str(status["aggregated_root"])[2:])
         if size == 0 or not await ctx.call(ctx.hub.functions.isAggregatedRoot(root)):
             return poll  # the hub service is ahead of (or apart from) L1 as this daemon sees it
+        if ops and await self._priority(ops, root, size):
+            return None
+        if not ready:
+            return min([poll, *(m.due - moment for m in waiting)])
+        proofs = _Proofs(ctx, root, size)
         work = []
-        leaves: dict[tuple[int, int], int] = {}  # (source, batch) -> aggregated leaf index
-        paths: dict[int, tuple[bytes, ...]] = {}  # aggregated leaf index -> its path at `size`
         for m in ready[:MAX_PER_TX]:
-            number, index, siblings, deposit_leaf = _proof_source(m)
-            source = m.message.source_chain_id
-            if (source, number) not in leaves:
-                if deposit_leaf is not None:
-                    leaves[source, number] = deposit_leaf
-                else:
-                    leaves[source, number] = (await ctx.hub_batch(source, number)).leaf_index
-            leaf_index = leaves[source, number]
-            if leaf_index >= size:
-                continue  # settled after the root the hub service has: next round
-            if leaf_index not in paths:
-                paths[leaf_index] = tuple((await ctx.hub_client.proof(leaf_index, size)).siblings)
-            work.append((m, MessageProof(number, index, siblings, leaf_index, paths[leaf_index], root)))
+            proof = await proofs.of(m)
+            if proof is not None:  # else settled after the root the hub service has: next round
+                work.append((m, proof))
         if not work:
             return poll  # a newer root is announced on the bus and wakes this step
         bounces = [w for w in work if w[0].status == InStatus.BOUNCING]
@@ -164,6 +225,118 @@ class Executor:
         if len(bounces) < len(work):
             await self._execute(root, [w for w in work if w[0].status != InStatus.BOUNCING])
         return None
+
+    async def _priority(self, ops: list[PriorityOp], root: bytes, size: int) -> bool:
+        """Process the next operations of this chain's priority queue, in order, in one transaction;
+        True if one was sent."""
+        ctx = self.ctx
+        cursor = int(await ctx.call(ctx.inbox.functions.priorityCursor()))
+        behind = [op for op in ops if op.index < cursor]
+        if behind:  # processed by a transaction this store did not record
+            await self._processed_before(behind)
+        if ctx.store.requeue_priority(cursor, f"not processed on the Inbox (its cursor is {cursor})"):
+            log.error("priority operations from %d were undone on this chain: processing them again", cursor)
+            return False
+        proofs = _Proofs(ctx, root, size)
+        work: list[tuple[PriorityOp, StoredMessage, MessageProof]] = []
+        for op in ops:
+            if op.index < cursor:
+                continue
+            if op.index != cursor + len(work) or op.due > now() or len(work) == MAX_PER_TX:
+                break  # the watcher has not read the next one yet, or it waits for a retry
+            if op.status == PriorityStatus.UNREADABLE and not self._resolve(op):
+                break  # the queue stops here until the message is had (DeadlineWatch warns)
+            fresh = ctx.store.priority_op(op.index)
+            assert fresh is not None and fresh.message_id is not None
+            m = ctx.store.message(fresh.message_id)
+            assert m is not None
+            proof = await proofs.of(m)
+            if proof is None:
+                break  # its batch is newer than the root the hub service has: next round
+            work.append((fresh, m, proof))
+        if not work:
+            return False
+        indexes = [op.index for op, _, _ in work]
+        ctx.store.start_priority(indexes)
+        fn = ctx.inbox.functions.processPriorityOps(
+            root,
+            [m.message.as_tuple() for _, m, _ in work],
+            [proof.as_tuple() for _, _, proof in work],
+            [(m.error or "bounced")[:500] if m.status == InStatus.BOUNCING else "" for _, m, _ in work],
+        )
+        receipt = await self._send(
+            fn,
+            f"processPriorityOps {indexes[0]}..{indexes[-1]}",
+            [m.id for _, m, _ in work],
+            not_sent=lambda _, reason: ctx.store.priority_not_sent(indexes, reason),
+            failure="priority",
+            deploying=[(m, proof) for _, m, proof in work],
+        )
+        if receipt is None:
+            return True
+        tx, gas_each = receipt["transactionHash"].to_0x_hex(), receipt["gasUsed"] // len(work)
+        found = self._outcomes(receipt)
+        codes = {
+            event["args"]["index"]: event["args"]["outcome"]
+            for event in ctx.inbox.events.PriorityOpProcessed().process_receipt(receipt, errors=DISCARD)
+        }
+        outcomes: dict[int, tuple[str, str]] = {}
+        receipts: dict[str, list[Receipt]] = {}
+        for op, m, _ in work:
+            outcome = PRIORITY_OUTCOMES.get(codes.get(op.index, -1), "missing")
+            reason = found.get(m.message.id(), ("", ""))[1]
+            if outcome == "closed":
+                reason = await self._processed_as(m)
+            elif outcome == "missing":
+                log.error("priority operation %d: no PriorityOpProcessed event in %s", op.index, tx)
+                continue
+            outcomes[op.index] = (outcome, reason)
+            status = reason if outcome == "closed" else outcome
+            if status == "executed":
+                ctx.metrics.executed(m.peer)
+            receipts.setdefault(m.peer, []).append(
+                Receipt(m.id, status, tx, None if status == "executed" else reason or m.error)
+            )
+        ctx.store.record_priority_outcomes(outcomes, tx=tx, gas_each=gas_each, block=receipt["blockNumber"])
+        for peer, items in receipts.items():
+            await send_receipts(ctx, peer, items)
+        log.info("processed priority operations %d..%d in %s", indexes[0], indexes[-1], tx)
+        return True
+
+    def _resolve(self, op: PriorityOp) -> bool:
+        """An unreadable operation whose message the bus brought since: queued with it."""
+        queued = QueuedOp(
+            index=op.index,
+            priority_id=op.priority_id,
+            source_chain_id=op.source_chain_id,
+            batch_number=op.batch_number,
+            index_in_batch=op.index_in_batch,
+            deadline=op.deadline,
+            rolling_hash=op.rolling_hash,
+            block_number=op.block_number,
+            peer=self.ctx.peer_name(op.source_chain_id),
+            message=None,
+        )
+        found = resolve_unreadable(self.ctx, queued, op.error or "unreadable")
+        return found.message is not None and self.ctx.store.resolve_priority_op(found)
+
+    async def _processed_before(self, ops: list[PriorityOp]) -> None:
+        """Operations the Inbox's cursor has passed but the store does not have processed (a transaction
+        in flight at a crash): processed, each message as the Inbox's nullifiers say."""
+        outcomes: dict[int, tuple[str, str]] = {}
+        for op in ops:
+            if op.message_id is None:
+                continue
+            m = self.ctx.store.message(op.message_id)
+            assert m is not None
+            if await self.ctx.call(self.ctx.inbox.functions.executed(m.message.id())):
+                outcomes[op.index] = ("closed", await self._processed_as(m))
+            else:
+                outcomes[op.index] = (
+                    "failed",
+                    "processed on the Inbox before a restart; its execution failed",
+                )
+        self.ctx.store.record_priority_outcomes(outcomes, tx=None, gas_each=None, block=None)
 
     async def _bounce(self, root: bytes, work: list[tuple[StoredMessage, MessageProof]]) -> None:
         """Bounce settled messages this chain will never execute: the Inbox marks each processed and

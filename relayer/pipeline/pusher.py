@@ -27,9 +27,17 @@ from proofs.formats import snarkjs_json
 from proofs.merkle import PoseidonTree
 from relayer.pipeline.context import Context, now
 from relayer.sender import SendFailed, failure_reason
-from relayer.store import L1_PEER, BatchStatus, OutStatus, StoredMessage
+from relayer.store import L1_PEER, BatchStatus, OutStatus, Store, StoredBatch, StoredMessage
 
 log = logging.getLogger(__name__)
+
+
+def batch_tree(store: Store, number: int) -> tuple[StoredBatch, PoseidonTree]:
+    """A settled batch of this chain and its tree (each message's path is `tree.proof(index)`)."""
+    batch = store.batch(number)
+    assert batch is not None and batch.status == BatchStatus.SETTLED, f"batch {number} is not settled"
+    messages = store.messages(direction="out", batch_number=number)
+    return batch, PoseidonTree([m.leaf for m in messages], batch.capacity)
 
 
 class Pusher:
@@ -59,11 +67,8 @@ class Pusher:
         return min([poll, *later])
 
     def _evidence(self, number: int) -> tuple[BatchEvidence, PoseidonTree]:
-        batch = self.ctx.store.batch(number)
-        assert batch is not None and batch.status == BatchStatus.SETTLED
+        batch, tree = batch_tree(self.ctx.store, number)
         assert batch.public_inputs is not None and batch.proof is not None
-        messages = self.ctx.store.messages(direction="out", batch_number=number)
-        tree = PoseidonTree([m.leaf for m in messages], batch.capacity)
         evidence = BatchEvidence(
             chain_id=self.ctx.chain_id,
             batch_number=number,

@@ -65,7 +65,15 @@ CLOCK_SKEW = 300.0  # seconds an envelope's sent_at may lie ahead of this daemon
 RESYNC_SECONDS = 10.0  # a peer's resync is honoured at most this often
 NOT_SETTLED = "not settled"  # a check's answer when L1 has not settled the batch yet: ask again later
 VERDICTS_KEPT = 1024  # batch-proof verdicts remembered
-BOUNCEABLE = (OutStatus.SETTLED, OutStatus.PUSHED, OutStatus.FAILED, OutStatus.BOUNCED, OutStatus.EXECUTED)
+BOUNCEABLE = (
+    OutStatus.SETTLED,
+    OutStatus.PUSHED,
+    OutStatus.FORCING,
+    OutStatus.FORCED,
+    OutStatus.FAILED,
+    OutStatus.BOUNCED,
+    OutStatus.EXECUTED,
+)
 """What an outgoing message may be when its bounce arrives: anything but refunded already. "executed"
 too: the destination reports an execution before it is final, and one reorganised away may be
 bounced after all (the bounce itself is settled on L1: the destination's Inbox did bounce it)."""
@@ -254,7 +262,7 @@ class Receiver:
             # A bad batch refuses all its messages; a batch not settled yet leaves the good ones waiting.
             refusal = self._misaddressed(m) or bad_batch or self._check_path(batch, item) or batch_verdict
             if refusal is None:
-                rule = self._admit(peer, m)
+                rule = peering_rule(self.ctx, peer, m)
                 if rule is None:
                     verified.append(key)
                 elif m.is_bounce:  # a refund is never bounced back
@@ -284,34 +292,6 @@ class Receiver:
         """Why this chain can neither execute nor bounce the message, or None."""
         if m.dest_chain_id != self.ctx.chain_id:
             return f"wrong destination: chain {m.dest_chain_id}, this is chain {self.ctx.chain_id}"
-        return None
-
-    def _admit(self, peer: PeerConfig, m: Message) -> str | None:
-        """The peering's rules for one settled message; None if it may be executed. A bounce (value
-        coming home) is exempt from them, but must bring back a message this chain sent that peer."""
-        if m.is_bounce:
-            original = self.ctx.store.original_of(m)
-            if original is None or original.peer != peer.name:
-                return f"bad bounce: {peer.name} bounces a message this chain never sent it"
-            if original.status not in BOUNCEABLE:
-                return f"bad bounce: {peer.name} bounces {original.id}, which is {original.status} here"
-            if original.status == OutStatus.EXECUTED:
-                log.warning(
-                    "%s bounces %s, which it reported executed: its execution was undone",
-                    peer.name,
-                    original.id,
-                )
-            return None
-        if ANY not in peer.allowed_targets and m.target.lower() not in {
-            t.lower() for t in peer.allowed_targets
-        }:
-            return f"target not allowed: {peer.name} may not call {m.target}"
-        if (
-            m.amount
-            and ANY not in peer.allowed_assets
-            and "0x" + m.asset_id.hex() not in {a.lower() for a in peer.allowed_assets}
-        ):
-            return f"asset not allowed: {peer.name} may not send 0x{m.asset_id.hex()}"
         return None
 
     async def _check_batch(self, batch: BatchEvidence) -> str | None:
@@ -400,6 +380,33 @@ class Receiver:
             if refused:
                 await send_receipts(self.ctx, name, refused)
         return self.ctx.config.l1.poll_seconds
+
+
+def peering_rule(ctx: Context, peer: PeerConfig, m: Message) -> str | None:
+    """The peering's rules for one settled message; None if it may be executed. A bounce (value
+    coming home) is exempt from them, but must bring back a message this chain sent that peer."""
+    if m.is_bounce:
+        original = ctx.store.original_of(m)
+        if original is None or original.peer != peer.name:
+            return f"bad bounce: {peer.name} bounces a message this chain never sent it"
+        if original.status not in BOUNCEABLE:
+            return f"bad bounce: {peer.name} bounces {original.id}, which is {original.status} here"
+        if original.status == OutStatus.EXECUTED:
+            log.warning(
+                "%s bounces %s, which it reported executed: its execution was undone",
+                peer.name,
+                original.id,
+            )
+        return None
+    if ANY not in peer.allowed_targets and m.target.lower() not in {t.lower() for t in peer.allowed_targets}:
+        return f"target not allowed: {peer.name} may not call {m.target}"
+    if (
+        m.amount
+        and ANY not in peer.allowed_assets
+        and "0x" + m.asset_id.hex() not in {a.lower() for a in peer.allowed_assets}
+    ):
+        return f"asset not allowed: {peer.name} may not send 0x{m.asset_id.hex()}"
+    return None
 
 
 def _key(item: DeliveredMessage) -> str:

@@ -8,6 +8,12 @@ committed twice and never skipped.
 Settling is one store step (`Store.settle_batch`: the batch and its messages). A refused commit (the
 Hub's custom error, decoded) is retried on the retry policy, its count kept in the store; an
 overdraft stays refused for good and is reported as such in the logs, the store and the metrics.
+
+Every commit carries the Inbox's priority cursor and the queue's rolling hash there, which the operator
+signs with the batch: L1 refuses it while an operation of this chain's priority queue is overdue and
+beyond the cursor. When this chain has been forced a message, the settler also reports the cursor alone
+(`Hub.reportPriority`) whenever the Inbox is ahead of what L1 has, so a chain without outgoing traffic
+keeps up too.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class Settler:
 
     async def step(self) -> float | None:
         store, poll = self.ctx.store, self.ctx.config.l1.poll_seconds
+        await self._report_priority()
         pending = store.batches(status=[BatchStatus.PROVEN, BatchStatus.COMMITTING])
         if not pending:
             return poll
@@ -104,10 +111,40 @@ class Settler:
                     hub.functions.registerAsset(origin, token), what=f"register asset 0x{asset.hex()}"
                 )
 
+    async def _priority_cursor(self) -> tuple[int, bytes]:
+        """The Inbox's priority cursor and the queue's rolling hash there."""
+        inbox = self.ctx.inbox
+        cursor = int(await self.ctx.call(inbox.functions.priorityCursor()))
+        return cursor, bytes(await self.ctx.call(inbox.functions.priorityHash()))
+
+    async def _report_priority(self) -> None:
+        """Report the Inbox's priority cursor to L1 when it is ahead of L1's (only on a chain that has
+        been forced a message: others have nothing to report). A failure is logged and tried again at
+        the next step."""
+        ctx = self.ctx
+        if not ctx.store.priority_ops(limit=1):
+            return
+        try:
+            cursor, rolling = await self._priority_cursor()
+            reported = (await ctx.call(ctx.hub.functions.priority(ctx.chain_id)))[1]
+            if cursor <= reported:
+                return
+            digest = bytes(await ctx.call(ctx.hub.functions.priorityDigest(ctx.chain_id, cursor, rolling)))
+            signature = ctx.l1.signer.sign_message(encode_defunct(primitive=digest)).signature
+            await ctx.l1_sender.send(
+                ctx.hub.functions.reportPriority(ctx.chain_id, cursor, rolling, signature),
+                what=f"reportPriority {cursor}",
+            )
+        except (Reverted, SendFailed) as exc:
+            ctx.metrics.failure(failure_reason("report priority", exc))
+            log.error("reporting the priority cursor failed: %s", exc)
+            return
+        log.info("priority cursor %d reported to L1", cursor)
+
     async def _commit(self, batch: StoredBatch) -> TxReceipt:
         ctx = self.ctx
         public = public_inputs(batch)
-        commit = commitment(public, batch.capacity)
+        commit = commitment(public, batch.capacity, *await self._priority_cursor())
         digest = bytes(await ctx.call(ctx.hub.functions.commitDigest(commit)))
         signature = ctx.l1.signer.sign_message(encode_defunct(primitive=digest)).signature
         assert batch.proof is not None
