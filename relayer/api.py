@@ -15,7 +15,8 @@ message, a duplicate peer).
     GET    /v1/batches/{n}               the batch and its "history" of transitions
     GET    /v1/peers                     the config file's peers
     POST   /v1/peers                     {"name", "chain_id", "allowed_assets"?, "allowed_targets"?,
-                                          "rate_limit_per_minute"?} -> 201 and the peer
+                                          "rate_limit_per_minute"?, "force_after_seconds"?}
+                                          -> 201 and the peer
     DELETE /v1/peers/{name}              the removed peer
     GET    /v1/refusals?limit=           refused inputs, newest first
     GET    /metrics                      Prometheus text
@@ -67,6 +68,7 @@ _PEER_FIELDS: dict[str, type] = {
     "allowed_assets": list,
     "allowed_targets": list,
     "rate_limit_per_minute": int,
+    "force_after_seconds": float,
 }
 
 
@@ -243,6 +245,7 @@ class _Api:
                 args.get("allowed_assets", (ANY,)),
                 args.get("allowed_targets", (ANY,)),
                 args.get("rate_limit_per_minute", 600),
+                force_after_seconds=args.get("force_after_seconds"),
             )
         )
         return _json(_peer(peer), status=201)
@@ -399,10 +402,12 @@ def _peer_args(body: Any) -> dict[str, Any]:
         if field not in body:
             continue
         value = body[field]
-        wrong = not isinstance(value, kind) or isinstance(value, bool)
+        wrong = not isinstance(value, int | float if kind is float else kind) or isinstance(value, bool)
         if kind is list and not wrong:
             wrong = not all(isinstance(item, str) for item in value)
         if wrong:
-            expected = {str: "a string", int: "an integer", list: "a list of strings"}[kind]
+            expected = {str: "a string", int: "an integer", float: "a number", list: "a list of strings"}[
+                kind
+            ]
             raise _error(400, f"{field} must be {expected}")
     return body

@@ -283,7 +283,9 @@ def peers_list(config_path: Path) -> None:
     if not found:
         console.print(f"{config_path}: no peers")
         return
-    table = _table(f"peers of {config_path}", "name", "chain id", "assets", "targets", "per minute")
+    table = _table(
+        f"peers of {config_path}", "name", "chain id", "assets", "targets", "per minute", "forced after"
+    )
     for peer in found:
         table.add_row(
             peer.name,
@@ -291,6 +293,7 @@ def peers_list(config_path: Path) -> None:
             _allowed(peer.allowed_assets, "none (value refused)"),
             _allowed(peer.allowed_targets, "none"),
             str(peer.rate_limit_per_minute),
+            f"{peer.force_after_seconds:g} s",
         )
     console.print(table)
 
@@ -317,6 +320,12 @@ def _allowed(values: tuple[str, ...], none: str) -> str:
     help="An address the peer's messages may call (repeat it); default: any.",
 )
 @click.option("--rate-limit", type=int, default=600, show_default=True, help="The most messages per minute.")
+@click.option(
+    "--force-after",
+    type=float,
+    default=None,
+    help="Seconds without the peer's receipt before a message is forced through L1 (default 21600).",
+)
 def peers_add(
     *,
     config_path: Path,
@@ -326,6 +335,7 @@ def peers_add(
     no_value: bool,
     targets: tuple[str, ...],
     rate_limit: int,
+    force_after: float | None,
 ) -> None:
     """Add the peer NAME, whose chain is CHAIN_ID, to the config file (validated before it is written)."""
     if no_value and assets:
@@ -337,6 +347,7 @@ def peers_add(
         () if no_value else assets or (ANY,),
         targets or (ANY,),
         rate_limit,
+        force_after_seconds=force_after,
     )
     console.print(f"added peer {peer.name} (chain {peer.chain_id}) to {config_path}")
     console.print("a running daemon picks the change up by itself")

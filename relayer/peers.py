@@ -58,8 +58,11 @@ def add_peer(  # noqa: PLR0917 (the signature the daemon and the CLI share)
     allowed_assets: Sequence[str] = (ANY,),
     allowed_targets: Sequence[str] = (ANY,),
     rate_limit_per_minute: int = 600,
+    *,
+    force_after_seconds: float | None = None,
 ) -> PeerConfig:
-    """Append a [[peers]] table to the config file; returns the peer as validated."""
+    """Append a [[peers]] table to the config file; returns the peer as validated (force_after_seconds
+    None: the default)."""
     path = Path(config_path)
     with _locked(path):
         current = institution_config.load(path)
@@ -77,6 +80,8 @@ def add_peer(  # noqa: PLR0917 (the signature the daemon and the CLI share)
             "allowed_targets": list(allowed_targets),
             "rate_limit_per_minute": rate_limit_per_minute,
         }
+        if force_after_seconds is not None:
+            values["force_after_seconds"] = force_after_seconds
         _append_peer(path, doc, values)
         new_text = tomlkit.dumps(doc)
         expected = tomllib.loads(text)

@@ -1146,6 +1146,18 @@ class Store:
             )
         return str(InStatus.BOUNCING)
 
+    def bounce_starving(self, message_id: str, reason: str) -> bool:
+        """A forced message whose target uses up all the gas it is given, at any limit: the priority
+        queue cannot move past it executed, so it is "bouncing" (its value goes home). False if it is
+        not waiting to be executed (or is a bounce itself, which is never bounced)."""
+        now = time.time()
+        with self._write() as db:
+            m = self._message_in(db, message_id)
+            if m.message.is_bounce or m.status not in (*EXECUTABLE, InStatus.FAILED):
+                return False
+            self._move(db, m, InStatus.BOUNCING, f"to be bounced: {reason}", now, error=reason)
+            return True
+
     def record_bounces(
         self,
         bounced: Mapping[str, str],

@@ -256,9 +256,16 @@ def test_peers_through_the_api(env: Env) -> None:
                 "allowed_assets": ["*"],
                 "allowed_targets": ["*"],
                 "rate_limit_per_minute": 600,
+                "force_after_seconds": 21600.0,
             }
         ]
-        new = {"name": "bank-c", "chain_id": 903, "allowed_assets": [ASSET], "rate_limit_per_minute": 60}
+        new = {
+            "name": "bank-c",
+            "chain_id": 903,
+            "allowed_assets": [ASSET],
+            "rate_limit_per_minute": 60,
+            "force_after_seconds": 120,
+        }
         response = await client.post("/v1/peers", headers=AUTH, json=new)
         assert response.status == 201
         assert await response.json() == new | {"allowed_targets": ["*"]}

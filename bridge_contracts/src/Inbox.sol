@@ -45,7 +45,8 @@ import {PoseidonMerkle} from "./lib/PoseidonMerkle.sol";
 ///         context (context() reverts, also in a refund nested in another message's execution);
 ///         MessageRefunded is emitted besides MessageExecuted. A refund that reverts fails like any
 ///         execution (MessageFailed, retryable), e.g. NativeRefundFailed: the target refused the
-///         native token.
+///         native token, or used up the REFUND_GAS it is sent with (so a refund target can never
+///         starve the transaction it is in: a forced refund is always processed).
 ///
 ///         Priority operations (messages forced through the L1 Hub's priority queue of this chain) are
 ///         processed by the owner in queue order (processPriorityOps): each is executed as above, or
@@ -60,6 +61,8 @@ contract Inbox is Ownable2Step {
     /// @notice Stand-in address for the native base token (as in AssetRouter).
     address public constant NATIVE_TOKEN = address(1);
 
+    /// @notice The gas a native refund is sent with: a plain payment, never a call with data.
+    uint256 public constant REFUND_GAS = 100_000;
     /// @notice executeMany's outcomes, per message.
     uint8 public constant EXECUTED = 0;
     uint8 public constant FAILED = 1;
@@ -335,7 +338,7 @@ contract Inbox is Ownable2Step {
             _active = false;
             if (message.assetId == nativeAssetId) {
                 router.releaseOrMint(message.assetId, address(this), amount, message.assetData);
-                (bool ok,) = message.target.call{value: amount}("");
+                (bool ok,) = message.target.call{value: amount, gas: REFUND_GAS}("");
                 if (!ok) revert NativeRefundFailed(message.target, amount);
             } else {
                 router.releaseOrMint(message.assetId, message.target, amount, message.assetData);

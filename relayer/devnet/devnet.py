@@ -124,6 +124,12 @@ def _running(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return [node for node in nodes(manifest) if _our_process(node) is not None]
 
 
+PRIORITY_WINDOW_SECONDS = 600
+"""How long a devnet chain has to process a message forced to it (production: days)."""
+FORCE_AFTER_SECONDS = 300.0
+"""How long a devnet daemon waits for a peer's receipt before it forces the message through L1."""
+
+
 def up(
     state_dir: Path,
     *,
@@ -314,6 +320,7 @@ def _deploy_l1(
         deployer.send(hub.functions.registerChain(chain_id, entry["operator"], True))
         bus_key = public_key_of(devnet_bus_key(entry["operator_account"]))
         deployer.send(hub.functions.setBusKey(chain_id, bus_key))
+        deployer.send(hub.functions.setPriorityWindow(chain_id, PRIORITY_WINDOW_SECONDS))
         deployer.send(hub.functions.setVerifier(chain_id, capacity, verifier.address))
         deployer.send(hub.functions.registerAsset(chain_id, entry["contracts"]["deposit_token"]))
     return {"hub": hub.address, "batch_verifier": verifier.address}
@@ -393,6 +400,7 @@ def _write_institution_config(
             "chain_id": other["chain_id"],
             "allowed_assets": ["*"],
             "allowed_targets": ["*"],
+            "force_after_seconds": FORCE_AFTER_SECONDS,
         }
         for other in manifest["chains"]
         if other is not entry

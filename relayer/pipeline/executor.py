@@ -114,6 +114,7 @@ class _Proofs:
 class Executor:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._priority_round = MAX_PER_TX  # operations per processPriorityOps; 1 to find one that starves
 
     async def recover(self) -> None:
         """After a restart: settle what a transaction in flight did to "executing" messages."""
@@ -242,7 +243,7 @@ class Executor:
         for op in ops:
             if op.index < cursor:
                 continue
-            if op.index != cursor + len(work) or op.due > now() or len(work) == MAX_PER_TX:
+            if op.index != cursor + len(work) or op.due > now() or len(work) == self._priority_round:
                 break  # the watcher has not read the next one yet, or it waits for a retry
             if op.status == PriorityStatus.UNREADABLE and not self._resolve(op):
                 break  # the queue stops here until the message is had (DeadlineWatch warns)
@@ -264,16 +265,33 @@ class Executor:
             [proof.as_tuple() for _, _, proof in work],
             [(m.error or "bounced")[:500] if m.status == InStatus.BOUNCING else "" for _, m, _ in work],
         )
+        failures: list[str] = []
+
+        def not_sent(_: Sequence[str], reason: str) -> None:
+            failures.append(reason)
+            ctx.store.priority_not_sent(indexes, reason)
+
         receipt = await self._send(
             fn,
             f"processPriorityOps {indexes[0]}..{indexes[-1]}",
             [m.id for _, m, _ in work],
-            not_sent=lambda _, reason: ctx.store.priority_not_sent(indexes, reason),
+            not_sent=not_sent,
             failure="priority",
             deploying=[(m, proof) for _, m, proof in work],
         )
         if receipt is None:
+            if failures and failures[0].startswith("NotEnoughGas"):
+                self._starving([m for _, m, _ in work])
             return True
+        self._priority_round = MAX_PER_TX
+        await self._priority_outcomes(work, receipt)
+        return True
+
+    async def _priority_outcomes(
+        self, work: list[tuple[PriorityOp, StoredMessage, MessageProof]], receipt: TxReceipt
+    ) -> None:
+        """A processPriorityOps transaction's outcomes: recorded in one store step, and the receipts sent."""
+        ctx = self.ctx
         tx, gas_each = receipt["transactionHash"].to_0x_hex(), receipt["gasUsed"] // len(work)
         found = self._outcomes(receipt)
         codes = {
@@ -300,8 +318,19 @@ class Executor:
         ctx.store.record_priority_outcomes(outcomes, tx=tx, gas_each=gas_each, block=receipt["blockNumber"])
         for peer, items in receipts.items():
             await send_receipts(ctx, peer, items)
-        log.info("processed priority operations %d..%d in %s", indexes[0], indexes[-1], tx)
-        return True
+        log.info("processed priority operations %d..%d in %s", work[0][0].index, work[-1][0].index, tx)
+
+    def _starving(self, messages: list[StoredMessage]) -> None:
+        """A priority round that reverted with NotEnoughGas: some message's target uses up all the gas
+        it is given. Rounds go one operation at a time until the one that does it is found; that one is
+        bounced (its target is never called), so the queue moves on."""
+        if len(messages) > 1:
+            self._priority_round = 1
+            log.warning("a priority round ran out of gas: processing the operations one at a time")
+            return
+        reason = "its target uses up all the gas it is given: bounced so this chain's priority queue moves on"
+        if self.ctx.store.bounce_starving(messages[0].id, reason):
+            log.error("forced message %s: %s", messages[0].id, reason)
 
     def _resolve(self, op: PriorityOp) -> bool:
         """An unreadable operation whose message the bus brought since: queued with it."""
