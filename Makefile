@@ -69,6 +69,8 @@ bench: setup
 	$(BIN)/python -m benchmarks.batch_circuit --out $(BENCH_DIR)/batch_circuit.json
 	$(BIN)/python -m benchmarks.verifier_gas --out $(BENCH_DIR)/verifier_gas.json
 	$(BIN)/python -m benchmarks.envelope --out $(BENCH_DIR)/envelope.json
+	$(BIN)/python -m benchmarks.priority_gas --out $(BENCH_DIR)/priority_gas.json
+	$(BIN)/python -m benchmarks.forced --out $(BENCH_DIR)/forced.json
 
 # End-to-end throughput and latency through the real daemons, beside the node's raw capacity.
 bench-relay: setup
