@@ -629,6 +629,30 @@ def status(config_path: Path, as_json: bool) -> None:
         )
     console.print(chains)
     _print_halts([h for h in body["halts"].values() if h is not None])
+    _print_priority(body["priority"])
+
+
+def _print_priority(priority: dict[str, Any]) -> None:
+    """Forced inclusion: what this chain must process of its L1 priority queue, and what it forced."""
+    queue, forced = priority["queue"], priority["forced_by_this_chain"]
+    if queue["pending"]:
+        left = queue["seconds_left"]
+        when = f"OVERDUE by {-left:.0f} s" if left < 0 else f"{left:.0f} s left"
+        colour = "red" if left < 0 or queue["unreadable"] else "yellow"
+        unreadable = f", {queue['unreadable']} UNREADABLE" if queue["unreadable"] else ""
+        console.print(
+            f"[{colour}]priority queue: {queue['pending']} operation(s) to process from {queue['next']}"
+            f"{unreadable}; oldest deadline {store_ops.format_time(queue['oldest_deadline'])} "
+            f"({when})[/{colour}]"
+        )
+    else:
+        console.print("priority queue: nothing forced to this chain waits")
+    if forced["forcing"] or forced["forced"]:
+        overdue = f", {forced['overdue']} past the peer's deadline" if forced["overdue"] else ""
+        console.print(
+            f"forced by this chain: {forced['forcing']} being forced, "
+            f"{forced['forced']} in peers' queues{overdue}"
+        )
 
 
 def _reorg(reorg: dict[str, Any] | None) -> str:
