@@ -241,18 +241,39 @@ def test_l1_checks_every_forced_request_and_a_message_executed_before_counts_as_
         == "DestinationIsL1()"
     )
 
-    def closed() -> bool:
-        with net.store("bank-b") as store:
-            op = store.priority_op(1)
-        return op is not None and op.status == "processed"
+    # Bodies bank-b cannot use: garbage, and the right message with a wrong path. bank-b has both
+    # messages from the bus already, so the queue moves on.
+    garbage, wrong_path = _record(net, b"garbage body"), _record(net, b"wrong path")
+    net.wait("bank-a", [garbage, wrong_path])
+    count = recorder.functions.count().call()
+    _force_by_hand(net, garbage, body=b"\x01" * 200)
+    with net.store("bank-a") as store:
+        m = store.message(wrong_path)
+    assert m is not None and m.batch_number is not None and m.index_in_batch is not None
+    bus_key = bytes(hub.functions.busKeys(_chain_id(net, "bank-b")).call()[0])
+    _force_by_hand(
+        net,
+        wrong_path,
+        body=seal(forced_body(m.message, m.batch_number, m.index_in_batch, (7, 7, 7)), bus_key),
+    )
 
-    _until("bank-b to process the operation", closed)
+    def processed() -> bool:
+        with net.store("bank-b") as store:
+            ops = [store.priority_op(i) for i in (1, 2, 3)]
+        return all(op is not None and op.status == "processed" for op in ops)
+
+    _until("bank-b to process the operations", processed)
     with net.store("bank-b") as store:
-        op = store.priority_op(1)
-    assert op is not None and (op.outcome, op.message_id) == ("closed", key)
-    assert recorder.functions.count().call() == count  # not executed a second time
-    assert _executions(net, key) == 1
-    _until("bank-b to report its cursor", lambda: _priority(net, "bank-b")[1] == 2)
+        ops = [store.priority_op(i) for i in (1, 2, 3)]
+    assert [(op.outcome, op.message_id) for op in ops if op is not None] == [
+        ("closed", key),
+        ("closed", garbage),
+        ("closed", wrong_path),
+    ]
+    assert recorder.functions.count().call() == count  # none executed a second time
+    for done in (key, garbage, wrong_path):
+        assert _executions(net, done) == 1
+    _until("bank-b to report its cursor", lambda: _priority(net, "bank-b")[1] == 4)
 
 
 def test_daemons_killed_while_a_forced_message_is_in_flight_execute_it_exactly_once(net: Net) -> None:
@@ -274,12 +295,9 @@ def test_daemons_killed_while_a_forced_message_is_in_flight_execute_it_exactly_o
     bank_a.start()
     net.wait("bank-a", keys, "forced")
     # SIGKILL to bank-b while it processes them.
+    known = len(_store_ops(net))
     bank_b.launch()
-    _until(
-        "bank-b to see the operations",
-        lambda: len(_store_ops(net)) >= 5,
-        timeout=120,
-    )
+    _until("bank-b to see the operations", lambda: len(_store_ops(net)) >= known + 3, timeout=120)
     time.sleep(rng.uniform(0.0, 1.0))
     bank_b.kill()
     bank_b.start()

@@ -245,7 +245,7 @@ class Executor:
                 continue
             if op.index != cursor + len(work) or op.due > now() or len(work) == self._priority_round:
                 break  # the watcher has not read the next one yet, or it waits for a retry
-            if op.status == PriorityStatus.UNREADABLE and not self._resolve(op):
+            if op.status == PriorityStatus.UNREADABLE and not await self._resolve(op):
                 break  # the queue stops here until the message is had (DeadlineWatch warns)
             fresh = ctx.store.priority_op(op.index)
             assert fresh is not None and fresh.message_id is not None
@@ -332,7 +332,7 @@ class Executor:
         if self.ctx.store.bounce_starving(messages[0].id, reason):
             log.error("forced message %s: %s", messages[0].id, reason)
 
-    def _resolve(self, op: PriorityOp) -> bool:
+    async def _resolve(self, op: PriorityOp) -> bool:
         """An unreadable operation whose message the bus brought since: queued with it."""
         queued = QueuedOp(
             index=op.index,
@@ -346,7 +346,8 @@ class Executor:
             peer=self.ctx.peer_name(op.source_chain_id),
             message=None,
         )
-        found = resolve_unreadable(self.ctx, queued, op.error or "unreadable")
+        batch = await self.ctx.hub_batch(op.source_chain_id, op.batch_number)
+        found = resolve_unreadable(self.ctx, queued, op.error or "unreadable", batch)
         return found.message is not None and self.ctx.store.resolve_priority_op(found)
 
     async def _processed_before(self, ops: list[PriorityOp]) -> None:

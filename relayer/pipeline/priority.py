@@ -31,8 +31,10 @@ from web3.logs import DISCARD
 
 from bridge_contracts.chain import Reverted
 from bridge_contracts.messages import Message, priority_id
+from bridge_contracts.views import HubBatch
 from hub.delivery import DeliveryError, delivery_from_json, message_from_json, message_key, message_to_json
 from hub.envelope import seal, unseal
+from proofs.merkle import MerkleError, poseidon_verify
 from relayer.pipeline.context import Context, NoBusKey, now
 from relayer.pipeline.pusher import batch_tree
 from relayer.pipeline.receiver import peering_rule
@@ -213,7 +215,11 @@ def queue_handler(ctx: Context) -> Handler:
     """The "l1-priority" watcher's handler: this chain's final PriorityOpQueued events, stored."""
 
     async def handle(events: Any, cursor: Any) -> None:
-        ops = [_opened(ctx, event["args"], event["blockNumber"]) for event in events]
+        ops = []
+        for event in events:
+            args = event["args"]
+            batch = await ctx.hub_batch(args["sourceChainId"], args["batchNumber"])
+            ops.append(_opened(ctx, args, event["blockNumber"], batch))
         if ctx.store.record_priority_ops(ops, cursor=cursor):
             for op in ops:
                 what = "unreadable: " + (op.problem or "") if op.message is None else f"message {_id(op)}"
@@ -234,9 +240,10 @@ def _id(op: QueuedOp) -> str:
     return message_key(op.message.source_chain_id, op.message.nonce)
 
 
-def _opened(ctx: Context, args: Any, block: int) -> QueuedOp:
+def _opened(ctx: Context, args: Any, block: int, batch: HubBatch) -> QueuedOp:
     """A PriorityOpQueued event's operation, with its message if its body opens and names the queued
-    leaf at its place (else the message from the bus, if it came that way)."""
+    leaf at its place, with a path to that batch's root on L1 (else the message from the bus, if it
+    came that way)."""
     op = QueuedOp(
         index=args["index"],
         priority_id=bytes(args["priorityId"]),
@@ -260,19 +267,20 @@ def _opened(ctx: Context, args: Any, block: int) -> QueuedOp:
         except ValueError as exc:
             problem = f"its body is malformed: {exc}"
             break
-        found = _matching(ctx, op, message, (number, index, siblings))
+        found = _matching(ctx, op, message, (number, index, siblings), batch)
         if found is not None:
             return found
-        problem = "its body names another message than the one queued"
+        problem = "its body names another message than the one queued, or a wrong path"
         break
-    return resolve_unreadable(ctx, op, problem)
+    return resolve_unreadable(ctx, op, problem, batch)
 
 
 def _matching(
-    ctx: Context, op: QueuedOp, m: Message, place: tuple[int, int, tuple[int, ...]]
+    ctx: Context, op: QueuedOp, m: Message, place: tuple[int, int, tuple[int, ...]], batch: HubBatch
 ) -> QueuedOp | None:
     """The operation with message m, if m is the message L1 queued (its leaf at that place: batch
-    number, index and siblings), addressed to this chain."""
+    number and index), addressed to this chain, and the siblings climb from it to the batch's root
+    on L1 (the Inbox checks them again: a wrong path would stop the queue)."""
     number, index, siblings = place
     try:
         leaf = m.leaf()
@@ -283,12 +291,21 @@ def _matching(
         not same
         or m.dest_chain_id != ctx.chain_id
         or priority_id(m.source_chain_id, number, index, leaf) != op.priority_id
+        or not _climbs(leaf, index, siblings, batch)
     ):
         return None
     return replace(op, message=m, siblings=siblings, bounce=_bounce_rule(ctx, m), problem=None)
 
 
-def resolve_unreadable(ctx: Context, op: QueuedOp, problem: str) -> QueuedOp:
+def _climbs(leaf: int, index: int, siblings: tuple[int, ...], batch: HubBatch) -> bool:
+    """Whether the path is the batch's depth and leads from the leaf at `index` to its root on L1."""
+    try:
+        return len(siblings) == batch.depth and poseidon_verify(leaf, index, siblings, batch.batch_root)
+    except MerkleError:
+        return False
+
+
+def resolve_unreadable(ctx: Context, op: QueuedOp, problem: str, batch: HubBatch) -> QueuedOp:
     """An operation whose body gave no message: with the message, if the bus brought it (an incoming
     message from that chain at that place with that leaf), else unreadable with `problem`."""
     for m in ctx.store.messages(direction="in", peer=op.peer):
@@ -299,7 +316,8 @@ def resolve_unreadable(ctx: Context, op: QueuedOp, problem: str) -> QueuedOp:
         except (DeliveryError, orjson.JSONDecodeError):
             continue  # a deposit's or a forced message's payload
         item = delivery.messages[0]
-        found = _matching(ctx, op, m.message, (delivery.batch.batch_number, item.index, item.siblings))
+        place = (delivery.batch.batch_number, item.index, item.siblings)
+        found = _matching(ctx, op, m.message, place, batch)
         if found is not None:
             return found
     return replace(op, problem=problem)
