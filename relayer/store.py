@@ -1001,19 +1001,10 @@ class Store:
         with self._write() as db:
             for key in message_ids:
                 m = self._message_in(db, key)
-                if m.status != InStatus.EXECUTING:
-                    continue
-                attempts = m.attempts + 1
-                self._move(
-                    db,
-                    m,
-                    InStatus.VERIFIED,
-                    f"execute transaction failed: {reason}",
-                    now,
-                    attempts=attempts,
-                    next_attempt_at=RETRY.next_attempt(attempts, now),
-                    error=reason,
-                )
+                if m.status == InStatus.EXECUTING:
+                    self._try_again(
+                        db, m, InStatus.VERIFIED, f"execute transaction failed: {reason}", now, error=reason
+                    )
 
     def record_outcomes(
         self, outcomes: Sequence[Outcome], *, tx: str | None, gas_each: int | None, block: int | None = None
@@ -1209,16 +1200,7 @@ class Store:
     def _bounce_again(db: Database, m: StoredMessage, reason: str, now: float) -> None:
         """A bounce that did not happen: one more failed try, and the retry policy's wait."""
         if m.status == InStatus.BOUNCING:
-            attempts = m.attempts + 1
-            Store._move(
-                db,
-                m,
-                InStatus.BOUNCING,
-                f"bounce failed: {reason}",
-                now,
-                attempts=attempts,
-                next_attempt_at=RETRY.next_attempt(attempts, now),
-            )
+            Store._try_again(db, m, InStatus.BOUNCING, f"bounce failed: {reason}", now, error=m.error)
 
     def original_of(self, bounce: Message) -> StoredMessage | None:
         """The outgoing message a bounce message brings back: sent by this chain to the bounce's
@@ -1290,19 +1272,8 @@ class Store:
         now = time.time()
         with self._write() as db:
             m = self._message_in(db, message_id)
-            if m.status != OutStatus.FORCING:
-                return
-            attempts = m.attempts + 1
-            self._move(
-                db,
-                m,
-                OutStatus.FORCING,
-                f"forcing failed (try {attempts}): {reason}",
-                now,
-                attempts=attempts,
-                next_attempt_at=RETRY.next_attempt(attempts, now),
-                error=reason,
-            )
+            if m.status == OutStatus.FORCING:
+                self._try_again(db, m, OutStatus.FORCING, f"forcing failed: {reason}", now, error=reason)
 
     # --- forced inclusion: this chain's priority queue ----------------------------------------
 
@@ -2077,6 +2048,24 @@ class Store:
         assignments = ", ".join(f"{column} = ?" for column in values)
         db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", [*values.values(), m.id])
         Store._record(db, m.id, m.status, status, reason=reason, at=now)
+
+    @staticmethod
+    def _try_again(
+        db: Database, m: StoredMessage, status: MessageStatus, reason: str, now: float, **values: Any
+    ) -> None:
+        """A step that did not happen: `status` again, with one more failed try and the retry policy's
+        wait (and `values`, e.g. the error)."""
+        attempts = m.attempts + 1
+        Store._move(
+            db,
+            m,
+            status,
+            reason,
+            now,
+            attempts=attempts,
+            next_attempt_at=RETRY.next_attempt(attempts, now),
+            **values,
+        )
 
     @staticmethod
     def _record(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
+import tomli_w
 from click.testing import CliRunner
 from web3 import Web3
 from web3.logs import DISCARD
@@ -163,6 +166,28 @@ def network(state: Path, *, l2: int, broker: str = "mosquitto") -> Iterator[Net]
     finally:
         services.stop()
         devnet.down(state)
+
+
+@contextmanager
+def reconfigured(net: Net, name: str, change: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """`name`'s config as `change` edits it (its daemon restarted on it, if it runs); afterwards, whatever
+    happened, the config file as it was and the daemon started on it."""
+    path = net.config(name)
+    original = path.read_text()
+    config = tomllib.loads(original)
+    change(config)
+    daemon = net.services.daemons[name]
+    running = daemon.running
+    daemon.stop()
+    path.write_text(tomli_w.dumps(config))
+    try:
+        if running:
+            daemon.start()
+        yield
+    finally:
+        daemon.stop()
+        path.write_text(original)
+        daemon.start()
 
 
 def _asset(net: Net, name: str, native: bool) -> bytes:

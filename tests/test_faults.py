@@ -17,15 +17,13 @@ import re
 import socket
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from typing import Any
 
 import orjson
 import pytest
 import requests
-import tomli_w
 from click.testing import CliRunner, Result
 from web3 import Web3
 
@@ -47,6 +45,7 @@ from tests.test_e2e import (
     _ledger,
     _peer_b_allows_bank_a,
     network,
+    reconfigured,
 )
 
 pytestmark = pytest.mark.timeout(900)
@@ -93,26 +92,6 @@ def _until(what: str, check: Callable[[], Any], timeout: float = WAIT, every: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout:.0f} s for {what}")
         time.sleep(every)
-
-
-@contextmanager
-def _reconfigured(net: Net, name: str, change: Callable[[dict[str, Any]], None]) -> Iterator[None]:
-    """`name`'s daemon restarted on its config as `change` edits it; afterwards (whatever happened)
-    the config file as it was, and the daemon restarted on it."""
-    path = net.config(name)
-    original = path.read_text()
-    config = tomllib.loads(original)
-    change(config)
-    daemon = net.services.daemons[name]
-    daemon.stop()
-    try:
-        path.write_text(tomli_w.dumps(config))
-        daemon.start()
-        yield
-    finally:
-        daemon.stop()
-        path.write_text(original)
-        daemon.start()
 
 
 def _deposit_token(net: Net, name: str) -> Any:
@@ -328,7 +307,7 @@ def test_a_deep_reorganisation_halts_before_anything_settles_and_a_rewind_spends
     def slow_batches(config: dict[str, Any]) -> None:
         config["batch"]["max_wait_seconds"] = 30.0
 
-    with _reconfigured(net, "bank-a", slow_batches):
+    with reconfigured(net, "bank-a", slow_batches):
         try:
             key = net.send("bank-a", "bank-b", RECIPIENT, b"", (token, 100 * ONE))
             net.wait("bank-a", [key], "sent", timeout=30)
@@ -405,7 +384,7 @@ def test_an_endpoint_of_another_chain_is_never_used_and_the_client_fails_back(ne
         net.wait("bank-a", [there])  # its receipt came back
         net.wait("bank-b", [back])
 
-    with _reconfigured(net, "bank-a", endpoints):
+    with reconfigured(net, "bank-a", endpoints):
         relay(b"around a dead endpoint and another chain's")
         with net.store("bank-a") as store:
             out = store.messages(direction="out")

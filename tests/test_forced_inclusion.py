@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import random
 import time
-import tomllib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli_w
 from click.testing import CliRunner
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
@@ -46,7 +43,7 @@ from relayer.cli import cli
 from relayer.devnet import devnet
 from relayer.pipeline.priority import forced_body, read_forced_body
 from relayer.pipeline.pusher import batch_tree
-from tests.test_e2e import ONE, USER, WAIT, Net, _asset, network
+from tests.test_e2e import ONE, USER, WAIT, Net, _asset, network, reconfigured
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -74,28 +71,6 @@ def _window(net: Net, name: str, seconds: int) -> None:
 
 def _chain_id(net: Net, name: str) -> int:
     return int(net.entry(name)["chain_id"])
-
-
-@contextmanager
-def _reconfigured(net: Net, name: str, change: Callable[[dict[str, Any]], None]) -> Iterator[None]:
-    """`name`'s config as `change` edits it (the daemon restarted on it when it runs); afterwards the
-    config file as it was."""
-    path = net.config(name)
-    original = path.read_text()
-    config = tomllib.loads(original)
-    change(config)
-    daemon = net.services.daemons[name]
-    running = daemon.running
-    daemon.stop()
-    path.write_text(tomli_w.dumps(config))
-    try:
-        if running:
-            daemon.start()
-        yield
-    finally:
-        daemon.stop()
-        path.write_text(original)
-        daemon.start()
 
 
 def _force_after(seconds: float) -> Callable[[dict[str, Any]], None]:
@@ -166,7 +141,7 @@ def test_a_message_a_stopped_peer_ignores_is_forced_and_executed_first_exactly_o
     _window(net, "bank-b", 600)
     recorder = net.contract("bank-b", "CallRecorder")
     count = recorder.functions.count().call()
-    with _reconfigured(net, "bank-a", _force_after(FORCE_AFTER)):
+    with reconfigured(net, "bank-a", _force_after(FORCE_AFTER)):
         net.services.daemons["bank-b"].stop()
         note = b"forced: the marker no L1 observer reads"
         forced = _record(net, note)
