@@ -42,6 +42,7 @@ from bridge_contracts.messages import (
     commit_digest,
     commitment,
     priority_digest,
+    priority_id,
     sign_commitment,
 )
 from hub.envelope import seal
@@ -152,12 +153,13 @@ def measure() -> dict[str, int]:
         operator = b.with_signer(OPERATOR_B)
 
         def process(messages: list[Message]) -> int:
-            fn = inbox.functions.processPriorityOps(
-                hub.tree.root,
-                [m.as_tuple() for m in messages],
-                [hub.proof(m).as_tuple() for m in messages],
-                [""] * len(messages),
-            )
+            cursor = int(inbox.functions.priorityCursor().call())
+            items = []
+            for m in messages:
+                place = hub.places[m.id()]
+                named = priority_id(m.source_chain_id, place.batch_number, place.index, m.leaf())
+                items.append((named, m.as_tuple(), hub.proof(m).as_tuple(), ""))
+            fn = inbox.functions.processPriorityOps(hub.tree.root, cursor, items)
             return int(operator.send(fn)["gasUsed"])
 
         process(incoming[:1])  # the first round: root imported, cursor and hash written from zero

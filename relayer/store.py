@@ -33,7 +33,7 @@ import orjson
 from sqlite_utils import Database
 
 from bridge_contracts.messages import Message
-from hub.delivery import message_key, message_to_json
+from hub.delivery import message_from_json, message_key, message_to_json
 from hub.retry import REPUSH, RETRY
 
 SCHEMA_VERSION = 5
@@ -115,6 +115,8 @@ replay; a failed outgoing one for the peer's)."""
 RECEIPT_STATUSES = (OutStatus.EXECUTED, OutStatus.FAILED, OutStatus.REFUSED, OutStatus.BOUNCED)
 """What a peer's receipt may report of an outgoing message."""
 EXECUTABLE = (InStatus.VERIFIED, InStatus.REPLAY)
+PUSHABLE = (OutStatus.SETTLED, OutStatus.PUSHED, OutStatus.FORCED)
+"""What an outgoing message is while the pusher sends it to its peer (again, until its receipt)."""
 FORCEABLE = (OutStatus.SETTLED, OutStatus.PUSHED)
 """What an outgoing message to a peer must be to be forced through L1: settled, not yet answered."""
 _NO_RECEIPT_CHANGES = frozenset(
@@ -473,6 +475,9 @@ class PriorityOp:
     rolling_hash: bytes  # the queue's rolling hash after it
     status: PriorityStatus
     message_id: str | None  # None while unreadable
+    message: Message | None  # the message L1 queued (its own, whatever the store has under its id)
+    payload: str | None  # where its leaf is: {"forced": {...}} (QueuedOp.payload)
+    leaf: int | None
     outcome: str | None  # processed: "executed", "failed", "bounced" or "closed"
     tx: str | None
     error: str | None
@@ -498,6 +503,9 @@ class PriorityOp:
             rolling_hash=bytes.fromhex(row["rolling_hash"][2:]),
             status=PriorityStatus(row["status"]),
             message_id=row["message_id"],
+            message=None if row["message"] is None else message_from_json(orjson.loads(row["message"])),
+            payload=row["payload"],
+            leaf=_int_or_none(row["leaf"]),
             outcome=row["outcome"],
             tx=row["tx"],
             error=row["error"],
@@ -812,22 +820,23 @@ class Store:
         return True
 
     def record_push(self, message_ids: Sequence[str], peer: str, reason: str) -> list[StoredMessage]:
-        """Messages about to be pushed to `peer` (or their withdrawal finalized on L1): "pushed",
-        one more try counted, the next one after the REPUSH wait. Returns the messages moved (one
-        no longer settled or pushed, e.g. a receipt came meanwhile, is left out)."""
+        """Messages about to be pushed to `peer` (or their withdrawal finalized on L1): "pushed" (a
+        forced one stays "forced": it is pushed too, in case its sealed body on L1 cannot be opened),
+        one more try counted, the next one after the REPUSH wait. Returns the messages moved (one no
+        longer settled, pushed or forced, e.g. a receipt came meanwhile, is left out)."""
         now = time.time()
         moved = []
         with self._write() as db:
             for key in message_ids:
                 m = self._message_in(db, key)
-                if m.direction != Direction.OUT or m.status not in (OutStatus.SETTLED, OutStatus.PUSHED):
+                if m.direction != Direction.OUT or m.status not in PUSHABLE:
                     continue
                 attempts = m.attempts + 1
-                again = f" again (try {attempts}): no receipt yet" if m.status == OutStatus.PUSHED else ""
+                again = f" again (try {attempts}): no receipt yet" if m.status != OutStatus.SETTLED else ""
                 self._move(
                     db,
                     m,
-                    OutStatus.PUSHED,
+                    OutStatus.FORCED if m.status == OutStatus.FORCED else OutStatus.PUSHED,
                     reason + again,
                     now,
                     peer=peer,
@@ -842,8 +851,9 @@ class Store:
         deaf for a while, or this daemon was); returns how many."""
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE messages SET next_attempt_at = ? WHERE direction = 'out' AND peer = ? AND status = ?",
-                [time.time(), peer, str(OutStatus.PUSHED)],
+                "UPDATE messages SET next_attempt_at = ? WHERE direction = 'out' AND peer = ? "
+                "AND status IN (?, ?)",
+                [time.time(), peer, str(OutStatus.PUSHED), str(OutStatus.FORCED)],
             )
             return cursor.rowcount
 
@@ -1137,18 +1147,6 @@ class Store:
             )
         return str(InStatus.BOUNCING)
 
-    def bounce_starving(self, message_id: str, reason: str) -> bool:
-        """A forced message whose target uses up all the gas it is given, at any limit: the priority
-        queue cannot move past it executed, so it is "bouncing" (its value goes home). False if it is
-        not waiting to be executed (or is a bounce itself, which is never bounced)."""
-        now = time.time()
-        with self._write() as db:
-            m = self._message_in(db, message_id)
-            if m.message.is_bounce or m.status not in (*EXECUTABLE, InStatus.FAILED):
-                return False
-            self._move(db, m, InStatus.BOUNCING, f"to be bounced: {reason}", now, error=reason)
-            return True
-
     def record_bounces(
         self,
         bounced: Mapping[str, str],
@@ -1295,9 +1293,7 @@ class Store:
                     "index_in_batch": op.index_in_batch,
                     "deadline": op.deadline,
                     "rolling_hash": "0x" + op.rolling_hash.hex(),
-                    "message_id": None
-                    if op.message is None
-                    else message_key(op.message.source_chain_id, op.message.nonce),
+                    **_forced_columns(op),
                     "status": str(
                         PriorityStatus.QUEUED if op.message is not None else PriorityStatus.UNREADABLE
                     ),
@@ -1326,21 +1322,27 @@ class Store:
         assert op.message is not None
         now = time.time()
         with self._write() as db:
-            rows = list(db.query("SELECT status FROM priority_ops WHERE queue_index = ?", [op.index]))
-            if not rows or rows[0]["status"] != PriorityStatus.UNREADABLE:
+            if self._priority_op_in(db, op.index).status != PriorityStatus.UNREADABLE:
                 return False
-            db.execute(
-                "UPDATE priority_ops SET status = ?, message_id = ?, error = NULL, updated_at = ? "
-                "WHERE queue_index = ?",
-                [
-                    str(PriorityStatus.QUEUED),
-                    message_key(op.message.source_chain_id, op.message.nonce),
-                    now,
-                    op.index,
-                ],
-            )
+            self._set_op(db, op.index, now, status=PriorityStatus.QUEUED, error=None, **_forced_columns(op))
             self._forced_message(db, op, now)
         return True
+
+    def unreadable_again(self, index: int, reason: str) -> None:
+        """An unreadable operation whose message is still missing: looked for again on the retry policy."""
+        now = time.time()
+        with self._write() as db:
+            op = self._priority_op_in(db, index)
+            if op.status == PriorityStatus.UNREADABLE:
+                attempts = op.attempts + 1
+                self._set_op(
+                    db,
+                    index,
+                    now,
+                    attempts=attempts,
+                    next_attempt_at=RETRY.next_attempt(attempts, now),
+                    error=reason,
+                )
 
     def _forced_message(self, db: Database, op: QueuedOp, now: float) -> None:
         assert op.message is not None
@@ -1418,9 +1420,15 @@ class Store:
                     error=None,
                     next_attempt_at=None,
                 )
-                if op.message_id is None:
+                m = None if op.message_id is None else self._message_or_none(db, op.message_id)
+                if m is None or m.leaf != op.leaf:
+                    log.error(
+                        "priority operation %d: %s; the store has another message under its id %s",
+                        op.index,
+                        outcome,
+                        op.message_id,
+                    )
                     continue
-                m = self._message_in(db, op.message_id)
                 done = reason if outcome == "closed" else outcome
                 what = f"priority operation {op.index}: {outcome}" + (f" in {tx}" if tx else "")
                 if done == "executed" and m.status != InStatus.EXECUTED:
@@ -2314,6 +2322,18 @@ def _migrate_v3_to_v4(db: Database) -> None:
     db.execute("CREATE INDEX idx_envelopes_sent_at ON envelopes (sent_at)")
 
 
+def _forced_columns(op: QueuedOp) -> dict[str, Any]:
+    """The columns of a priority operation that hold its own message (none while unreadable)."""
+    if op.message is None:
+        return {"message_id": None, "message": None, "payload": None, "leaf": None}
+    return {
+        "message_id": message_key(op.message.source_chain_id, op.message.nonce),
+        "message": orjson.dumps(message_to_json(op.message)).decode(),
+        "payload": op.payload(),
+        "leaf": str(op.message.leaf()),
+    }
+
+
 def _migrate_v4_to_v5(db: Database) -> None:
     """Version 5: forced inclusion. An outgoing message's requestPriorityOp (transaction, position in the
     destination's queue, deadline), and this chain's own L1 priority queue."""
@@ -2323,7 +2343,8 @@ def _migrate_v4_to_v5(db: Database) -> None:
     db.execute(
         "CREATE TABLE priority_ops (queue_index INTEGER PRIMARY KEY, priority_id TEXT NOT NULL, "
         "source_chain_id INTEGER NOT NULL, batch_number INTEGER NOT NULL, index_in_batch INTEGER NOT NULL, "
-        "deadline REAL NOT NULL, rolling_hash TEXT NOT NULL, message_id TEXT, status TEXT NOT NULL, "
+        "deadline REAL NOT NULL, rolling_hash TEXT NOT NULL, message_id TEXT, message TEXT, payload TEXT, "
+        "leaf TEXT, status TEXT NOT NULL, "
         "outcome TEXT, tx TEXT, error TEXT, block_number INTEGER NOT NULL, "
         "attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL, created_at REAL NOT NULL, "
         "updated_at REAL NOT NULL)"

@@ -164,10 +164,10 @@ def world(base: World, chain_a: Chain, chain_b: Chain) -> World:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def error_from(fn: ContractFunction, sender: str) -> str:
-    """call_error for an eth_call from `sender` (an owner-only function)."""
+def error_from(fn: ContractFunction, sender: str, gas: int | None = None) -> str:
+    """call_error for an eth_call from `sender` (an owner-only function), with `gas` if given."""
     try:
-        fn.call({"from": sender})
+        fn.call({"from": sender} if gas is None else {"from": sender, "gas": gas})
     except ContractLogicError as exc:
         return decode_revert(exc.data if isinstance(exc.data, str) else None)
     raise AssertionError("the call did not revert")
@@ -283,17 +283,24 @@ def overdue(world: World) -> tuple[bool, int, int]:
     return late, index, deadline
 
 
-def process_fn(world: World, items: list[tuple[Message, str]], **proof_changes: Any) -> ContractFunction:
-    """processPriorityOps of (message, bounce reason) items against the Hub's current root; the last
-    item's proof changed by `proof_changes`."""
+def process_fn(
+    world: World, items: list[tuple[Message, str]], *, from_index: int | None = None, **proof_changes: Any
+) -> ContractFunction:
+    """processPriorityOps of (message, bounce reason) items against the Hub's current root, from the
+    Inbox's cursor (or `from_index`), each named by its own priority id; the last item's proof changed
+    by `proof_changes`."""
     proofs = [world.hub.proof(m) for m, _ in items]
+    ids = [pid(world, m) for m, _ in items]
     if proof_changes:
         proofs[-1] = dataclasses.replace(proofs[-1], **proof_changes)
+    cursor = inbox_priority(world)[0] if from_index is None else from_index
     return world.inbox.functions.processPriorityOps(
         world.hub.tree.root,
-        [m.as_tuple() for m, _ in items],
-        [p.as_tuple() for p in proofs],
-        [reason for _, reason in items],
+        cursor,
+        [
+            (i, m.as_tuple(), p.as_tuple(), reason)
+            for i, (m, reason), p in zip(ids, items, proofs, strict=True)
+        ],
     )
 
 
@@ -343,7 +350,7 @@ def test_request_priority_op_queues_a_settled_message_for_its_destination(world:
         "rollingHash": h1,
         "encryptedBody": body,
     }
-    assert world.l1.functions.queued(id0).call()
+    assert world.l1.functions.queuePosition(id0).call() == 1
     assert world.l1.functions.priorityQueueLength(B).call() == 1
     assert world.l1.functions.priorityOp(B, 0).call() == (id0, h1, deadline)
     assert bytes(world.l1.functions.priorityHashAt(B, 1).call()) == h1
@@ -816,18 +823,15 @@ def test_a_bad_proof_reverts_the_whole_round(world: World) -> None:
     for fn, error in bad:
         with pytest.raises(Reverted, match=re.escape(error)):
             world.operator().send(fn)
-    proofs = [world.hub.proof(m).as_tuple() for m, _ in items]
-    mismatched = [
-        (
-            world.inbox.functions.processPriorityOps(root, [first.as_tuple()], proofs, [""]),
-            "LengthMismatch(messages=1, proofs=2)",
-        ),
-        (
-            world.inbox.functions.processPriorityOps(root, [m.as_tuple() for m, _ in items], proofs, [""]),
-            "ReasonsMismatch(messages=2, reasons=1)",
-        ),
+    proof = world.hub.proof(first).as_tuple()
+    misnamed = world.inbox.functions.processPriorityOps(
+        root, 0, [(b"\x07" * 32, first.as_tuple(), proof, "")]
+    )
+    refused = [
+        (process_fn(world, items, from_index=1), "StalePriorityRound(cursor=0, fromIndex=1)"),
+        (misnamed, f"WrongPriorityOp(cursor=0, named=0x{'07' * 32}, computed=0x{pid(world, first).hex()})"),
     ]
-    for fn, error in mismatched:
+    for fn, error in refused:
         assert error_from(fn, OPERATOR_B.address) == error
     # Nothing of the first operation was applied, the root was not imported, the cursor did not move.
     assert inbox_priority(world) == (0, EMPTY_PRIORITY_HASH)
@@ -857,3 +861,21 @@ def test_every_forced_operation_can_be_processed_by_its_destination(world: World
     # The refund is sent with REFUND_GAS only: the burner takes that, the refund fails (retryable) and
     # the operation is processed; a bounce is never bounced.
     assert tries == {"execute": "[1]", "bounce": f"CannotBounceABounce(id=0x{refund.id().hex()})"}, tries
+
+
+def test_a_target_that_burns_every_gas_and_floods_its_reason_fails_within_its_budget(world: World) -> None:
+    """Without a budget of its own, executing this message would revert the round at every gas limit
+    (the copy of its reason starves the Inbox: NotEnoughGas) and the queue could never move."""
+    trap = world.chain.deploy("GasTrap")
+    m = message(C, B, 100, trap.address, data=b"anything")
+    world.hub.commit(C, [m], OPERATOR_C)
+    force(world, m)
+    fn = process_fn(world, [(m, "")])
+    for gas in (8_000_000, 29_000_000):
+        assert [int(o) for o in fn.call({"from": OPERATOR_B.address, "gas": gas})] == [1]  # FAILED
+    assert error_from(process_fn(world, [(m, "")]), OPERATOR_B.address, gas=4_000_000) == "NotEnoughGas()"
+    receipt = world.operator().send(fn)
+    [failed] = events(world.inbox, "MessageFailed", receipt)
+    assert len(failed["reason"]) <= world.inbox.functions.MAX_REASON_BYTES().call()
+    assert inbox_priority(world) == (1, hash_after(world, [m]))
+    assert not world.inbox.functions.executed(m.id()).call()  # retryable

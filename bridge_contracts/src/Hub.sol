@@ -155,8 +155,9 @@ contract Hub is Ownable2Step {
     mapping(uint64 chainId => ChainInfo) public chains;
     mapping(uint64 chainId => BusKey) public busKeys;
     mapping(uint64 chainId => PriorityState) public priority;
-    /// @notice Priority ids ever queued (a message is forced once).
-    mapping(bytes32 priorityId => bool) public queued;
+    /// @notice Where each priority id ever queued is in its destination's queue, plus one (0: never
+    ///         queued; a message is forced once).
+    mapping(bytes32 priorityId => uint64) public queuePosition;
     mapping(uint64 chainId => mapping(uint32 capacity => address)) public verifiers;
     /// @notice The origin chain of every registered asset; 0 for an unknown asset.
     mapping(bytes32 assetId => uint64) public assetOrigin;
@@ -460,11 +461,11 @@ contract Hub is Ownable2Step {
     ) external returns (uint64 queueIndex) {
         bytes32 priorityId = _settledLeaf(leaf, batchNumber, index, batchSiblings);
         if (encryptedBody.length == 0) revert EmptyBody();
-        if (queued[priorityId]) revert AlreadyQueued(priorityId);
-        queued[priorityId] = true;
+        if (queuePosition[priorityId] != 0) revert AlreadyQueued(priorityId);
         uint64 deadline;
         bytes32 rolling;
         (queueIndex, deadline, rolling) = _enqueue(leaf.destChainId, priorityId);
+        queuePosition[priorityId] = queueIndex + 1;
         emit PriorityOpQueued(
             leaf.destChainId,
             queueIndex,

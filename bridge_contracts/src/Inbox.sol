@@ -49,9 +49,10 @@ import {PoseidonMerkle} from "./lib/PoseidonMerkle.sol";
 ///         starve the transaction it is in: a forced refund is always processed).
 ///
 ///         Priority operations (messages forced through the L1 Hub's priority queue of this chain) are
-///         processed by the owner in queue order (processPriorityOps): each is executed as above, or
-///         bounced, or, when its message was executed or bounced already, only counted (CLOSED). A
-///         failed execution counts as processed too (the message stays retryable). The Inbox keeps
+///         processed by the owner in queue order (processPriorityOps): each is executed as above but
+///         with a fixed gas budget (PRIORITY_EXECUTION_GAS), or bounced, or, when its message was
+///         executed or bounced already, only counted (CLOSED). A failed execution counts as processed
+///         too (the message stays retryable). The Inbox keeps
 ///         the cursor (operations processed) and the queue's rolling hash after them, which the
 ///         operator reports to L1 with every batch; L1 refuses the chain's batches, and anyone may
 ///         freeze it, while an operation past its deadline is beyond the reported cursor.
@@ -74,6 +75,20 @@ contract Inbox is Ownable2Step {
     /// @notice processPriorityOps's outcome of an operation whose message was executed or bounced
     ///         before: counted as processed, nothing done again.
     uint8 public constant CLOSED = 4;
+    /// @notice The gas a priority operation's execution gets, whatever the transaction's limit: one that
+    ///         needs more fails (and can be executed again with execute, which passes on all the gas).
+    uint256 public constant PRIORITY_EXECUTION_GAS = 5_000_000;
+    /// @notice The most bytes of a failed priority execution's revert reason that MessageFailed keeps.
+    uint256 public constant MAX_REASON_BYTES = 1024;
+
+    /// @notice One operation of a priority round: the priority id L1 queued it under, its message and
+    ///         proof, and a reason to bounce it instead (empty: execute it).
+    struct PriorityItem {
+        bytes32 priorityId;
+        Messages.Message message;
+        Messages.MessageProof proof;
+        string bounceReason;
+    }
 
     AssetRouter public immutable router;
     uint64 public immutable chainId;
@@ -133,6 +148,8 @@ contract Inbox is Ownable2Step {
     error OnlyRouter(address caller);
     error NoMessage();
     error NotEnoughGas();
+    error StalePriorityRound(uint64 cursor, uint64 fromIndex);
+    error WrongPriorityOp(uint64 cursor, bytes32 named, bytes32 computed);
 
     constructor(AssetRouter router_, address owner_, uint64 l1ChainId_) Ownable(owner_) {
         if (block.chainid > type(uint64).max) revert ChainIdTooLarge(block.chainid);
@@ -248,38 +265,38 @@ contract Inbox is Ownable2Step {
     }
 
     /// @notice The owner's priority round: imports `root` (if it is new) and processes the next
-    ///         operations of this chain's priority queue, in order: message i with proof i is executed,
-    ///         or bounced when bounceReasons[i] is not empty, or only counted when it is closed already.
-    ///         Every check of execute applies to each (but AlreadyExecuted: that is CLOSED); one that
-    ///         fails reverts the round, so the cursor never skips an operation. The caller gives them
-    ///         in queue order: L1 checks the rolling hash the operator reports.
-    /// @return outcomes per operation: EXECUTED, FAILED (the target reverted; retryable), BOUNCED or CLOSED.
-    function processPriorityOps(
-        bytes32 root,
-        Messages.Message[] calldata messages,
-        Messages.MessageProof[] calldata proofs,
-        string[] calldata bounceReasons
-    ) external onlyOwner returns (uint8[] memory outcomes) {
-        if (messages.length != proofs.length) revert LengthMismatch(messages.length, proofs.length);
-        if (messages.length != bounceReasons.length) revert ReasonsMismatch(messages.length, bounceReasons.length);
-        _importRoot(root);
-        outcomes = new uint8[](messages.length);
+    ///         operations of this chain's priority queue, in order, the first being operation
+    ///         `fromIndex` (StalePriorityRound otherwise: a round sent twice never runs twice). Each item
+    ///         names the operation's priority id on L1, which its message and proof must give
+    ///         (WrongPriorityOp otherwise); every check of execute applies (but AlreadyExecuted: that is
+    ///         CLOSED), and one that fails reverts the round, so the cursor never skips an operation.
+    ///         The message is executed with exactly PRIORITY_EXECUTION_GAS, whatever the
+    ///         transaction's limit (NotEnoughGas when less is left), or bounced when its bounceReason
+    ///         is not empty, or only counted when it was executed or bounced before.
+    /// @return outcomes per operation: EXECUTED, FAILED (the execution reverted or ran out of its gas;
+    ///         retryable), BOUNCED or CLOSED.
+    function processPriorityOps(bytes32 root, uint64 fromIndex, PriorityItem[] calldata items)
+        external
+        onlyOwner
+        returns (uint8[] memory outcomes)
+    {
         uint64 cursor = priorityCursor;
+        if (fromIndex != cursor) revert StalePriorityRound(cursor, fromIndex);
+        _importRoot(root);
+        outcomes = new uint8[](items.length);
         bytes32 rolling = priorityHash;
-        for (uint256 i; i < messages.length; ++i) {
-            Messages.Message calldata message = messages[i];
-            Messages.MessageProof calldata proof = proofs[i];
-            (bytes32 id, uint256 leaf) = _checkPath(message, proof);
+        for (uint256 i; i < items.length; ++i) {
+            PriorityItem calldata item = items[i];
+            (bytes32 id, bytes32 priorityId) = _checkPriorityItem(item);
             uint8 outcome;
             if (executed[id]) {
                 outcome = CLOSED;
-            } else if (bytes(bounceReasons[i]).length != 0) {
-                _close(id, message, bounceReasons[i]);
+            } else if (bytes(item.bounceReason).length != 0) {
+                _close(id, item.message, item.bounceReason);
                 outcome = BOUNCED;
             } else {
-                outcome = _run(id, message) ? EXECUTED : FAILED;
+                outcome = _runPriority(id, item.message) ? EXECUTED : FAILED;
             }
-            bytes32 priorityId = Messages.priorityIdOf(message.sourceChainId, proof.batchNumber, proof.index, leaf);
             rolling = Messages.nextPriorityHash(rolling, priorityId);
             emit PriorityOpProcessed(cursor, id, priorityId, outcome, rolling);
             outcomes[i] = outcome;
@@ -364,6 +381,43 @@ contract Inbox is Ownable2Step {
             emit MessageFailed(id, message.sourceChainId, message.nonce, reason);
             return false;
         }
+    }
+
+    /// @dev Every check of execute but the nullifier's for a priority item, whose priority id must be
+    ///      the one it names; returns the message id and the priority id.
+    function _checkPriorityItem(PriorityItem calldata item) private view returns (bytes32 id, bytes32 priorityId) {
+        uint256 leaf;
+        (id, leaf) = _checkPath(item.message, item.proof);
+        priorityId = Messages.priorityIdOf(item.message.sourceChainId, item.proof.batchNumber, item.proof.index, leaf);
+        if (priorityId != item.priorityId) revert WrongPriorityOp(priorityCursor, item.priorityId, priorityId);
+    }
+
+    /// @dev _run for a priority operation: the execution gets exactly PRIORITY_EXECUTION_GAS and at most
+    ///      MAX_REASON_BYTES of its revert reason are kept, so no target can make the round revert at
+    ///      every gas limit (it would stop the queue): what fails within its budget is FAILED.
+    function _runPriority(bytes32 id, Messages.Message calldata message) private returns (bool ok) {
+        // EIP-150 passes on at most 63/64 of the gas left: with less than this, the execution could
+        // fail for want of the transaction's gas, which says nothing about the message.
+        if (gasleft() < PRIORITY_EXECUTION_GAS + PRIORITY_EXECUTION_GAS / 63 + 50_000) revert NotEnoughGas();
+        executed[id] = true;
+        bytes memory input = abi.encodeCall(this.applyMessage, (message));
+        uint256 budget = PRIORITY_EXECUTION_GAS;
+        uint256 size;
+        assembly ("memory-safe") {
+            ok := call(budget, address(), 0, add(input, 0x20), mload(input), 0, 0)
+            size := returndatasize()
+        }
+        if (ok) {
+            emit MessageExecuted(id, message.sourceChainId, message.nonce, message.target, message.assetId, message.amount);
+            return true;
+        }
+        if (size > MAX_REASON_BYTES) size = MAX_REASON_BYTES;
+        bytes memory reason = new bytes(size);
+        assembly ("memory-safe") {
+            returndatacopy(add(reason, 0x20), 0, size)
+        }
+        executed[id] = false;
+        emit MessageFailed(id, message.sourceChainId, message.nonce, reason);
     }
 
     /// @dev bounce without the owner check (bounceOne has its own).

@@ -38,7 +38,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from bridge_contracts.chain import Reverted, decode_revert
-from bridge_contracts.messages import MessageProof
+from bridge_contracts.messages import Message, MessageProof
 from hub.client import HubClientError
 from hub.delivery import Receipt, delivery_from_json
 from relayer.pipeline.context import Context, now
@@ -62,13 +62,14 @@ MAX_PER_TX = 64  # about 18M gas of plain messages: a round fits a 30M block
 BRIDGED_TOKEN_DEPLOY_GAS = 1_500_000  # a BridgedToken's deployment costs about 1.2M
 
 
-def _proof_source(m: StoredMessage) -> tuple[int, int, tuple[int, ...], int | None]:
-    """(batch number, index in batch, batch siblings, aggregated leaf index) of a stored incoming
-    message; the leaf index is known from the payload only for an L1 deposit (None otherwise)."""
-    assert m.payload is not None
-    payload = orjson.loads(m.payload)
+def _proof_source(message: Message, stored: str | None) -> tuple[int, int, tuple[int, ...], int | None]:
+    """(batch number, index in batch, batch siblings, aggregated leaf index) of an incoming message
+    from the payload it is stored with; the leaf index is known from it only for an L1 deposit (None
+    otherwise)."""
+    assert stored is not None
+    payload = orjson.loads(stored)
     if "deposit" in payload:
-        return m.nonce, 0, (), int(payload["deposit"]["leaf_index"])
+        return message.nonce, 0, (), int(payload["deposit"]["leaf_index"])
     if "forced" in payload:
         forced = payload["forced"]
         return (
@@ -94,10 +95,10 @@ class _Proofs:
         self._leaves: dict[tuple[int, int], int] = {}  # (source, batch) -> aggregated leaf index
         self._paths: dict[int, tuple[bytes, ...]] = {}  # aggregated leaf index -> its path at `size`
 
-    async def of(self, m: StoredMessage) -> MessageProof | None:
-        """m's proof; None if its batch is not in the tree at `size` yet."""
-        number, index, siblings, deposit_leaf = _proof_source(m)
-        source = m.message.source_chain_id
+    async def of(self, message: Message, payload: str | None) -> MessageProof | None:
+        """The proof of a message stored with `payload`; None if its batch is not in the tree yet."""
+        number, index, siblings, deposit_leaf = _proof_source(message, payload)
+        source = message.source_chain_id
         if (source, number) not in self._leaves:
             if deposit_leaf is not None:
                 self._leaves[source, number] = deposit_leaf
@@ -114,7 +115,6 @@ class _Proofs:
 class Executor:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._priority_round = MAX_PER_TX  # operations per processPriorityOps; 1 to find one that starves
 
     async def recover(self) -> None:
         """After a restart: settle what a transaction in flight did to "executing" messages."""
@@ -215,7 +215,7 @@ class Executor:
         proofs = _Proofs(ctx, root, size)
         work = []
         for m in ready[:MAX_PER_TX]:
-            proof = await proofs.of(m)
+            proof = await proofs.of(m.message, m.payload)
             if proof is not None:  # else settled after the root the hub service has: next round
                 work.append((m, proof))
         if not work:
@@ -229,7 +229,7 @@ class Executor:
 
     async def _priority(self, ops: list[PriorityOp], root: bytes, size: int) -> bool:
         """Process the next operations of this chain's priority queue, in order, in one transaction;
-        True if one was sent."""
+        True if one was sent. Each goes with its own message (the one L1 queued) and its priority id."""
         ctx = self.ctx
         cursor = int(await ctx.call(ctx.inbox.functions.priorityCursor()))
         behind = [op for op in ops if op.index < cursor]
@@ -239,56 +239,54 @@ class Executor:
             log.error("priority operations from %d were undone on this chain: processing them again", cursor)
             return False
         proofs = _Proofs(ctx, root, size)
-        work: list[tuple[PriorityOp, StoredMessage, MessageProof]] = []
+        work: list[tuple[PriorityOp, StoredMessage | None, MessageProof]] = []
         for op in ops:
             if op.index < cursor:
                 continue
-            if op.index != cursor + len(work) or op.due > now() or len(work) == self._priority_round:
+            if op.index != cursor + len(work) or op.due > now() or len(work) == MAX_PER_TX:
                 break  # the watcher has not read the next one yet, or it waits for a retry
-            if op.status == PriorityStatus.UNREADABLE and not await self._resolve(op):
+            if op.status == PriorityStatus.UNREADABLE:
+                await self._resolve(op)
                 break  # the queue stops here until the message is had (DeadlineWatch warns)
-            fresh = ctx.store.priority_op(op.index)
-            assert fresh is not None and fresh.message_id is not None
-            m = ctx.store.message(fresh.message_id)
-            assert m is not None
-            proof = await proofs.of(m)
+            assert op.message is not None and op.payload is not None
+            proof = await proofs.of(op.message, op.payload)
             if proof is None:
                 break  # its batch is newer than the root the hub service has: next round
-            work.append((fresh, m, proof))
+            work.append((op, self._stored(op), proof))
         if not work:
             return False
         indexes = [op.index for op, _, _ in work]
         ctx.store.start_priority(indexes)
-        fn = ctx.inbox.functions.processPriorityOps(
-            root,
-            [m.message.as_tuple() for _, m, _ in work],
-            [proof.as_tuple() for _, _, proof in work],
-            [(m.error or "bounced")[:500] if m.status == InStatus.BOUNCING else "" for _, m, _ in work],
-        )
-        failures: list[str] = []
-
-        def not_sent(_: Sequence[str], reason: str) -> None:
-            failures.append(reason)
-            ctx.store.priority_not_sent(indexes, reason)
-
+        items = []
+        for op, m, proof in work:
+            assert op.message is not None
+            bounce = (m.error or "bounced")[:500] if m is not None and m.status == InStatus.BOUNCING else ""
+            items.append((op.priority_id, op.message.as_tuple(), proof.as_tuple(), bounce))
         receipt = await self._send(
-            fn,
+            ctx.inbox.functions.processPriorityOps(root, cursor, items),
             f"processPriorityOps {indexes[0]}..{indexes[-1]}",
-            [m.id for _, m, _ in work],
-            not_sent=not_sent,
+            [str(i) for i in indexes],
+            not_sent=lambda _, reason: ctx.store.priority_not_sent(indexes, reason),
             failure="priority",
-            deploying=[(m, proof) for _, m, proof in work],
+            deploying=[op.message for op, _, _ in work if op.message is not None],
         )
-        if receipt is None:
-            if failures and failures[0].startswith("NotEnoughGas"):
-                self._starving([m for _, m, _ in work])
-            return True
-        self._priority_round = MAX_PER_TX
-        await self._priority_outcomes(work, receipt)
+        if receipt is not None:
+            await self._priority_outcomes(work, receipt)
         return True
 
+    def _stored(self, op: PriorityOp) -> StoredMessage | None:
+        """The store's message under the operation's message id, if it is the operation's message (a
+        chain that settled two messages under one id gets the one L1 queued processed, and only that)."""
+        m = None if op.message_id is None else self.ctx.store.message(op.message_id)
+        if m is not None and m.leaf == op.leaf:
+            return m
+        log.error(
+            "priority operation %d: the store has another message under its id %s", op.index, op.message_id
+        )
+        return None
+
     async def _priority_outcomes(
-        self, work: list[tuple[PriorityOp, StoredMessage, MessageProof]], receipt: TxReceipt
+        self, work: list[tuple[PriorityOp, StoredMessage | None, MessageProof]], receipt: TxReceipt
     ) -> None:
         """A processPriorityOps transaction's outcomes: recorded in one store step, and the receipts sent."""
         ctx = self.ctx
@@ -301,39 +299,31 @@ class Executor:
         outcomes: dict[int, tuple[str, str]] = {}
         receipts: dict[str, list[Receipt]] = {}
         for op, m, _ in work:
+            assert op.message is not None and op.message_id is not None
             outcome = PRIORITY_OUTCOMES.get(codes.get(op.index, -1), "missing")
-            reason = found.get(m.message.id(), ("", ""))[1]
+            reason = found.get(op.message.id(), ("", ""))[1]
             if outcome == "closed":
-                reason = await self._processed_as(m)
+                reason = await self._closed_as(op.message)
             elif outcome == "missing":
                 log.error("priority operation %d: no PriorityOpProcessed event in %s", op.index, tx)
                 continue
             outcomes[op.index] = (outcome, reason)
             status = reason if outcome == "closed" else outcome
+            if m is None:
+                continue  # not the store's message: nobody to tell
             if status == "executed":
                 ctx.metrics.executed(m.peer)
             receipts.setdefault(m.peer, []).append(
                 Receipt(m.id, status, tx, None if status == "executed" else reason or m.error)
             )
         ctx.store.record_priority_outcomes(outcomes, tx=tx, gas_each=gas_each, block=receipt["blockNumber"])
-        for peer, items in receipts.items():
-            await send_receipts(ctx, peer, items)
+        for peer, answers in receipts.items():
+            await send_receipts(ctx, peer, answers)
         log.info("processed priority operations %d..%d in %s", work[0][0].index, work[-1][0].index, tx)
 
-    def _starving(self, messages: list[StoredMessage]) -> None:
-        """A priority round that reverted with NotEnoughGas: some message's target uses up all the gas
-        it is given. Rounds go one operation at a time until the one that does it is found; that one is
-        bounced (its target is never called), so the queue moves on."""
-        if len(messages) > 1:
-            self._priority_round = 1
-            log.warning("a priority round ran out of gas: processing the operations one at a time")
-            return
-        reason = "its target uses up all the gas it is given: bounced so this chain's priority queue moves on"
-        if self.ctx.store.bounce_starving(messages[0].id, reason):
-            log.error("forced message %s: %s", messages[0].id, reason)
-
-    async def _resolve(self, op: PriorityOp) -> bool:
-        """An unreadable operation whose message the bus brought since: queued with it."""
+    async def _resolve(self, op: PriorityOp) -> None:
+        """An unreadable operation: queued with its message if the bus brought it since; else looked for
+        again on the retry policy."""
         queued = QueuedOp(
             index=op.index,
             priority_id=op.priority_id,
@@ -348,19 +338,20 @@ class Executor:
         )
         batch = await self.ctx.hub_batch(op.source_chain_id, op.batch_number)
         found = resolve_unreadable(self.ctx, queued, op.error or "unreadable", batch)
-        return found.message is not None and self.ctx.store.resolve_priority_op(found)
+        if found.message is not None and self.ctx.store.resolve_priority_op(found):
+            self.ctx.wakeups.wake("executor")
+        else:
+            self.ctx.store.unreadable_again(op.index, found.problem or "unreadable")
 
     async def _processed_before(self, ops: list[PriorityOp]) -> None:
         """Operations the Inbox's cursor has passed but the store does not have processed (a transaction
-        in flight at a crash): processed, each message as the Inbox's nullifiers say."""
+        in flight at a crash): processed, each as the Inbox's nullifiers say of its message."""
         outcomes: dict[int, tuple[str, str]] = {}
         for op in ops:
-            if op.message_id is None:
+            if op.message is None:
                 continue
-            m = self.ctx.store.message(op.message_id)
-            assert m is not None
-            if await self.ctx.call(self.ctx.inbox.functions.executed(m.message.id())):
-                outcomes[op.index] = ("closed", await self._processed_as(m))
+            if await self.ctx.call(self.ctx.inbox.functions.executed(op.message.id())):
+                outcomes[op.index] = ("closed", await self._closed_as(op.message))
             else:
                 outcomes[op.index] = (
                     "failed",
@@ -429,7 +420,7 @@ class Executor:
             ids,
             not_sent=ctx.store.execution_not_sent,
             failure="execute",
-            deploying=work,
+            deploying=[m.message for m, _ in work],
         )
         if receipt is None:
             return
@@ -476,10 +467,10 @@ class Executor:
         *,
         not_sent: Callable[[Sequence[str], str], None],
         failure: str,
-        deploying: list[tuple[StoredMessage, MessageProof]] | None = None,
+        deploying: list[Message] | None = None,
     ) -> TxReceipt | None:
         """Send one round's transaction; if it is refused or not mined, the store step `not_sent`
-        puts its messages back to be tried again, and None is returned. `deploying`: the round's work,
+        puts its messages back to be tried again, and None is returned. `deploying`: the round's messages,
         for the gas of the BridgedTokens it deploys."""
         try:
             extra = 0 if deploying is None else await self._deployments(deploying)
@@ -493,17 +484,21 @@ class Executor:
 
     async def _processed_as(self, m: StoredMessage) -> str:
         """What the Inbox's AlreadyExecuted means for m: "bounced" or "executed"."""
+        return await self._closed_as(m.message)
+
+    async def _closed_as(self, message: Message) -> str:
+        """What a closed message was on the Inbox: "bounced" or "executed"."""
         return (
-            "bounced" if await self.ctx.call(self.ctx.inbox.functions.bounced(m.message.id())) else "executed"
+            "bounced" if await self.ctx.call(self.ctx.inbox.functions.bounced(message.id())) else "executed"
         )
 
-    async def _deployments(self, work: list[tuple[StoredMessage, MessageProof]]) -> int:
+    async def _deployments(self, messages: list[Message]) -> int:
         """Gas for the BridgedTokens these messages deploy. An asset's first arrival on this chain
         deploys one inside the message's all-or-nothing call, which the node's estimate does not
         count: it would settle on a limit where that call runs out of gas and the message fails."""
         router = self.ctx.l2.contract("AssetRouter", self.ctx.config.chain.contracts.asset_router)
         new = 0
-        for asset in {m.message.asset_id for m, _ in work if m.message.amount}:
+        for asset in {m.asset_id for m in messages if m.amount}:
             token = (await self.ctx.call(router.functions.assets(asset)))[2]
             new += int(token, 16) == 0
         return new * BRIDGED_TOKEN_DEPLOY_GAS

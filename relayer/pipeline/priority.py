@@ -135,10 +135,7 @@ class Forcer:
         siblings = tuple(tree.proof(m.index_in_batch))
         queued_id = priority_id(m.message.source_chain_id, m.batch_number, m.index_in_batch, m.leaf)
         try:
-            if await ctx.call(ctx.hub.functions.queued(queued_id)):
-                ctx.store.record_forced(
-                    m.id, tx=None, index=None, deadline=None, reason="found in the L1 priority queue"
-                )
+            if await self._found_queued(m, queued_id, "found in the L1 priority queue"):
                 return
             key = await ctx.bus_key_of(m.message.dest_chain_id)
             body = seal(forced_body(m.message, m.batch_number, m.index_in_batch, siblings), key)
@@ -150,10 +147,9 @@ class Forcer:
             )
         except (Reverted, SendFailed, NoBusKey) as exc:
             reason = exc.error if isinstance(exc, Reverted) else str(exc)
-            if "AlreadyQueued" in reason:
-                ctx.store.record_forced(
-                    m.id, tx=None, index=None, deadline=None, reason="already in the L1 priority queue"
-                )
+            if "AlreadyQueued" in reason and await self._found_queued(
+                m, queued_id, "already in the L1 priority queue (someone else forced it)"
+            ):
                 return
             ctx.store.force_not_sent(m.id, reason)
             ctx.metrics.failure(failure_reason("force", exc))
@@ -176,6 +172,18 @@ class Forcer:
         log.warning(
             "%s forced through L1 (%s): %s must process it by %s", m.id, tx, m.peer, format_time(deadline)
         )
+
+    async def _found_queued(self, m: StoredMessage, queued_id: bytes, reason: str) -> bool:
+        """If L1 has the message queued already (a request that landed before a restart, or anyone's):
+        "forced", with its position and deadline there."""
+        ctx = self.ctx
+        position = int(await ctx.call(ctx.hub.functions.queuePosition(queued_id)))
+        if position == 0:
+            return False
+        dest = m.message.dest_chain_id
+        deadline = float((await ctx.call(ctx.hub.functions.priorityOp(dest, position - 1)))[2])
+        ctx.store.record_forced(m.id, tx=None, index=position - 1, deadline=deadline, reason=reason)
+        return True
 
     async def _freeze_overdue(self, moment: float) -> None:
         """Freeze each peer that left a message this chain forced past its deadline: L1 checks that

@@ -4,7 +4,8 @@
   envelope on the peer's topic. The messages are marked "pushed" first (one store step), with a
   time to push them again; until the peer's receipt arrives they are pushed again on the REPUSH
   retry policy, so a lost envelope or a peer that was down never loses one (the peer drops
-  duplicates).
+  duplicates). A message forced through L1 is pushed on too (it stays "forced"): the peer may not
+  be able to open its sealed body on L1.
 - To the L1: the withdrawal is finalized on the Hub with its batch path (`finalizeWithdrawal`).
 - To a chain that is not a peer: it waits, "settled", until the chain is added as a peer.
 
@@ -27,7 +28,7 @@ from proofs.formats import snarkjs_json
 from proofs.merkle import PoseidonTree
 from relayer.pipeline.context import Context, now
 from relayer.sender import SendFailed, failure_reason
-from relayer.store import L1_PEER, BatchStatus, OutStatus, Store, StoredBatch, StoredMessage
+from relayer.store import L1_PEER, PUSHABLE, BatchStatus, OutStatus, Store, StoredBatch, StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Pusher:
         store, moment, poll = self.ctx.store, now(), self.ctx.config.l1.poll_seconds
         if self.ctx.outgoing_halt() is not None:
             return poll  # nothing leaves this chain until an operator decides
-        waiting = store.messages(direction="out", status=[OutStatus.SETTLED, OutStatus.PUSHED])
+        waiting = store.messages(direction="out", status=PUSHABLE)
         due = [m for m in waiting if m.status == OutStatus.SETTLED or m.due <= moment]
         by_batch: dict[tuple[int, str], list[StoredMessage]] = defaultdict(list)
         for m in due:  # the peer named by the destination now: peers come and go while messages wait
@@ -63,7 +64,7 @@ class Pusher:
                 did = True
         if did:
             return None
-        later = [m.due - moment for m in waiting if m.status == OutStatus.PUSHED and m.due > moment]
+        later = [m.due - moment for m in waiting if m.status != OutStatus.SETTLED and m.due > moment]
         return min([poll, *later])
 
     def _evidence(self, number: int) -> tuple[BatchEvidence, PoseidonTree]:
