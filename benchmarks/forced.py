@@ -91,8 +91,7 @@ def measure(messages: int) -> dict[str, Any]:
         with _store(manifest, "bank-b") as store:
             queued_at = {op.message_id: op.created_at for op in store.priority_ops()}
             executed = {i: _reached(store, i, "executed") for i in ids}
-        shutil.rmtree(state, ignore_errors=True)
-        return {
+        results = {
             "messages": messages,
             "force_to_forced_p50_s": round(statistics.median(forced), 2),
             "force_to_forced_max_s": round(max(forced), 2),
@@ -102,6 +101,8 @@ def measure(messages: int) -> dict[str, Any]:
     finally:
         services.stop()
         devnet.down(state)
+    shutil.rmtree(state, ignore_errors=True)  # kept for its logs when the run failed
+    return results
 
 
 def table(results: dict[str, Any]) -> str:
