@@ -78,8 +78,10 @@ def _request(hub: Settlement, m: Message) -> ContractFunction:
         [m.as_tuple(), place.batch_number, place.index, siblings],
     )
     body = seal(plain, bytes(hub.hub.functions.busKeys(m.dest_chain_id).call()[0]))
+    operator = OPERATOR_C if m.source_chain_id == C else OPERATOR_B
+    signature = hub.force_signature(operator, m, body)
     return hub.hub.functions.requestPriorityOp(
-        m.leaf_fields(), place.batch_number, place.index, siblings, body
+        m.leaf_fields(), place.batch_number, place.index, siblings, body, signature
     )
 
 

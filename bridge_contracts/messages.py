@@ -244,6 +244,21 @@ def commit_digest(
     )
 
 
+FORCE_TYPEHASH = keccak(b"xrelay.Hub.requestPriorityOp.v1")
+
+
+def force_digest(priority_id: bytes, body: bytes, *, l1_chain_id: int, hub: str) -> bytes:
+    """What a source chain's operator signs to force one of its messages with the sealed `body`
+    (`Hub.forceDigest`): keccak256(abi.encode(FORCE_TYPEHASH, l1ChainId, hub, bytes32 priorityId,
+    bytes32 keccak256(body)))."""
+    return keccak(
+        encode(
+            ["bytes32", "uint256", "address", "bytes32", "bytes32"],
+            [FORCE_TYPEHASH, l1_chain_id, Web3.to_checksum_address(hub), priority_id, keccak(body)],
+        )
+    )
+
+
 def priority_digest(chain_id: int, cursor: int, rolling_hash: bytes, *, l1_chain_id: int, hub: str) -> bytes:
     """What a chain's operator signs to report its priority cursor (`Hub.priorityDigest`):
     keccak256(abi.encode(PRIORITY_TYPEHASH, l1ChainId, hub, uint64 chainId, uint64 cursor, bytes32 hash))."""

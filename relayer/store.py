@@ -478,6 +478,7 @@ class PriorityOp:
     message: Message | None  # the message L1 queued (its own, whatever the store has under its id)
     payload: str | None  # where its leaf is: {"forced": {...}} (QueuedOp.payload)
     leaf: int | None
+    bounce: str | None  # the peering rule its message breaks: bounced, not executed
     outcome: str | None  # processed: "executed", "failed", "bounced" or "closed"
     tx: str | None
     error: str | None
@@ -506,6 +507,7 @@ class PriorityOp:
             message=None if row["message"] is None else message_from_json(orjson.loads(row["message"])),
             payload=row["payload"],
             leaf=_int_or_none(row["leaf"]),
+            bounce=row["bounce"],
             outcome=row["outcome"],
             tx=row["tx"],
             error=row["error"],
@@ -1357,7 +1359,9 @@ class Store:
         ):
             return
         m = self._message_in(db, row["id"])
-        if m.status in (InStatus.RECEIVED, InStatus.REFUSED):
+        if m.leaf != int(row["leaf"]):  # another message under its id: the operation keeps its own
+            log.error("%s: the store has another message under id %s", what, m.id)
+        elif m.status in (InStatus.RECEIVED, InStatus.REFUSED):
             self._move(db, m, status, f"{what}: settled on L1", now, error=op.bounce, payload=op.payload())
 
     def start_priority(self, indexes: Sequence[int]) -> None:
@@ -2325,12 +2329,13 @@ def _migrate_v3_to_v4(db: Database) -> None:
 def _forced_columns(op: QueuedOp) -> dict[str, Any]:
     """The columns of a priority operation that hold its own message (none while unreadable)."""
     if op.message is None:
-        return {"message_id": None, "message": None, "payload": None, "leaf": None}
+        return {"message_id": None, "message": None, "payload": None, "leaf": None, "bounce": None}
     return {
         "message_id": message_key(op.message.source_chain_id, op.message.nonce),
         "message": orjson.dumps(message_to_json(op.message)).decode(),
         "payload": op.payload(),
         "leaf": str(op.message.leaf()),
+        "bounce": op.bounce,
     }
 
 
@@ -2344,7 +2349,7 @@ def _migrate_v4_to_v5(db: Database) -> None:
         "CREATE TABLE priority_ops (queue_index INTEGER PRIMARY KEY, priority_id TEXT NOT NULL, "
         "source_chain_id INTEGER NOT NULL, batch_number INTEGER NOT NULL, index_in_batch INTEGER NOT NULL, "
         "deadline REAL NOT NULL, rolling_hash TEXT NOT NULL, message_id TEXT, message TEXT, payload TEXT, "
-        "leaf TEXT, status TEXT NOT NULL, "
+        "leaf TEXT, bounce TEXT, status TEXT NOT NULL, "
         "outcome TEXT, tx TEXT, error TEXT, block_number INTEGER NOT NULL, "
         "attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL, created_at REAL NOT NULL, "
         "updated_at REAL NOT NULL)"

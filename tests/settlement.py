@@ -26,7 +26,9 @@ from bridge_contracts.messages import (
     aggregated_leaf,
     commit_digest,
     commitment,
+    force_digest,
     groth16_proof,
+    priority_id,
     sign_commitment,
 )
 from bridge_contracts.verifier_gen import deploy_verifier
@@ -153,6 +155,12 @@ class Settlement:
     @property
     def l1(self) -> int:
         return self.chain.chain_id
+
+    def force_signature(self, operator: LocalAccount, m: Message, body: bytes) -> bytes:
+        """The source operator's signature that lets anyone force `m` (settled here) with `body`."""
+        place = self.places[m.id()]
+        named = priority_id(m.source_chain_id, place.batch_number, place.index, m.leaf())
+        return sign_commitment(operator, force_digest(named, body, l1_chain_id=self.l1, hub=self.hub.address))
 
     def deposit_token(
         self, chain: Chain, router: Contract, holder: LocalAccount, amount: int

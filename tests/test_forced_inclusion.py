@@ -28,6 +28,7 @@ from bridge_contracts.messages import (
     Message,
     commit_digest,
     commitment,
+    force_digest,
     groth16_proof,
     message_id,
     priority_id,
@@ -120,7 +121,8 @@ def _until(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
 
 
 def _force_by_hand(net: Net, key: str, body: bytes | None = None) -> tuple[Any, Any]:
-    """Anyone's requestPriorityOp for bank-a's message `key` (settled): (its args, the receipt)."""
+    """requestPriorityOp for bank-a's message `key` (settled), signed by bank-a's operator and sent by
+    a user, with `body` (default: the true one, sealed to bank-b): (its args, the receipt)."""
     with net.store("bank-a") as store:
         m = store.message(key)
         assert m is not None and m.batch_number is not None and m.index_in_batch is not None
@@ -129,7 +131,10 @@ def _force_by_hand(net: Net, key: str, body: bytes | None = None) -> tuple[Any, 
     if body is None:
         bus_key = bytes(hub.functions.busKeys(_chain_id(net, "bank-b")).call()[0])
         body = seal(forced_body(m.message, m.batch_number, m.index_in_batch, siblings), bus_key)
-    args = (m.message.leaf_fields(), m.batch_number, m.index_in_batch, list(siblings), body)
+    named = priority_id(m.message.source_chain_id, m.batch_number, m.index_in_batch, m.leaf)
+    digest = force_digest(named, body, l1_chain_id=net.manifest["l1"]["chain_id"], hub=hub.address)
+    signature = sign_commitment(anvil.dev_account(net.entry("bank-a")["operator_account"]), digest)
+    args = (m.message.leaf_fields(), m.batch_number, m.index_in_batch, list(siblings), body, signature)
     receipt = Chain(net.manifest["l1"]["rpc_url"], USER).send(hub.functions.requestPriorityOp(*args))
     return args, receipt
 
@@ -203,21 +208,22 @@ def test_l1_checks_every_forced_request_and_a_message_executed_before_counts_as_
 
     hub, user = net.hub(), USER.address
     assert _error(hub.functions.requestPriorityOp(*args), user).startswith("AlreadyQueued")
-    leaf, number, index, siblings, body = args
+    leaf, number, index, siblings, body, signature = args
     tampered = (leaf[0], leaf[1], leaf[2], leaf[3] + 1, leaf[4])
     assert (
-        _error(hub.functions.requestPriorityOp(tampered, number, index, siblings, body), user) == "BadPath()"
+        _error(hub.functions.requestPriorityOp(tampered, number, index, siblings, body, signature), user)
+        == "BadPath()"
     )
-    unsettled = hub.functions.requestPriorityOp(leaf, number + 1000, index, siblings, body)
+    unsettled = hub.functions.requestPriorityOp(leaf, number + 1000, index, siblings, body, signature)
     assert _error(unsettled, user).startswith("UnknownBatch")
     to_l1 = (leaf[0], net.manifest["l1"]["chain_id"], *leaf[2:])
     assert (
-        _error(hub.functions.requestPriorityOp(to_l1, number, index, siblings, body), user)
+        _error(hub.functions.requestPriorityOp(to_l1, number, index, siblings, body, signature), user)
         == "DestinationIsL1()"
     )
 
-    # Bodies bank-b cannot use: garbage, and the right message with a wrong path. bank-b has both
-    # messages from the bus already, so the queue moves on.
+    # Bodies bank-b cannot use (bank-a's operator signed them: nobody else can queue a body): garbage,
+    # and the right message with a wrong path. bank-b has both from the bus, so the queue moves on.
     garbage, wrong_path = _record(net, b"garbage body"), _record(net, b"wrong path")
     net.wait("bank-a", [garbage, wrong_path])
     count = recorder.functions.count().call()

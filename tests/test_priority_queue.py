@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from eth_abi.abi import decode, encode
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -223,14 +224,20 @@ def request(
     index: int | None = None,
     siblings: tuple[int, ...] | None = None,
     body: bytes | None = None,
+    signer: LocalAccount | None = None,
 ) -> ContractFunction:
+    """requestPriorityOp for `m`, signed for by its source's operator (or `signer`); any argument
+    given replaces the true one (the signature is for the true message and the body sent)."""
     place = world.hub.places[m.id()]
+    body = sealed_body(world, m) if body is None else body
+    operator = signer or (OPERATOR_C if m.source_chain_id == C else OPERATOR_B)
     return world.l1.functions.requestPriorityOp(
         m.leaf_fields() if leaf is None else leaf,
         place.batch_number if batch_number is None else batch_number,
         place.index if index is None else index,
         list(place.batch_siblings if siblings is None else siblings),
-        sealed_body(world, m) if body is None else body,
+        body,
+        world.hub.force_signature(operator, m, body),
     )
 
 
@@ -442,6 +449,8 @@ REQUEST_REFUSALS = [
     "empty body",
     "amount too large",
     "body too wide",
+    "not the source's operator",
+    "another body than signed",
 ]
 
 
@@ -483,6 +492,18 @@ def _request_refusal(world: World, case: str) -> tuple[ContractFunction, str]:
             return request(world, m, leaf=(source, dest, asset, 2**128, body)), "BadLeaf()"
         case "body too wide":
             return request(world, m, leaf=(source, dest, asset, amount, body | 2**248)), "BadLeaf()"
+        case "not the source's operator":  # nobody but the source queues its message, with its body
+            return (
+                request(world, m, signer=OPERATOR_B),
+                f"BadSignature(recovered={OPERATOR_B.address}, operator={OPERATOR_C.address})",
+            )
+        case "another body than signed":
+            fn = request(world, m)
+            args = list(fn.args)
+            args[4] = b"\x01" + bytes(args[4])[1:]
+            error = call_error(world.l1.functions.requestPriorityOp(*args))
+            assert error.startswith("BadSignature(") and OPERATOR_C.address not in error.split(",")[0]
+            return world.l1.functions.requestPriorityOp(*args), error
     raise AssertionError(case)
 
 

@@ -48,9 +48,10 @@ interface IBatchVerifier {
 ///         (a bounce message, from Messages.BOUNCE_SENDER, is a bounced deposit coming back: its value
 ///         is paid to the target with empty calldata, never a call with the message's data).
 ///
-///         Forced inclusion. requestPriorityOp(leaf, batchNumber, index, batchSiblings, encryptedBody),
-///         sent by anyone, queues a message of a settled batch for its destination chain d when its leaf
-///         (recomputed from the leaf fields) is at `index` of that batch's tree: its priority id
+///         Forced inclusion. requestPriorityOp(leaf, batchNumber, index, batchSiblings, encryptedBody,
+///         signature), sent by anyone with the source operator's signature of the request, queues a
+///         message of a settled batch for its destination chain d when its leaf (recomputed from the
+///         leaf fields) is at `index` of that batch's tree: its priority id
 ///         (Messages.priorityIdOf) is appended to d's priority queue, once, with
 ///             deadline = max(block.timestamp + priorityWindow(d), the previous operation's deadline)
 ///             rollingHash = keccak256(abi.encode(previous rollingHash (0 at first), priorityId))
@@ -69,6 +70,7 @@ contract Hub is Ownable2Step {
     address public constant NATIVE_TOKEN = address(1);
     bytes32 public constant COMMIT_TYPEHASH = keccak256("xrelay.Hub.commitBatch.v2");
     bytes32 public constant PRIORITY_TYPEHASH = keccak256("xrelay.Hub.reportPriority.v1");
+    bytes32 public constant FORCE_TYPEHASH = keccak256("xrelay.Hub.requestPriorityOp.v1");
     /// @notice A new chain's priority window (ZKsync's PRIORITY_EXPIRATION); governance sets another.
     uint64 public constant DEFAULT_PRIORITY_WINDOW = 4 days;
     uint64 public constant MAX_PRIORITY_WINDOW = 365 days;
@@ -448,7 +450,10 @@ contract Hub is Ownable2Step {
     // --- forced inclusion -----------------------------------------------------------------------
 
     /// @notice Forces a message of a settled batch into its destination's priority queue (see the
-    ///         contract's notice). Anyone may send it; `leaf` shows nothing of the message's body.
+    ///         contract's notice). Anyone may send it, with the source chain's operator's signature of
+    ///         forceDigest(priorityId, keccak256(encryptedBody)): the body the destination gets is the
+    ///         one the source vouches for, and nobody else can queue the message first with another.
+    ///         `leaf` shows nothing of the message's body.
     /// @param encryptedBody The message and its batch path sealed to the destination's bus key (the
     ///        destination needs it to execute the message; L1 cannot check it).
     /// @return queueIndex The operation's position in the destination's queue.
@@ -457,26 +462,14 @@ contract Hub is Ownable2Step {
         uint64 batchNumber,
         uint256 index,
         uint256[] calldata batchSiblings,
-        bytes calldata encryptedBody
+        bytes calldata encryptedBody,
+        bytes calldata signature
     ) external returns (uint64 queueIndex) {
         bytes32 priorityId = _settledLeaf(leaf, batchNumber, index, batchSiblings);
         if (encryptedBody.length == 0) revert EmptyBody();
+        _checkForceSignature(leaf.sourceChainId, priorityId, keccak256(encryptedBody), signature);
         if (queuePosition[priorityId] != 0) revert AlreadyQueued(priorityId);
-        uint64 deadline;
-        bytes32 rolling;
-        (queueIndex, deadline, rolling) = _enqueue(leaf.destChainId, priorityId);
-        queuePosition[priorityId] = queueIndex + 1;
-        emit PriorityOpQueued(
-            leaf.destChainId,
-            queueIndex,
-            priorityId,
-            leaf.sourceChainId,
-            batchNumber,
-            index,
-            deadline,
-            rolling,
-            encryptedBody
-        );
+        return _queue(leaf, batchNumber, index, priorityId, encryptedBody);
     }
 
     /// @notice Reports how far a chain's Inbox has processed its priority queue, signed by its
@@ -489,6 +482,13 @@ contract Hub is Ownable2Step {
         (address recovered,,) = ECDSA.tryRecover(MessageHashUtils.toEthSignedMessageHash(digest), signature);
         if (recovered == address(0) || recovered != operator) revert BadSignature(recovered, operator);
         _reportPriority(chainId, cursor, rollingHash);
+    }
+
+    /// @notice What a source chain's operator signs (EIP-191 personal sign) to force one of its messages
+    ///         with a sealed body: keccak256(abi.encode(FORCE_TYPEHASH, block.chainid, hub, bytes32
+    ///         priorityId, bytes32 keccak256(encryptedBody))).
+    function forceDigest(bytes32 priorityId, bytes32 bodyHash) public view returns (bytes32) {
+        return keccak256(abi.encode(FORCE_TYPEHASH, block.chainid, address(this), priorityId, bodyHash));
     }
 
     /// @notice What a chain's operator signs (EIP-191 personal sign) to report its priority cursor:
@@ -625,6 +625,31 @@ contract Hub is Ownable2Step {
         return Messages.priorityIdOf(leaf.sourceChainId, batchNumber, index, leafHash);
     }
 
+    /// @dev Queues a checked request: appended to its destination's queue, its position kept, the event.
+    function _queue(
+        Messages.LeafFields calldata leaf,
+        uint64 batchNumber,
+        uint256 index,
+        bytes32 priorityId,
+        bytes calldata encryptedBody
+    ) private returns (uint64 queueIndex) {
+        uint64 deadline;
+        bytes32 rolling;
+        (queueIndex, deadline, rolling) = _enqueue(leaf.destChainId, priorityId);
+        queuePosition[priorityId] = queueIndex + 1;
+        emit PriorityOpQueued(
+            leaf.destChainId,
+            queueIndex,
+            priorityId,
+            leaf.sourceChainId,
+            batchNumber,
+            index,
+            deadline,
+            rolling,
+            encryptedBody
+        );
+    }
+
     /// @dev Appends an operation to a chain's priority queue: its index, deadline and rolling hash.
     function _enqueue(uint64 chainId, bytes32 priorityId)
         private
@@ -640,6 +665,17 @@ contract Hub is Ownable2Step {
         }
         rolling = Messages.nextPriorityHash(rolling, priorityId);
         queue.push(PriorityOp(priorityId, rolling, deadline));
+    }
+
+    /// @dev The source chain's operator signed forceDigest(priorityId, bodyHash).
+    function _checkForceSignature(uint64 source, bytes32 priorityId, bytes32 bodyHash, bytes calldata signature)
+        private
+        view
+    {
+        address operator = chains[source].operator;
+        bytes32 digest = MessageHashUtils.toEthSignedMessageHash(forceDigest(priorityId, bodyHash));
+        (address recovered,,) = ECDSA.tryRecover(digest, signature);
+        if (recovered == address(0) || recovered != operator) revert BadSignature(recovered, operator);
     }
 
     /// @dev A commit's priority cursor: recorded, and then nothing may be overdue.

@@ -396,12 +396,13 @@ contract Inbox is Ownable2Step {
     ///      MAX_REASON_BYTES of its revert reason are kept, so no target can make the round revert at
     ///      every gas limit (it would stop the queue): what fails within its budget is FAILED.
     function _runPriority(bytes32 id, Messages.Message calldata message) private returns (bool ok) {
-        // EIP-150 passes on at most 63/64 of the gas left: with less than this, the execution could
-        // fail for want of the transaction's gas, which says nothing about the message.
-        if (gasleft() < PRIORITY_EXECUTION_GAS + PRIORITY_EXECUTION_GAS / 63 + 50_000) revert NotEnoughGas();
         executed[id] = true;
         bytes memory input = abi.encodeCall(this.applyMessage, (message));
         uint256 budget = PRIORITY_EXECUTION_GAS;
+        // EIP-150 passes on at most 63/64 of the gas left: with less than this right before the call,
+        // the execution could fail for want of the transaction's gas, which says nothing about the
+        // message. (The check sits after the nullifier and the encoding, whose cost it must not miss.)
+        if (gasleft() < budget + budget / 63 + 5000) revert NotEnoughGas();
         uint256 size;
         assembly ("memory-safe") {
             ok := call(budget, address(), 0, add(input, 0x20), mload(input), 0, 0)

@@ -62,6 +62,12 @@ MAX_PER_TX = 64  # about 18M gas of plain messages: a round fits a 30M block
 BRIDGED_TOKEN_DEPLOY_GAS = 1_500_000  # a BridgedToken's deployment costs about 1.2M
 
 
+def _place(m: StoredMessage) -> tuple[int, int, int]:
+    """(source chain, batch number, index in batch) of a stored incoming message."""
+    number, index, _, _ = _proof_source(m.message, m.payload)
+    return m.message.source_chain_id, number, index
+
+
 def _proof_source(message: Message, stored: str | None) -> tuple[int, int, tuple[int, ...], int | None]:
     """(batch number, index in batch, batch siblings, aggregated leaf index) of an incoming message
     from the payload it is stored with; the leaf index is known from it only for an L1 deposit (None
@@ -82,6 +88,9 @@ def _proof_source(message: Message, stored: str | None) -> tuple[int, int, tuple
     return item.batch.batch_number, item.messages[0].index, item.messages[0].siblings, None
 
 
+PRIORITY_PER_TX = 4
+"""Operations per processPriorityOps at most: each may use its whole Inbox.PRIORITY_EXECUTION_GAS (5M),
+and a round must fit a block (30M on the devnet and on Ethereum)."""
 PRIORITY_OUTCOMES = {0: "executed", 1: "failed", 3: "bounced", 4: "closed"}
 """Inbox.processPriorityOps's outcome codes."""
 
@@ -115,6 +124,7 @@ class _Proofs:
 class Executor:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._priority_round = PRIORITY_PER_TX  # halved while rounds are refused, back after one lands
 
     async def recover(self) -> None:
         """After a restart: settle what a transaction in flight did to "executing" messages."""
@@ -166,6 +176,9 @@ class Executor:
         if confirmed or undone:
             ctx.store.confirm_outcomes(confirmed, undone)
         if undone:
+            if ctx.store.priority_ops(limit=1):  # a priority round among them: its operations go again
+                cursor = int(await ctx.call(ctx.inbox.functions.priorityCursor()))
+                ctx.store.requeue_priority(cursor, f"reorganised away (the Inbox's cursor is {cursor})")
             ctx.wakeups.wake("executor")
 
     async def _still_there(self, m: StoredMessage, final: int) -> bool | None:
@@ -191,11 +204,13 @@ class Executor:
         ctx, moment, poll = self.ctx, now(), self.ctx.config.l1.poll_seconds
         await self.confirm()
         ops = ctx.store.priority_ops(status=PENDING_PRIORITY)
-        forced = {op.message_id for op in ops}  # executed in their turn in the queue, never before
+        # Executed in their turn in the queue, never before (also a copy the bus brought of one whose
+        # sealed body could not be read: the same place in the same batch).
+        places = {(op.source_chain_id, op.batch_number, op.index_in_batch) for op in ops}
         waiting = [
             m
             for m in ctx.store.messages(direction="in", status=[*EXECUTABLE, InStatus.BOUNCING])
-            if m.id not in forced
+            if not places or _place(m) not in places
         ]
         ready = [m for m in waiting if m.due <= moment]
         if not ready and not ops:
@@ -243,7 +258,7 @@ class Executor:
         for op in ops:
             if op.index < cursor:
                 continue
-            if op.index != cursor + len(work) or op.due > now() or len(work) == MAX_PER_TX:
+            if op.index != cursor + len(work) or op.due > now() or len(work) == self._priority_round:
                 break  # the watcher has not read the next one yet, or it waits for a retry
             if op.status == PriorityStatus.UNREADABLE:
                 await self._resolve(op)
@@ -260,7 +275,9 @@ class Executor:
         items = []
         for op, m, proof in work:
             assert op.message is not None
-            bounce = (m.error or "bounced")[:500] if m is not None and m.status == InStatus.BOUNCING else ""
+            bounce = op.bounce or ""
+            if m is not None and m.status == InStatus.BOUNCING:
+                bounce = (m.error or "bounced")[:500]
             items.append((op.priority_id, op.message.as_tuple(), proof.as_tuple(), bounce))
         receipt = await self._send(
             ctx.inbox.functions.processPriorityOps(root, cursor, items),
@@ -270,7 +287,10 @@ class Executor:
             failure="priority",
             deploying=[op.message for op, _, _ in work if op.message is not None],
         )
-        if receipt is not None:
+        if receipt is None:
+            self._priority_round = max(1, len(work) // 2)  # a round too big for a block: smaller ones
+        else:
+            self._priority_round = PRIORITY_PER_TX
             await self._priority_outcomes(work, receipt)
         return True
 

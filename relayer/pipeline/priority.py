@@ -4,9 +4,10 @@ The sending side, `Forcer`: an outgoing message to a peer that has not reported 
 `force_after_seconds` after this chain sent it is forced. One store step makes it "forcing" (an operator
 does the same with `xrelay force` or the admin API); then `Hub.requestPriorityOp` gets its leaf fields,
 its batch path and its body sealed to the destination's bus key (nothing of sender, target, data or
-nonce is readable on L1), and another step makes it "forced", with the transaction, its position in
-the destination's queue and the deadline. After a restart, L1's `queued` says whether a request landed.
-A destination that leaves it past the deadline is frozen on L1 (`Hub.freeze`): it settles nothing more
+nonce is readable on L1), signed by this chain's operator (so nobody else can queue it with another
+body), and another step makes it "forced", with the transaction, its position in the destination's
+queue and the deadline. After a restart, L1's `queuePosition` says whether a request landed. A
+destination that leaves it past the deadline is frozen on L1 (`Hub.freeze`): it settles nothing more
 until governance lifts the freeze.
 
 The receiving side: the "l1-priority" watcher reads this chain's final `PriorityOpQueued` events
@@ -26,11 +27,12 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
+from eth_account.messages import encode_defunct
 from nacl.exceptions import CryptoError
 from web3.logs import DISCARD
 
 from bridge_contracts.chain import Reverted
-from bridge_contracts.messages import Message, priority_id
+from bridge_contracts.messages import Message, force_digest, priority_id
 from bridge_contracts.views import HubBatch
 from hub.delivery import DeliveryError, delivery_from_json, message_from_json, message_key, message_to_json
 from hub.envelope import seal, unseal
@@ -139,9 +141,11 @@ class Forcer:
                 return
             key = await ctx.bus_key_of(m.message.dest_chain_id)
             body = seal(forced_body(m.message, m.batch_number, m.index_in_batch, siblings), key)
+            digest = force_digest(queued_id, body, l1_chain_id=ctx.l1_chain_id, hub=ctx.hub.address)
+            signature = ctx.l1.signer.sign_message(encode_defunct(primitive=digest)).signature
             receipt = await ctx.l1_sender.send(
                 ctx.hub.functions.requestPriorityOp(
-                    m.message.leaf_fields(), m.batch_number, m.index_in_batch, list(siblings), body
+                    m.message.leaf_fields(), m.batch_number, m.index_in_batch, list(siblings), body, signature
                 ),
                 what=f"requestPriorityOp {m.id}",
             )

@@ -18,11 +18,12 @@ keeps up too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from eth_abi.abi import decode as abi_decode
 from eth_account.messages import encode_defunct
-from web3.types import TxReceipt
+from web3.types import BlockIdentifier, TxReceipt
 
 from bridge_contracts.chain import Reverted
 from bridge_contracts.messages import HUB_SLOTS, commitment
@@ -112,10 +113,17 @@ class Settler:
                 )
 
     async def _priority_cursor(self) -> tuple[int, bytes]:
-        """The Inbox's priority cursor and the queue's rolling hash there."""
-        inbox = self.ctx.inbox
-        cursor = int(await self.ctx.call(inbox.functions.priorityCursor()))
-        return cursor, bytes(await self.ctx.call(inbox.functions.priorityHash()))
+        """The Inbox's priority cursor and the queue's rolling hash there, as of this chain's final head
+        (a round in a block that a reorganisation may still undo is not reported yet)."""
+        inbox, watcher = self.ctx.inbox, self.ctx.watchers.get("outbox")
+        final = None if watcher is None else watcher.final_head
+        at: BlockIdentifier = "latest" if final is None else final
+
+        def read() -> tuple[int, bytes]:
+            cursor = int(inbox.functions.priorityCursor().call(block_identifier=at))
+            return cursor, bytes(inbox.functions.priorityHash().call(block_identifier=at))
+
+        return await asyncio.to_thread(read)
 
     async def _report_priority(self) -> None:
         """Report the Inbox's priority cursor to L1 when it is ahead of L1's (only on a chain that has
