@@ -30,6 +30,14 @@ def report(table: str, results: dict[str, Any], out: Path | None) -> None:
         print(f"wrote {out}")
 
 
+def gas_table(results: dict[str, int]) -> str:
+    """Gas per transaction, one row each."""
+    width = max(map(len, results))
+    return "\n".join(
+        [f"{'transaction':<{width}}{'gas':>10}"] + [f"{n:<{width}}{g:>10,}" for n, g in results.items()]
+    )
+
+
 @contextmanager
 def local_chain(chain_id: int) -> Iterator[Chain]:
     """A fresh anvil node for one benchmark, signed for by dev account 0; stopped afterwards."""

@@ -33,7 +33,7 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import RPCEndpoint
 
-from benchmarks import arguments, local_chain, report
+from benchmarks import arguments, gas_table, local_chain, report
 from bridge_contracts import anvil, deploy
 from bridge_contracts.chain import Chain
 from bridge_contracts.messages import (
@@ -181,17 +181,10 @@ def measure() -> dict[str, int]:
         return results
 
 
-def table(results: dict[str, int]) -> str:
-    width = max(map(len, results))
-    return "\n".join(
-        [f"{'transaction':<{width}}{'gas':>10}"] + [f"{n:<{width}}{g:>10,}" for n, g in results.items()]
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = arguments("priority_gas", __doc__ or "").parse_args(argv)
     results = measure()
-    report(table(results), results, args.out)
+    report(gas_table(results), results, args.out)
     return 0
 
 
