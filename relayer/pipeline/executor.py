@@ -404,7 +404,7 @@ class Executor:
         for m, _ in work:
             kind, reason = found.get(m.message.id(), ("rejected", "no event"))
             if kind == "rejected" and reason.startswith("AlreadyExecuted"):
-                kind = await self._processed_as(m)
+                kind = await self._closed_as(m.message)
                 if kind == "executed":
                     executed[m.id] = "executed by someone else before it was bounced"
                     receipts.setdefault(m.peer, []).append(Receipt(m.id, "executed", None, None))
@@ -451,7 +451,7 @@ class Executor:
         for m, _ in work:
             kind, reason = found.get(m.message.id(), ("rejected", "no event"))
             if kind == "rejected" and reason.startswith("AlreadyExecuted"):
-                if await self._processed_as(m) == "bounced":
+                if await self._closed_as(m.message) == "bounced":
                     reason = "bounced already: never executed here"
                 else:
                     kind = "already executed"
@@ -502,12 +502,8 @@ class Executor:
             log.error("%s failed: %s", what, reason)
             return None
 
-    async def _processed_as(self, m: StoredMessage) -> str:
-        """What the Inbox's AlreadyExecuted means for m: "bounced" or "executed"."""
-        return await self._closed_as(m.message)
-
     async def _closed_as(self, message: Message) -> str:
-        """What a closed message was on the Inbox: "bounced" or "executed"."""
+        """What a closed message (the Inbox's AlreadyExecuted, or CLOSED) was: "bounced" or "executed"."""
         return (
             "bounced" if await self.ctx.call(self.ctx.inbox.functions.bounced(message.id())) else "executed"
         )
