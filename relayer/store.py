@@ -1082,6 +1082,27 @@ class Store:
                 now,
             )
 
+    def unexecutable(self, message_id: str, reason: str) -> bool:
+        """An incoming message no execute transaction can carry (it starves it at every gas limit):
+        "failed" without having run, like a target that reverts (the operator may replay or bounce it).
+        False if it is no longer waiting to be executed."""
+        now = time.time()
+        with self._write() as db:
+            m = self._message_in(db, message_id)
+            if m.status not in EXECUTABLE:
+                return False
+            self._move(
+                db,
+                m,
+                InStatus.FAILED,
+                reason,
+                now,
+                error=reason,
+                attempts=m.attempts + 1,
+                next_attempt_at=None,
+            )
+            return True
+
     def request_replay(self, message_id: str, reason: str = "replay requested by the operator") -> str:
         """Ask the daemon to execute a failed incoming message again.
 

@@ -333,6 +333,31 @@ def test_a_failed_call_is_replayed_once_after_the_target_is_fixed(net: Net) -> N
     assert refused.exit_code != 0 and "executed" in refused.output
 
 
+def test_a_message_that_starves_its_execution_fails_and_holds_up_nothing(net: Net) -> None:
+    """A target that burns every gas it is given starves its execution (NotEnoughGas): its round either
+    lands with it rejected, or reverts at any gas limit, and then the daemon finds it by executing one
+    message at a time and fails it without running it. Either way the others are executed."""
+    recorder = net.contract("bank-b", "CallRecorder")
+    on_b = net.chain("bank-b")
+    # PUSH4 <JUMPDEST PUSH1 0 JUMP: a loop that burns every gas it is given>, PUSH1 0, MSTORE, RETURN 4 bytes
+    init = bytes.fromhex("635b600056" + "600052600460" + "1cf3")
+    burner = on_b.send(on_b.w3.eth.contract(abi=[], bytecode=init).constructor())["contractAddress"]
+    assert burner is not None
+    count = recorder.functions.count().call()
+    before = net.send(
+        "bank-a", "bank-b", recorder.address, recorder.encode_abi("receiveMessage", [b"before"])
+    )
+    poison = net.send("bank-a", "bank-b", burner, b"")
+    after = net.send("bank-a", "bank-b", recorder.address, recorder.encode_abi("receiveMessage", [b"after"]))
+    net.wait("bank-b", [before, after])
+    net.wait("bank-b", [poison], "failed")
+    net.wait("bank-a", [poison], "failed")
+    row = net.row("bank-b", poison)
+    assert row is not None and row.error is not None
+    assert "NotEnoughGas" in row.error or "uses up every gas" in row.error, row.error
+    assert recorder.functions.count().call() == count + 2
+
+
 def _publish(net: Net, sender: str, dest: str, body: dict[str, Any]) -> bytes:
     """A "messages" envelope with `body`, sealed to `dest`'s bus key and signed by `sender`'s operator,
     published on `sender`'s topic to `dest` (with the broker's admin login: `sender`'s own would take

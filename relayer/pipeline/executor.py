@@ -88,6 +88,10 @@ def _proof_source(message: Message, stored: str | None) -> tuple[int, int, tuple
     return item.batch.batch_number, item.messages[0].index, item.messages[0].siblings, None
 
 
+STARVING = (
+    "its execution uses up every gas it is given, at any limit (or floods it with revert data): not "
+    "executed; `xrelay bounce` sends its value home"
+)
 PRIORITY_PER_TX = 4
 """Operations per processPriorityOps at most: each may use its whole Inbox.PRIORITY_EXECUTION_GAS (5M),
 and a round must fit a block (30M on the devnet and on Ethereum)."""
@@ -124,6 +128,8 @@ class _Proofs:
 class Executor:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._round = MAX_PER_TX  # messages per executeMany: 1 while looking for one no gas limit runs
+        self._single_rounds = 0
         self._priority_round = PRIORITY_PER_TX  # halved while rounds are refused, back after one lands
 
     async def recover(self) -> None:
@@ -229,7 +235,7 @@ class Executor:
             return min([poll, *(m.due - moment for m in waiting)])
         proofs = _Proofs(ctx, root, size)
         work = []
-        for m in ready[:MAX_PER_TX]:
+        for m in ready[: self._round]:
             proof = await proofs.of(m.message, m.payload)
             if proof is not None:  # else settled after the root the hub service has: next round
                 work.append((m, proof))
@@ -434,16 +440,28 @@ class Executor:
         fn = ctx.inbox.functions.executeManyWithRoot(  # imports the root too, if it is new
             root, [m.message.as_tuple() for m, _ in work], [proof.as_tuple() for _, proof in work]
         )
+        failures: list[str] = []
+
+        def not_sent(not_executed: Sequence[str], reason: str) -> None:
+            failures.append(reason)
+            ctx.store.execution_not_sent(not_executed, reason)
+
         receipt = await self._send(
             fn,
             f"executeMany of {len(work)}",
             ids,
-            not_sent=ctx.store.execution_not_sent,
+            not_sent=not_sent,
             failure="execute",
             deploying=[m.message for m, _ in work],
         )
         if receipt is None:
+            if failures and failures[0].startswith("NotEnoughGas"):
+                await self._starving([m for m, _ in work])
             return
+        if self._round == 1:
+            self._single_rounds += 1
+            if self._single_rounds >= MAX_PER_TX:
+                self._round = MAX_PER_TX
         tx, gas_each = receipt["transactionHash"].to_0x_hex(), receipt["gasUsed"] // len(work)
         found = self._outcomes(receipt)
         outcomes: list[Outcome] = []
@@ -501,6 +519,24 @@ class Executor:
             self.ctx.metrics.failure(failure_reason(failure, exc))
             log.error("%s failed: %s", what, reason)
             return None
+
+    async def _starving(self, messages: list[StoredMessage]) -> None:
+        """An execute round that the node refuses at every gas limit (NotEnoughGas): a message in it
+        starves its transaction (its target uses up every gas it is given, or floods it with revert
+        data), and would hold up every round it is in. Rounds go one message at a time until it is
+        alone; then it is failed without being executed (the operator may bounce it home)."""
+        ctx = self.ctx
+        if len(messages) > 1:
+            self._round, self._single_rounds = 1, 0
+            log.warning("an execute round runs out of gas at every limit: executing one message at a time")
+            return
+        m = messages[0]
+        reason = STARVING
+        if ctx.store.unexecutable(m.id, reason):
+            ctx.metrics.failure("execute: starves every round")
+            log.error("message %s: %s", m.id, reason)
+            await send_receipts(ctx, m.peer, [Receipt(m.id, "failed", None, reason)])
+        self._round = MAX_PER_TX
 
     async def _closed_as(self, message: Message) -> str:
         """What a closed message (the Inbox's AlreadyExecuted, or CLOSED) was: "bounced" or "executed"."""
