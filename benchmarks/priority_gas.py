@@ -43,7 +43,7 @@ from bridge_contracts.messages import (
     commitment,
     priority_digest,
     priority_id,
-    sign_commitment,
+    sign_digest,
 )
 from hub.envelope import seal
 from tests.settlement import CAPACITY, NATIVE, Prepared, Settlement, asset_id, ether_data, message
@@ -97,13 +97,13 @@ def _commit(hub: Settlement, prepared: Prepared, cursor: int, rolling: bytes) ->
     return hub.hub.functions.commitBatch(
         commitment(prepared.public, CAPACITY, cursor, rolling),
         prepared.proof,
-        sign_commitment(OPERATOR_B, digest),
+        sign_digest(OPERATOR_B, digest),
     )
 
 
 def _report(hub: Settlement, cursor: int, rolling: bytes) -> ContractFunction:
     digest = priority_digest(B, cursor, rolling, l1_chain_id=hub.l1, hub=hub.hub.address)
-    return hub.hub.functions.reportPriority(B, cursor, rolling, sign_commitment(OPERATOR_B, digest))
+    return hub.hub.functions.reportPriority(B, cursor, rolling, sign_digest(OPERATOR_B, digest))
 
 
 def _deploy_b(chain: Chain, l1: int) -> tuple[Contract, Contract]:

@@ -4,7 +4,7 @@ batch commitment the L1 Hub settles (docs/protocol.md, "Messages").
 `Message` mirrors `Messages.Message` (src/lib/Messages.sol); `Message.leaf()` computes in Python what
 `Messages.leafOf` computes on-chain, through the same `proofs.message` hashing the batch circuit uses.
 `message_id` and `aggregated_leaf` are `Messages.idOf` and `Messages.aggregatedLeaf`; `MessageProof`
-mirrors `Messages.MessageProof`. `commitment`, `commit_digest` and `sign_commitment` build what
+mirrors `Messages.MessageProof`. `commitment`, `commit_digest` and `sign_digest` build what
 `Hub.commitBatch` takes. `BOUNCE_SENDER`, `Message.is_bounce`, `Message.bounced_id` and `bounce_of` are
 the bounce: the message a destination's Outbox sends (`Outbox.sendBounce`) to take back the value of a
 message its Inbox bounced.
@@ -270,8 +270,9 @@ def priority_digest(chain_id: int, cursor: int, rolling_hash: bytes, *, l1_chain
     )
 
 
-def sign_commitment(account: LocalAccount, digest: bytes) -> bytes:
-    """The operator's EIP-191 personal signature of a commit digest (65 bytes, r ‖ s ‖ v)."""
+def sign_digest(account: LocalAccount, digest: bytes) -> bytes:
+    """The operator's EIP-191 personal signature of a digest the Hub checks (commit_digest,
+    priority_digest, force_digest): 65 bytes, r ‖ s ‖ v."""
     return bytes(account.sign_message(encode_defunct(primitive=digest)).signature)
 
 

@@ -1517,6 +1517,16 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return [PriorityOp.from_row(row) for row in self._query(sql, params)]
 
+    def priority_processed(self) -> int:
+        """How far this store has this chain's priority queue processed: the index after the last
+        processed operation (0: none), the cursor the Inbox has once its rounds are final."""
+        rows = self._query(
+            "SELECT max(queue_index) AS last FROM priority_ops WHERE status = ?",
+            [str(PriorityStatus.PROCESSED)],
+        )
+        last = rows[0]["last"]
+        return 0 if last is None else int(last) + 1
+
     def priority_op(self, index: int) -> PriorityOp | None:
         rows = self._query("SELECT * FROM priority_ops WHERE queue_index = ?", [index])
         return PriorityOp.from_row(rows[0]) if rows else None

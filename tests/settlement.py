@@ -29,7 +29,7 @@ from bridge_contracts.messages import (
     force_digest,
     groth16_proof,
     priority_id,
-    sign_commitment,
+    sign_digest,
 )
 from bridge_contracts.verifier_gen import deploy_verifier
 from bridge_contracts.views import HubChain, hub_chain
@@ -160,7 +160,7 @@ class Settlement:
         """The source operator's signature that lets anyone force `m` (settled here) with `body`."""
         place = self.places[m.id()]
         named = priority_id(m.source_chain_id, place.batch_number, place.index, m.leaf())
-        return sign_commitment(operator, force_digest(named, body, l1_chain_id=self.l1, hub=self.hub.address))
+        return sign_digest(operator, force_digest(named, body, l1_chain_id=self.l1, hub=self.hub.address))
 
     def deposit_token(
         self, chain: Chain, router: Contract, holder: LocalAccount, amount: int
@@ -220,7 +220,7 @@ class Settlement:
         operator: LocalAccount,
     ) -> Prepared:
         digest = commit_digest(public, CAPACITY, l1_chain_id=self.l1, hub=self.hub.address)
-        return Prepared(public, commitment(public, CAPACITY), proof, sign_commitment(operator, digest))
+        return Prepared(public, commitment(public, CAPACITY), proof, sign_digest(operator, digest))
 
     def send(self, prepared: Prepared) -> TxReceipt:
         return self.chain.send(

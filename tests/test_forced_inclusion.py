@@ -33,7 +33,7 @@ from bridge_contracts.messages import (
     message_id,
     priority_id,
     sent_messages,
-    sign_commitment,
+    sign_digest,
 )
 from bridge_contracts.views import hub_chain
 from hub.envelope import seal
@@ -133,7 +133,7 @@ def _force_by_hand(net: Net, key: str, body: bytes | None = None) -> tuple[Any, 
         body = seal(forced_body(m.message, m.batch_number, m.index_in_batch, siblings), bus_key)
     named = priority_id(m.message.source_chain_id, m.batch_number, m.index_in_batch, m.leaf)
     digest = force_digest(named, body, l1_chain_id=net.manifest["l1"]["chain_id"], hub=hub.address)
-    signature = sign_commitment(anvil.dev_account(net.entry("bank-a")["operator_account"]), digest)
+    signature = sign_digest(anvil.dev_account(net.entry("bank-a")["operator_account"]), digest)
     args = (m.message.leaf_fields(), m.batch_number, m.index_in_batch, list(siblings), body, signature)
     receipt = Chain(net.manifest["l1"]["rpc_url"], USER).send(hub.functions.requestPriorityOp(*args))
     return args, receipt
@@ -418,7 +418,7 @@ class _HandCommitter:
             priority_cursor=cursor,
             priority_hash=rolling,
         )
-        signature = sign_commitment(self.operator, digest)
+        signature = sign_digest(self.operator, digest)
         return commitment(public, self.capacity, cursor, rolling), proof, signature
 
     def commit(self, prepared: tuple[Any, ...]) -> None:

@@ -18,7 +18,7 @@ from bridge_contracts.messages import (
     aggregated_leaf,
     commit_digest,
     message_id,
-    sign_commitment,
+    sign_digest,
 )
 from bridge_contracts.views import HubBatch, HubBusKey, HubChain, hub_batch
 from hub.envelope import devnet_bus_key, public_key_of
@@ -201,7 +201,7 @@ def _refusal(hub: Settlement, case: str) -> tuple[Prepared, str]:
         case "signed for another hub":
             digest = commit_digest(good.public, CAPACITY, l1_chain_id=hub.l1, hub=RECIPIENT)
             return (
-                dataclasses.replace(good, signature=sign_commitment(OPERATOR_B, digest)),
+                dataclasses.replace(good, signature=sign_digest(OPERATOR_B, digest)),
                 r"BadSignature\(recovered=0x[0-9a-fA-F]{40}, operator=",
             )
         case "invalid proof":

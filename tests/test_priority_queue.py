@@ -41,7 +41,7 @@ from bridge_contracts.messages import (
     priority_digest,
     priority_id,
     sent_messages,
-    sign_commitment,
+    sign_digest,
 )
 from hub.envelope import devnet_bus_key, seal, unseal
 from tests.conftest import isolated
@@ -270,13 +270,13 @@ def commit_fn(
     return world.l1.functions.commitBatch(
         commitment(prepared.public, CAPACITY, cursor, rolling),
         prepared.proof,
-        sign_commitment(OPERATOR_B, digest),
+        sign_digest(OPERATOR_B, digest),
     )
 
 
 def report_fn(world: World, cursor: int, rolling: bytes, signer: Any = OPERATOR_B) -> ContractFunction:
     digest = priority_digest(B, cursor, rolling, l1_chain_id=world.hub.l1, hub=world.l1.address)
-    return world.l1.functions.reportPriority(B, cursor, rolling, sign_commitment(signer, digest))
+    return world.l1.functions.reportPriority(B, cursor, rolling, sign_digest(signer, digest))
 
 
 def state(world: World) -> tuple[int, int, bool]:

@@ -27,12 +27,11 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-from eth_account.messages import encode_defunct
 from nacl.exceptions import CryptoError
 from web3.logs import DISCARD
 
 from bridge_contracts.chain import Reverted
-from bridge_contracts.messages import Message, force_digest, priority_id
+from bridge_contracts.messages import Message, force_digest, priority_id, sign_digest
 from bridge_contracts.views import HubBatch
 from hub.delivery import DeliveryError, delivery_from_json, message_from_json, message_key, message_to_json
 from hub.envelope import seal, unseal
@@ -142,7 +141,7 @@ class Forcer:
             key = await ctx.bus_key_of(m.message.dest_chain_id)
             body = seal(forced_body(m.message, m.batch_number, m.index_in_batch, siblings), key)
             digest = force_digest(queued_id, body, l1_chain_id=ctx.l1_chain_id, hub=ctx.hub.address)
-            signature = ctx.l1.signer.sign_message(encode_defunct(primitive=digest)).signature
+            signature = sign_digest(ctx.l1.signer, digest)
             receipt = await ctx.l1_sender.send(
                 ctx.hub.functions.requestPriorityOp(
                     m.message.leaf_fields(), m.batch_number, m.index_in_batch, list(siblings), body, signature

@@ -22,11 +22,10 @@ import asyncio
 import logging
 
 from eth_abi.abi import decode as abi_decode
-from eth_account.messages import encode_defunct
 from web3.types import BlockIdentifier, TxReceipt
 
 from bridge_contracts.chain import Reverted
-from bridge_contracts.messages import HUB_SLOTS, commitment
+from bridge_contracts.messages import HUB_SLOTS, commitment, priority_digest, sign_digest
 from bridge_contracts.verifier_gen import calldata
 from proofs import merkle
 from proofs.circuits.batch import PublicInputs
@@ -47,6 +46,7 @@ def public_inputs(batch: StoredBatch) -> PublicInputs:
 class Settler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._reported = -1  # the priority cursor L1 had when last read (or was sent)
 
     async def step(self) -> float | None:
         store, poll = self.ctx.store, self.ctx.config.l1.poll_seconds
@@ -130,19 +130,23 @@ class Settler:
         been forced a message: others have nothing to report). A failure is logged and tried again at
         the next step."""
         ctx = self.ctx
-        if not ctx.store.priority_ops(limit=1):
-            return
+        if ctx.store.priority_processed() <= self._reported:
+            return  # nothing processed since L1 was last seen to have it: no RPC call
         try:
             cursor, rolling = await self._priority_cursor()
-            reported = (await ctx.call(ctx.hub.functions.priority(ctx.chain_id)))[1]
-            if cursor <= reported:
+            self._reported = int((await ctx.call(ctx.hub.functions.priority(ctx.chain_id)))[1])
+            if cursor <= self._reported:
                 return
-            digest = bytes(await ctx.call(ctx.hub.functions.priorityDigest(ctx.chain_id, cursor, rolling)))
-            signature = ctx.l1.signer.sign_message(encode_defunct(primitive=digest)).signature
+            digest = priority_digest(
+                ctx.chain_id, cursor, rolling, l1_chain_id=ctx.l1_chain_id, hub=ctx.hub.address
+            )
             await ctx.l1_sender.send(
-                ctx.hub.functions.reportPriority(ctx.chain_id, cursor, rolling, signature),
+                ctx.hub.functions.reportPriority(
+                    ctx.chain_id, cursor, rolling, sign_digest(ctx.l1.signer, digest)
+                ),
                 what=f"reportPriority {cursor}",
             )
+            self._reported = cursor
         except (Reverted, SendFailed) as exc:
             ctx.metrics.failure(failure_reason("report priority", exc))
             log.error("reporting the priority cursor failed: %s", exc)
@@ -154,7 +158,7 @@ class Settler:
         public = public_inputs(batch)
         commit = commitment(public, batch.capacity, *await self._priority_cursor())
         digest = bytes(await ctx.call(ctx.hub.functions.commitDigest(commit)))
-        signature = ctx.l1.signer.sign_message(encode_defunct(primitive=digest)).signature
+        signature = sign_digest(ctx.l1.signer, digest)
         assert batch.proof is not None
         a, b, c, _ = calldata(snarkjs_json.proof_from_json(batch.proof), public.values())
         log.info("batch %d: committing to L1", batch.batch_number)
