@@ -56,7 +56,9 @@ KIND_RECEIPTS = "receipts"
 """Destination daemon -> source daemon: what became of them."""
 KIND_RESYNC = "resync"
 """A daemon that was deaf for a while -> its peers: push again now what still waits for a receipt."""
-KINDS = (KIND_MESSAGES, KIND_RECEIPTS, KIND_RESYNC)
+KIND_TERMS = "swap-terms"
+"""Operator -> peer operator: swap terms proposed, accepted or refused (relayer/pipeline/swaps.py)."""
+KINDS = (KIND_MESSAGES, KIND_RECEIPTS, KIND_RESYNC, KIND_TERMS)
 KIND_ROOT = "root"
 """Hub service -> everyone, on ROOTS_TOPIC, unsigned and public."""
 

@@ -19,6 +19,13 @@ message, a duplicate peer).
                                           -> 201 and the peer
     DELETE /v1/peers/{name}              the removed peer
     GET    /v1/refusals?limit=           refused inputs, newest first
+    GET    /v1/swaps?status=&side=&limit=    swaps on this chain's desk, newest first
+    GET    /v1/swaps/{id}                one swap, with its message's status
+    GET    /v1/swaps/terms               swap terms agreed or being agreed with peers
+    POST   /v1/swaps/terms               {"peer", "terms": {...}} -> 201 and the terms, "proposed"
+    POST   /v1/swaps/terms/{id}/accept   the terms, "accepted" (registered on the desk shortly)
+    POST   /v1/swaps/price               {"asset_x", "asset_y", "price"} -> {"tx"} (B: the quote)
+    POST   /v1/swaps/fund                {"token", "amount"} -> {"tx"} (B: inventory from the operator)
     GET    /metrics                      Prometheus text
 
 Statuses are the store's words (`OutStatus`, `InStatus`, `BatchStatus`); a limit is a positive
@@ -33,18 +40,23 @@ import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from web3 import Web3
 
+from bridge_contracts.chain import Reverted
+from bridge_contracts.swaps import Terms
 from hub.config_fields import show
 from relayer import peers as peer_ops
 from relayer.config import ANY, ConfigError, PeerConfig
 from relayer.halts import Resolution
 from relayer.metrics import CONTENT_TYPE, Metrics
 from relayer.peers import PeerConflict, PeerError, UnknownPeer
+from relayer.pipeline.swaps import Operations, TermsError
+from relayer.sender import SendFailed
 from relayer.store import (
     HALT_SCOPES,
     BatchStatus,
@@ -54,6 +66,8 @@ from relayer.store import (
     PriorityStatus,
     Store,
     StoreError,
+    SwapSide,
+    SwapStatus,
     Transition,
     UnknownMessage,
 )
@@ -62,6 +76,9 @@ _MESSAGE_STATUSES = tuple(dict.fromkeys(str(s) for s in (*OutStatus, *InStatus))
 _BATCH_STATUSES = tuple(str(s) for s in BatchStatus)
 _PRIORITY_STATUSES = tuple(str(s) for s in PriorityStatus)
 _DIRECTIONS = tuple(str(d) for d in Direction)
+_SWAP_STATUSES = tuple(str(s) for s in SwapStatus)
+_SWAP_SIDES = tuple(str(s) for s in SwapSide)
+_T = TypeVar("_T")
 _PEER_FIELDS: dict[str, type] = {
     "name": str,
     "chain_id": int,
@@ -81,12 +98,14 @@ def make_app(
     *,
     replayed: Callable[[], None] = lambda: None,
     resume: Callable[[str, bool], Awaitable[Resolution]] | None = None,
+    swap_ops: Operations | None = None,
 ) -> web.Application:
     """The admin API over `store` and the peers of the config file at `config_path`; `replayed` is
     called when a replay was asked for (the daemon wakes its executor)."""
     if not token:
         raise ValueError("the admin API needs a non-empty bearer token")
     api = _Api(store, Path(config_path), metrics, status, replayed=replayed, resume=resume)
+    swap_api = _SwapApi(store, swap_ops)
     app = web.Application(middlewares=[_json_errors, _bearer(token)])
     app.add_routes(
         [
@@ -105,6 +124,13 @@ def make_app(
             web.get("/v1/refusals", api.refusals),
             web.get("/v1/halts", api.halts),
             web.post("/v1/halts/{scope}/resume", api.resume),
+            web.get("/v1/swaps", swap_api.swaps),
+            web.get("/v1/swaps/terms", swap_api.terms),
+            web.post("/v1/swaps/terms", swap_api.propose),
+            web.post("/v1/swaps/terms/{id}/accept", swap_api.accept),
+            web.post("/v1/swaps/price", swap_api.price),
+            web.post("/v1/swaps/fund", swap_api.fund),
+            web.get("/v1/swaps/{id}", swap_api.swap),
             web.get("/metrics", api.metrics),
         ]
     )
@@ -277,6 +303,103 @@ class _Api:
 
 
 # --- middlewares --------------------------------------------------------------------------------
+
+
+class _SwapApi:
+    """The swap routes: the store's swaps and terms, and the operator's requests to the desk."""
+
+    def __init__(self, store: Store, ops: Operations | None) -> None:
+        self.store = store
+        self.ops = ops
+
+    async def swaps(self, request: web.Request) -> web.Response:
+        statuses = _statuses(request.query.get("status"), _SWAP_STATUSES)
+        side = request.query.get("side")
+        if side is not None and side not in _SWAP_SIDES:
+            raise _error(400, f"side must be one of {', '.join(_SWAP_SIDES)}, not {side!r}")
+        found = await asyncio.to_thread(
+            self.store.swaps, status=statuses, side=side, limit=_limit(request.query.get("limit"))
+        )
+        return _json([s.to_json() for s in found])
+
+    async def swap(self, request: web.Request) -> web.Response:
+        found = await asyncio.to_thread(self.store.swap, request.match_info["id"])
+        if found is None:
+            raise _error(404, f"no swap {request.match_info['id']}")
+        message = await asyncio.to_thread(self.store.message, found.message_id)
+        return _json({**found.to_json(), "message_status": None if message is None else str(message.status)})
+
+    async def terms(self, request: web.Request) -> web.Response:
+        found = await asyncio.to_thread(self.store.swap_terms)
+        return _json([t.to_json() for t in found])
+
+    async def propose(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("peer"), str):
+            raise _error(400, "the body must be a JSON object with 'peer' (a name) and 'terms'")
+        try:
+            terms = Terms.from_json(body.get("terms"))
+        except ValueError as exc:
+            raise _error(400, str(exc)) from None
+        stored = await self._ask(lambda ops: ops.propose(body["peer"], terms))
+        return _json(stored.to_json(), status=201)
+
+    async def accept(self, request: web.Request) -> web.Response:
+        terms_id = request.match_info["id"].lower()
+        stored = await self._ask(lambda ops: ops.accept(terms_id))
+        return _json(stored.to_json())
+
+    async def price(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        try:
+            asset_x, asset_y = (_bytes32(body, name) for name in ("asset_x", "asset_y"))
+            price = _natural(body, "price")
+        except ValueError as exc:
+            raise _error(400, str(exc)) from None
+        tx = await self._ask(lambda ops: ops.set_price(asset_x, asset_y, price))
+        return _json({"tx": tx})
+
+    async def fund(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not Web3.is_address(token):
+            raise _error(400, "'token' must be the token's address (0x + 40 hex digits)")
+        try:
+            amount = _natural(body, "amount")
+        except ValueError as exc:
+            raise _error(400, str(exc)) from None
+        tx = await self._ask(lambda ops: ops.fund(Web3.to_checksum_address(token), amount))
+        return _json({"tx": tx})
+
+    async def _ask(self, request: Callable[[Operations], Awaitable[_T]]) -> _T:
+        if self.ops is None:
+            raise _error(409, "this daemon runs no swap desk")
+        try:
+            return await request(self.ops)
+        except (TermsError, StoreError) as exc:
+            raise _error(409, str(exc)) from None
+        except Reverted as exc:
+            raise _error(409, f"the desk refused it: {exc.error}") from None
+        except SendFailed as exc:
+            raise _error(503, str(exc)) from None
+
+
+def _bytes32(body: Any, name: str) -> bytes:
+    value = body.get(name) if isinstance(body, dict) else None
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) and len(value) == 66 else b""
+    if len(raw) != 32:
+        raise ValueError(f"'{name}' must be an asset id: 0x + 64 hex digits")
+    return raw
+
+
+def _natural(body: Any, name: str) -> int:
+    """A non-negative integer field, given as a JSON number or a decimal string (beyond 2^53)."""
+    value = body.get(name) if isinstance(body, dict) else None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 1 << 256:
+        raise ValueError(f"'{name}' must be a non-negative integer (a decimal string beyond 2^53)")
+    return value
 
 
 async def _body(request: web.Request) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from bridge_contracts.anvil import AnvilError
 from bridge_contracts.artifacts import ArtifactMissing
 from bridge_contracts.build import CompileError
 from bridge_contracts.chain import Chain, Reverted
+from bridge_contracts.swaps import PRICE_ONE, Terms
 from bridge_contracts.toolchain import ToolchainMissing
 from hub import cli as hub_cli
 from hub.broker import BrokerError
@@ -45,6 +47,8 @@ from relayer.store import (
     Store,
     StoredMessage,
     StoreError,
+    SwapSide,
+    SwapStatus,
     Transition,
 )
 
@@ -789,6 +793,228 @@ def bus_key_register(config_path: Path) -> None:
         console.print("the L1 Hub has this key already")
     else:
         console.print(f"registered on the L1 Hub in {tx}; peers seal to it within 30 s")
+
+
+@cli.group()
+def swaps() -> None:
+    """Atomic swaps with peers: the terms agreed, the desk's quote and inventory, and every swap."""
+
+
+@swaps.command("list")
+@config_option
+@status_option(SwapStatus)
+@click.option(
+    "--side", type=click.Choice([str(s) for s in SwapSide]), help="a: this chain's users; b: its desk."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many (the newest first).")
+def swaps_list(config_path: Path, statuses: list[str] | None, side: str | None, limit: int | None) -> None:
+    """Swaps on this chain's desk, newest first."""
+    with _open_store(config_path) as store:
+        rows = store.swaps(status=statuses, side=side, limit=limit)
+    if not rows:
+        console.print("no swaps")
+        return
+    table = _table(f"swaps in {config_path}", "id", "side", "peer", "status", "reason", "x", "y", "deadline")
+    now = time.time()
+    for s in rows:
+        left = s.deadline - now
+        table.add_row(
+            s.swap_id[:18] + "…",
+            str(s.side),
+            s.peer,
+            str(s.status),
+            s.reason or "-",
+            str(s.amount_x),
+            str(s.amount_y or "-"),
+            ("in " + _age(left)) if left > 0 else (_age(-left) + " ago"),
+        )
+    console.print(table)
+
+
+@swaps.command("show")
+@config_option
+@click.argument("swap_id", metavar="ID")
+def swaps_show(config_path: Path, swap_id: str) -> None:
+    """One swap (ID: its 0x swap id), with the status of its message (A: phase 1; B: the result)."""
+    with _open_store(config_path) as store:
+        s = store.swap(swap_id)
+        if s is None:
+            raise StoreError(f"no swap {swap_id} in the store {store.path}")
+        m = store.message(s.message_id)
+    _print_fields(f"swap {s.swap_id}", {**s.to_json(), "message_status": m.status if m else None})
+
+
+@swaps.group("terms")
+def swaps_terms() -> None:
+    """Swap terms: proposed by one operator, accepted by the other, registered on both desks."""
+
+
+@swaps_terms.command("list")
+@config_option
+def swaps_terms_list(config_path: Path) -> None:
+    """Terms agreed, or being agreed, with peers."""
+    with _open_store(config_path) as store:
+        rows = store.swap_terms()
+    if not rows:
+        console.print("no swap terms")
+        return
+    table = _table(
+        f"swap terms in {config_path}", "id", "peer", "side", "status", "x→y", "band", "window", "error"
+    )
+    for t in rows:
+        terms = t.terms
+        table.add_row(
+            t.terms_id,
+            t.peer,
+            str(t.side),
+            str(t.status),
+            f"0x{terms.asset_x.hex()[:8]}…→0x{terms.asset_y.hex()[:8]}…",
+            f"{_price(terms.price_min)}..{_price(terms.price_max)}",
+            f"{terms.window} s",
+            _short(t.error or "", 60),
+        )
+    console.print(table)
+
+
+@swaps_terms.command("propose")
+@config_option
+@click.option("--peer", required=True, help="The peer institution the terms are with.")
+@click.option(
+    "--side",
+    type=click.Choice(["a", "b"]),
+    default="a",
+    show_default=True,
+    help="This chain's side: a (its users pay X and receive Y) or b (its desk sells Y).",
+)
+@click.option("--asset-x", required=True, help="The asset A's users pay: its asset id (0x + 64 hex digits).")
+@click.option("--asset-y", required=True, help="The asset B's desk pays: its asset id.")
+@click.option("--price-min", required=True, help="The band's low end: Y per X (a decimal, in base units).")
+@click.option("--price-max", required=True, help="The band's high end: Y per X.")
+@click.option("--fee-bps", type=click.IntRange(0, 9999), default=0, show_default=True, help="B's fee on Y.")
+@click.option("--min-amount", type=click.IntRange(min=1), required=True, help="The least X a swap takes.")
+@click.option("--max-amount", type=click.IntRange(min=1), required=True, help="The most X a swap takes.")
+@click.option(
+    "--open-for",
+    type=click.IntRange(min=1),
+    default=30 * 86400,
+    show_default=True,
+    help="Seconds from now during which swaps may start (last_start).",
+)
+@click.option(
+    "--window", type=click.IntRange(min=1), required=True, help="W: seconds from a start to its deadline."
+)
+def swaps_terms_propose(config_path: Path, peer: str, side: str, **values: Any) -> None:
+    """Propose swap terms to a peer: the daemon checks them (W against chain B's L1 priority window plus
+    proving and settlement), signs them and sends them; the peer's operator accepts them."""
+    config = institution_config.load(config_path)
+    peer_config = next((p for p in config.peers if p.name == peer), None)
+    if peer_config is None:
+        raise click.UsageError(f"{peer} is not a peer in {config_path}")
+    our_desk, their_desk = config.chain.contracts.swap_desk, peer_config.swap_desk
+    if our_desk is None or their_desk is None:
+        raise click.UsageError("swaps need chain.contracts.swap_desk and the peer's swap_desk in the config")
+    ours, theirs = (config.chain.chain_id, our_desk), (peer_config.chain_id, their_desk)
+    (chain_a, desk_a), (chain_b, desk_b) = (ours, theirs) if side == "a" else (theirs, ours)
+    try:
+        terms = Terms(
+            chain_a=chain_a,
+            desk_a=desk_a,
+            chain_b=chain_b,
+            desk_b=desk_b,
+            asset_x=_asset_id(values["asset_x"], "--asset-x"),
+            asset_y=_asset_id(values["asset_y"], "--asset-y"),
+            price_min=_price_of(values["price_min"], "--price-min"),
+            price_max=_price_of(values["price_max"], "--price-max"),
+            fee_bps=values["fee_bps"],
+            min_amount_x=values["min_amount"],
+            max_amount_x=values["max_amount"],
+            last_start=int(time.time()) + values["open_for"],
+            window=values["window"],
+        )
+        terms.check()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    stored = _admin_call(config_path, "POST", "/v1/swaps/terms", {"peer": peer, "terms": terms.to_json()})
+    console.print(
+        f"terms {stored['terms_id']} {stored['status']}: sent to {peer}, whose operator accepts them"
+    )
+
+
+@swaps_terms.command("accept")
+@config_option
+@click.argument("terms_id", metavar="ID")
+def swaps_terms_accept(config_path: Path, terms_id: str) -> None:
+    """Accept terms a peer proposed: the daemon signs them, registers them on this chain's desk and tells
+    the peer, whose daemon registers them on its own."""
+    stored = _admin_call(config_path, "POST", f"/v1/swaps/terms/{terms_id}/accept", None)
+    console.print(f"terms {stored['terms_id']} {stored['status']}: registered on this chain's desk shortly")
+
+
+@swaps.command("price")
+@config_option
+@click.option("--asset-x", required=True, help="The asset paid to the desk (asset id).")
+@click.option("--asset-y", required=True, help="The asset the desk pays (asset id).")
+@click.argument("price")
+def swaps_price(config_path: Path, asset_x: str, asset_y: str, price: str) -> None:
+    """Quote PRICE (Y per X, a decimal, in base units) on this chain's desk for every terms on the pair;
+    0 withdraws the quote. A swap happens only at a quote inside its terms' band."""
+    body = {
+        "asset_x": "0x" + _asset_id(asset_x, "--asset-x").hex(),
+        "asset_y": "0x" + _asset_id(asset_y, "--asset-y").hex(),
+        "price": str(_price_of(price, "PRICE", allow_zero=True)),
+    }
+    console.print(f"quoted in {_admin_call(config_path, 'POST', '/v1/swaps/price', body)['tx']}")
+
+
+@swaps.command("fund")
+@config_option
+@click.option("--token", required=True, help="The token's address on this chain.")
+@click.argument("amount", type=click.IntRange(min=1))
+def swaps_fund(config_path: Path, token: str, amount: int) -> None:
+    """Add AMOUNT (base units) of the operator's TOKEN to this chain's desk: the inventory swaps pay from."""
+    body = {"token": token, "amount": str(amount)}
+    console.print(f"funded in {_admin_call(config_path, 'POST', '/v1/swaps/fund', body)['tx']}")
+
+
+def _asset_id(text: str, option: str) -> bytes:
+    raw = bytes.fromhex(text.removeprefix("0x")) if len(text.removeprefix("0x")) == 64 else b""
+    if len(raw) != 32:
+        raise click.UsageError(f"{option} must be an asset id: 0x + 64 hex digits, not {text!r}")
+    return raw
+
+
+def _price_of(text: str, option: str, *, allow_zero: bool = False) -> int:
+    """A decimal price (Y base units per X base unit) as the desk keeps it: times 1e18, exactly."""
+    try:
+        scaled = Decimal(text) * PRICE_ONE
+    except InvalidOperation:
+        raise click.UsageError(f"{option} must be a decimal number, not {text!r}") from None
+    if scaled != scaled.to_integral_value() or scaled < (0 if allow_zero else 1) or scaled >= 1 << 128:
+        raise click.UsageError(f"{option} {text} is not a price the desk can hold (18 decimals, below 2^128)")
+    return int(scaled)
+
+
+def _price(value: int) -> str:
+    return f"{Decimal(value) / PRICE_ONE:f}"
+
+
+def _admin_call(config_path: Path, method: str, path: str, body: Any) -> Any:
+    """A request to the running daemon's admin API; its error said as the operator's error."""
+    config = institution_config.load(config_path)
+    admin = config.admin
+    url = f"http://{admin.host}:{admin.port}{path}"
+    headers = {"Authorization": f"Bearer {os.environ.get(admin.token_env, '')}"}
+    try:
+        response = requests.request(method, url, json=body, headers=headers, timeout=120)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"the daemon is not answering at {url} ({type(exc).__name__})") from None
+    if response.status_code >= 400:
+        try:
+            error = response.json().get("error", response.text)
+        except ValueError:
+            error = response.text
+        raise click.ClickException(f"{method} {path}: {response.status_code}: {error}")
+    return response.json()
 
 
 def _value(m: StoredMessage) -> str:

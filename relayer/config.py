@@ -153,6 +153,8 @@ class ContractsConfig(Section):
     inbox: Address | None = None
     """The Inbox contract, which imports L1's aggregated roots and executes proven messages; the
     daemon needs it to receive."""
+    swap_desk: Address | None = None
+    """The SwapDesk contract (owned by the operator), for atomic swaps with peers; none: no swaps."""
 
 
 class _SecretKey(Section):
@@ -336,6 +338,8 @@ class PeerConfig(Section):
     """Seconds after this chain sent a message to the peer without the peer reporting it executed
     before the daemon forces it through the L1 priority queue (default 6 h). At least
     batch.max_wait_seconds + SETTLE_SECONDS: a message is forced only once its batch is settled."""
+    swap_desk: Address | None = None
+    """The peer's SwapDesk on its chain, for atomic swaps under terms agreed with it; none: no swaps."""
 
     @field_validator("allowed_assets", "allowed_targets")
     @classmethod

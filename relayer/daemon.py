@@ -44,6 +44,7 @@ from relayer.pipeline.prover import ProverPool
 from relayer.pipeline.pusher import Pusher
 from relayer.pipeline.receiver import Receiver
 from relayer.pipeline.settler import Settler
+from relayer.pipeline.swaps import Operations, Swaps, desk_handler
 from relayer.sender import Sender
 from relayer.store import (
     HALT_SCOPES,
@@ -143,6 +144,11 @@ class Daemon:
                     bus=bus,
                     hub_client=hub_client,
                     metrics=metrics,
+                    desk=(
+                        l2.contract("SwapDesk", config.chain.contracts.swap_desk)
+                        if config.chain.contracts.swap_desk
+                        else None
+                    ),
                     bus_secrets=self.bus_secrets,
                 )
                 self._watch_bus(ctx)
@@ -265,11 +271,13 @@ class Daemon:
             if endpoints.genesis is not None and stored is None:
                 ctx.store.pin_genesis(name, rpc.chain_id, "0x" + endpoints.genesis.hex())
                 log.info("%s: genesis 0x%s pinned in the store", name, endpoints.genesis.hex())
-        contracts = (
+        contracts: tuple[tuple[str, Chain, Contract, str, str], ...] = (
             ("l1.hub", ctx.l1, ctx.hub, "l1ChainId", "Hub"),
             ("chain.contracts.outbox", ctx.l2, ctx.outbox, "outboxHash", "Outbox"),
             ("chain.contracts.inbox", ctx.l2, ctx.inbox, "MAX_BATCH_DEPTH", "Inbox"),
         )
+        if ctx.desk is not None:
+            contracts += (("chain.contracts.swap_desk", ctx.l2, ctx.desk, "swapNonce", "SwapDesk"),)
         for key, chain, contract, probe, kind in contracts:
             problem = await asyncio.to_thread(_contract_problem, chain, contract, probe, kind)
             if problem is not None:
@@ -310,7 +318,7 @@ class Daemon:
                 handler,
                 ctx.store,
                 finality=Finality(rpc.finality, rpc.confirmations),
-                on_reorg=lambda r: ctx.metrics.reorg("chain" if name == "outbox" else "l1", deep=r.deep),
+                on_reorg=lambda r: ctx.metrics.reorg("l1" if name.startswith("l1") else "chain", deep=r.deep),
                 **kw,
             )
             return ctx.watchers[name]
@@ -342,11 +350,15 @@ class Daemon:
             ("settler", Settler(ctx).step),
             ("pusher", Pusher(ctx).step),
             ("forcer", Forcer(ctx).step),
+            ("swaps", Swaps(ctx).step),
             ("receiver", receiver.recheck),
             ("executor", executor.step),
             ("peers", self._peers(ctx)),
             ("metrics", self._metrics(ctx)),
         ]
+        if ctx.desk is not None:
+            desk = watcher("swap-desk", ctx.l2, ctx.desk.events.SwapRecorded, desk_handler(ctx), chain)
+            steps.insert(3, ("swap-desk", self._watch(desk, chain.poll_seconds)))
         runner = await self._admin(ctx)
         tasks = [asyncio.create_task(self._loop(ctx, name, step), name=name) for name, step in steps]
         tasks.append(asyncio.create_task(self._listen(ctx, receiver), name="bus"))
@@ -457,6 +469,7 @@ class Daemon:
             lambda: self.status(ctx),
             replayed=lambda: ctx.wakeups.wake("executor", "forcer"),
             resume=lambda scope, rewind: self._resume(ctx, scope, rewind),
+            swap_ops=Operations(ctx) if ctx.desk is not None else None,
         )
         runner = web.AppRunner(app)
         await runner.setup()

@@ -16,8 +16,17 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from bridge_contracts.swaps import SwapReason
 from hub.bus import DROP_KINDS, Bus
-from relayer.store import FINAL_STATUSES, HALT_SCOPES, PENDING_PRIORITY, PriorityStatus, Store
+from relayer.store import (
+    FINAL_STATUSES,
+    HALT_SCOPES,
+    PENDING_PRIORITY,
+    PriorityStatus,
+    Store,
+    SwapSide,
+    SwapStatus,
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The Content-Type of `Metrics.render()`'s text."""
@@ -95,6 +104,25 @@ class Metrics:
             "priority queue (negative: overdue, anyone may freeze the chain; absent: none).",
             registry=self.registry,
         )
+        self.swaps = Gauge(
+            "xrelay_swaps",
+            "Swaps on this chain's desk, by side (a: its users', b: its desk's) and status (initiated, "
+            "completed, refunded).",
+            ["side", "status"],
+            registry=self.registry,
+        )
+        self.swaps_refunded = Gauge(
+            "xrelay_swaps_refunded",
+            "Refunded swaps on this chain's desk, by reason (slippage, expired, inventory-short, ...).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.swap_oldest_open_seconds = Gauge(
+            "xrelay_swap_oldest_open_seconds",
+            "Seconds left before the deadline of the oldest swap this chain's users started that has no "
+            "result yet (negative: past its deadline, B refunds it when it runs; absent: none).",
+            registry=self.registry,
+        )
         self._backlog_labels: set[tuple[str, str]] = set()
         self._pending_peers: set[str] = set()
 
@@ -153,6 +181,23 @@ class Metrics:
             self.priority_deadline_seconds.set(min(op.deadline for op in pending) - now)
         else:
             self.priority_deadline_seconds.set(float("nan"))
+        self._refresh_swaps(store, now)
+
+    def _refresh_swaps(self, store: Store, now: float) -> None:
+        by_status: dict[tuple[str, str], int] = {
+            (str(side), str(s)): 0 for side in SwapSide for s in SwapStatus
+        }
+        refunded: dict[str, int] = {reason.word: 0 for reason in SwapReason if reason}
+        for (side, status, reason), count in store.swap_counts().items():
+            by_status[side, status] = by_status.get((side, status), 0) + count
+            if status == SwapStatus.REFUNDED and reason:
+                refunded[reason] = refunded.get(reason, 0) + count
+        for (side, status), count in by_status.items():
+            self.swaps.labels(side=side, status=status).set(count)
+        for reason, count in refunded.items():
+            self.swaps_refunded.labels(reason=reason).set(count)
+        deadlines = store.swap_deadlines()
+        self.swap_oldest_open_seconds.set(min(deadlines.values()) - now if deadlines else float("nan"))
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -33,10 +33,11 @@ import orjson
 from sqlite_utils import Database
 
 from bridge_contracts.messages import Message
+from bridge_contracts.swaps import Swap, Terms
 from hub.delivery import message_from_json, message_key, message_to_json
 from hub.retry import REPUSH, RETRY
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -102,6 +103,32 @@ class PriorityStatus(StrEnum):
 
 PENDING_PRIORITY = (PriorityStatus.QUEUED, PriorityStatus.UNREADABLE, PriorityStatus.PROCESSING)
 """A priority operation not processed yet."""
+
+
+class SwapStatus(StrEnum):
+    """An atomic swap on this chain's SwapDesk (its `SwapDesk.State`, by the same words)."""
+
+    INITIATED = "initiated"  # A: phase 1 sent to B's desk, waiting for B's result
+    COMPLETED = "completed"  # B: swapped, Y sent to A; A: the user was paid Y
+    REFUNDED = "refunded"  # B: X sent back to A; A: the user got X back (see the reason)
+
+
+class SwapSide(StrEnum):
+    """Which side of a swap this chain is."""
+
+    A = "a"  # the user's side: X paid, Y received
+    B = "b"  # the counterparty: its desk sells Y
+
+
+class TermsStatus(StrEnum):
+    """Swap terms between this institution and a peer, on their way to both desks."""
+
+    PROPOSED = "proposed"  # this operator signed and sent them; waiting for the peer's signature
+    OFFERED = "offered"  # the peer signed and sent them; waiting for this operator to accept
+    ACCEPTED = "accepted"  # both signed: to be registered on this chain's desk
+    REGISTERED = "registered"  # on this chain's desk: swaps may start under them
+    REFUSED = "refused"  # refused by this daemon or the peer (see the error)
+
 
 MessageStatus = OutStatus | InStatus
 
@@ -460,6 +487,86 @@ class ReceiptUpdate:
     status: OutStatus  # one of RECEIPT_STATUSES
     tx: str | None
     reason: str | None
+
+
+@dataclass(frozen=True)
+class SwapRecord:
+    """A SwapRecorded event of this chain's desk, as a watcher hands it to the store."""
+
+    swap_id: str
+    side: SwapSide
+    peer: str
+    message_id: str  # A: the phase-1 message; B: the result message
+    swap: Swap
+    block_number: int
+
+
+@dataclass(frozen=True)
+class StoredSwap:
+    """A swap as this chain's SwapDesk last recorded it (its SwapRecorded event)."""
+
+    swap_id: str
+    side: SwapSide
+    peer: str
+    terms_id: str
+    user: str
+    amount_x: int
+    min_amount_y: int
+    amount_y: int
+    deadline: int
+    message_id: str  # A: the phase-1 message; B: the result message
+    status: SwapStatus
+    reason: str | None  # why it was refunded (SwapReason.word)
+    block_number: int
+    tx: str | None  # a transaction the daemon sent for it (reclaim)
+    error: str | None
+    created_at: float
+    updated_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("amount_x", "min_amount_y", "amount_y"):
+            out[name] = str(out[name])
+        out["side"], out["status"] = str(self.side), str(self.status)
+        return out
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StoredSwap:
+        values = {f.name: row[f.name] for f in fields(cls)}
+        for name in ("amount_x", "min_amount_y", "amount_y"):
+            values[name] = int(values[name])
+        values["side"], values["status"] = SwapSide(row["side"]), SwapStatus(row["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StoredTerms:
+    """Swap terms agreed, or being agreed, with a peer."""
+
+    terms_id: str
+    peer: str
+    side: SwapSide  # this chain's side
+    terms: Terms
+    status: TermsStatus
+    our_signature: str | None
+    their_signature: str | None
+    tx: str | None  # registerTerms on this chain's desk
+    error: str | None
+    sent_at: float | None  # when this daemon last sent its proposal or acceptance
+    created_at: float
+    updated_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["terms"] = self.terms.to_json()
+        out["side"], out["status"] = str(self.side), str(self.status)
+        return out
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StoredTerms:
+        values = {f.name: row[f.name] for f in fields(cls) if f.name != "terms"}
+        values["side"], values["status"] = SwapSide(row["side"]), TermsStatus(row["status"])
+        return cls(terms=Terms.from_json(orjson.loads(row["document"])), **values)
 
 
 @dataclass(frozen=True)
@@ -2007,6 +2114,260 @@ class Store:
                             done.append(f"message {m.id} settled with batch {b.batch_number}")
         return done
 
+    # --- swaps --------------------------------------------------------------------------------
+
+    def record_swaps(self, records: Sequence[SwapRecord], *, cursor: WatchCursor | tuple[str, int]) -> int:
+        """A watcher's final SwapRecorded events of this chain's desk up to its cursor's block, and the
+        cursor moved, together: each swap as the desk last recorded it. Returns how many changed."""
+        now = time.time()
+        changed = 0
+        with self._write() as db:
+            for r in records:
+                swap = r.swap
+                row = {
+                    "swap_id": r.swap_id,
+                    "side": str(r.side),
+                    "peer": r.peer,
+                    "terms_id": "0x" + swap.terms_id.hex(),
+                    "user": swap.user,
+                    "amount_x": str(swap.amount_x),
+                    "min_amount_y": str(swap.min_amount_y),
+                    "amount_y": str(swap.amount_y),
+                    "deadline": swap.deadline,
+                    "message_id": r.message_id,
+                    "status": swap.state.name.lower(),
+                    "reason": swap.reason.word if swap.reason else None,
+                    "block_number": r.block_number,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                result = db.execute(
+                    f"INSERT INTO swaps ({', '.join(row)}) VALUES ({_marks(row)}) ON CONFLICT (swap_id) DO "
+                    "UPDATE SET status = excluded.status, reason = excluded.reason, "
+                    "amount_y = excluded.amount_y, block_number = excluded.block_number, error = NULL, "
+                    "updated_at = excluded.updated_at WHERE swaps.status != excluded.status",
+                    list(row.values()),
+                )
+                changed += result.rowcount
+            self._move_cursor(db, _cursor(cursor), now)
+        return changed
+
+    def swaps(
+        self, *, status: str | Sequence[str] | None = None, side: str | None = None, limit: int | None = None
+    ) -> list[StoredSwap]:
+        """Swaps on this chain's desk, newest first (those in `status` and on `side`, if given)."""
+        sql, params, where = "SELECT * FROM swaps", [], []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({_marks(statuses)})")
+            params += [str(s) for s in statuses]
+        if side is not None:
+            where.append("side = ?")
+            params.append(str(side))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, swap_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [StoredSwap.from_row(row) for row in self._query(sql, params)]
+
+    def swap(self, swap_id: str) -> StoredSwap | None:
+        rows = self._query("SELECT * FROM swaps WHERE swap_id = ?", [swap_id.lower()])
+        return StoredSwap.from_row(rows[0]) if rows else None
+
+    def swap_counts(self) -> dict[tuple[str, str, str], int]:
+        """(side, status, reason or "") -> how many swaps."""
+        rows = self._query(
+            "SELECT side, status, coalesce(reason, '') AS reason, count(*) AS n FROM swaps "
+            "GROUP BY side, status, reason"
+        )
+        return {(r["side"], r["status"], r["reason"]): r["n"] for r in rows}
+
+    def swap_deadlines(self) -> dict[str, int]:
+        """The deadline of every open swap this chain started, by its phase-1 message's id: the forcer
+        forces those sooner."""
+        rows = self._query(
+            "SELECT message_id, deadline FROM swaps WHERE side = 'a' AND status = ?",
+            [str(SwapStatus.INITIATED)],
+        )
+        return {r["message_id"]: r["deadline"] for r in rows}
+
+    def swap_step_failed(self, swap_id: str, error: str, tx: str | None = None) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE swaps SET error = ?, tx = coalesce(?, tx), updated_at = ? WHERE swap_id = ?",
+                [error, tx, time.time(), swap_id],
+            )
+
+    def propose_terms(self, terms: Terms, peer: str, side: SwapSide, signature: str) -> StoredTerms:
+        """Terms this operator signed and proposes to `peer` ("proposed"). Proposing the same terms
+        again changes nothing but the time they are sent again; terms the peer already offered are
+        accepted instead."""
+        terms_id = "0x" + terms.terms_id.hex()
+        now = time.time()
+        with self._write() as db:
+            known = self._terms_or_none(db, terms_id)
+            if known is None:
+                db.execute(
+                    "INSERT INTO swap_terms (terms_id, peer, side, document, status, our_signature, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        terms_id,
+                        peer,
+                        str(side),
+                        orjson.dumps(terms.to_json()).decode(),
+                        str(TermsStatus.PROPOSED),
+                        signature,
+                        now,
+                        now,
+                    ],
+                )
+            elif known.status in (TermsStatus.OFFERED, TermsStatus.REFUSED):
+                status = TermsStatus.ACCEPTED if known.their_signature else TermsStatus.PROPOSED
+                db.execute(
+                    "UPDATE swap_terms SET status = ?, our_signature = ?, error = NULL, sent_at = NULL, "
+                    "updated_at = ? WHERE terms_id = ?",
+                    [str(status), signature, now, terms_id],
+                )
+            else:
+                db.execute("UPDATE swap_terms SET sent_at = NULL WHERE terms_id = ?", [terms_id])
+            return self._terms_in(db, terms_id)
+
+    def offer_terms(self, terms: Terms, peer: str, side: SwapSide, signature: str) -> StoredTerms:
+        """Terms `peer` signed and proposes: "offered" to this operator, or "accepted" if this operator
+        proposed the same (both have signed). Known terms keep their status."""
+        terms_id = "0x" + terms.terms_id.hex()
+        now = time.time()
+        with self._write() as db:
+            known = self._terms_or_none(db, terms_id)
+            if known is None:
+                db.execute(
+                    "INSERT INTO swap_terms (terms_id, peer, side, document, status, their_signature, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        terms_id,
+                        peer,
+                        str(side),
+                        orjson.dumps(terms.to_json()).decode(),
+                        str(TermsStatus.OFFERED),
+                        signature,
+                        now,
+                        now,
+                    ],
+                )
+            elif known.status == TermsStatus.PROPOSED:
+                self._terms_signed(db, terms_id, signature, now)
+            return self._terms_in(db, terms_id)
+
+    def accept_terms(self, terms_id: str, signature: str) -> StoredTerms:
+        """This operator accepts terms the peer offered: "accepted", to be registered on this desk and
+        the acceptance sent. StoreError unless they are offered."""
+        now = time.time()
+        with self._write() as db:
+            known = self._terms_or_none(db, terms_id)
+            if known is None:
+                raise StoreError(f"no swap terms {terms_id}")
+            if known.status != TermsStatus.OFFERED:
+                raise StoreError(f"terms {terms_id} are {known.status}, not offered: nothing to accept")
+            db.execute(
+                "UPDATE swap_terms SET status = ?, our_signature = ?, sent_at = NULL, updated_at = ? "
+                "WHERE terms_id = ?",
+                [str(TermsStatus.ACCEPTED), signature, now, terms_id],
+            )
+            return self._terms_in(db, terms_id)
+
+    def terms_accepted(self, terms_id: str, signature: str) -> bool:
+        """The peer's signature of terms this operator proposed: "accepted". False if they are not
+        proposed (accepted before, refused, or unknown)."""
+        with self._write() as db:
+            known = self._terms_or_none(db, terms_id)
+            if known is None or known.status != TermsStatus.PROPOSED:
+                return False
+            self._terms_signed(db, terms_id, signature, time.time())
+            return True
+
+    def send_terms_again(self, terms_id: str) -> None:
+        """The peer proposes terms both have signed: it lacks this operator's acceptance."""
+        with self._write() as db:
+            db.execute("UPDATE swap_terms SET sent_at = NULL WHERE terms_id = ?", [terms_id])
+
+    def terms_sent(self, terms_id: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE swap_terms SET sent_at = ? WHERE terms_id = ?", [time.time(), terms_id])
+
+    def terms_registered(self, terms_id: str, tx: str | None) -> None:
+        """registerTerms landed on this chain's desk (or the desk had them): "registered"."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE swap_terms SET status = ?, tx = coalesce(?, tx), error = NULL, updated_at = ? "
+                "WHERE terms_id = ? AND status = ?",
+                [str(TermsStatus.REGISTERED), tx, time.time(), terms_id, str(TermsStatus.ACCEPTED)],
+            )
+
+    def terms_problem(self, terms_id: str, error: str, *, refused: bool = False) -> None:
+        """Why terms are not going forward: "refused" for good, or only noted (e.g. registerTerms failed:
+        it is tried again)."""
+        with self._write() as db:
+            if refused:
+                db.execute(
+                    "UPDATE swap_terms SET status = ?, error = ?, updated_at = ? WHERE terms_id = ? "
+                    "AND status != ?",
+                    [str(TermsStatus.REFUSED), error, time.time(), terms_id, str(TermsStatus.REGISTERED)],
+                )
+            else:
+                db.execute("UPDATE swap_terms SET error = ? WHERE terms_id = ?", [error, terms_id])
+
+    def refuse_terms(self, terms: Terms, peer: str, side: SwapSide, error: str) -> None:
+        """Terms a peer proposed that this daemon refuses, kept "refused" with the reason."""
+        terms_id = "0x" + terms.terms_id.hex()
+        now = time.time()
+        with self._write() as db:
+            if self._terms_or_none(db, terms_id) is None:
+                db.execute(
+                    "INSERT INTO swap_terms (terms_id, peer, side, document, status, error, created_at, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        terms_id,
+                        peer,
+                        str(side),
+                        orjson.dumps(terms.to_json()).decode(),
+                        str(TermsStatus.REFUSED),
+                        error,
+                        now,
+                        now,
+                    ],
+                )
+
+    def swap_terms(self, *, status: str | Sequence[str] | None = None) -> list[StoredTerms]:
+        sql, params = "SELECT * FROM swap_terms", []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            sql += f" WHERE status IN ({_marks(statuses)})"
+            params += [str(s) for s in statuses]
+        return [StoredTerms.from_row(row) for row in self._query(sql + " ORDER BY created_at", params)]
+
+    def terms(self, terms_id: str) -> StoredTerms | None:
+        with self._read() as db:
+            return self._terms_or_none(db, terms_id.lower())
+
+    @staticmethod
+    def _terms_signed(db: Database, terms_id: str, signature: str, now: float) -> None:
+        db.execute(
+            "UPDATE swap_terms SET status = ?, their_signature = ?, error = NULL, updated_at = ? "
+            "WHERE terms_id = ?",
+            [str(TermsStatus.ACCEPTED), signature, now, terms_id],
+        )
+
+    @staticmethod
+    def _terms_or_none(db: Database, terms_id: str) -> StoredTerms | None:
+        rows = list(db.query("SELECT * FROM swap_terms WHERE terms_id = ?", [terms_id]))
+        return StoredTerms.from_row(rows[0]) if rows else None
+
+    def _terms_in(self, db: Database, terms_id: str) -> StoredTerms:
+        terms = self._terms_or_none(db, terms_id)
+        assert terms is not None
+        return terms
+
     # --- plumbing -----------------------------------------------------------------------------
 
     @contextmanager
@@ -2272,7 +2633,9 @@ class Store:
                 _migrate_v2_to_v3(db)
             if version < 4:
                 _migrate_v3_to_v4(db)
-            _migrate_v4_to_v5(db)
+            if version < 5:
+                _migrate_v4_to_v5(db)
+            _migrate_v5_to_v6(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -2386,6 +2749,23 @@ def _migrate_v4_to_v5(db: Database) -> None:
         "updated_at REAL NOT NULL)"
     )
     db.execute("CREATE INDEX idx_priority_ops_status ON priority_ops (status)")
+
+
+def _migrate_v5_to_v6(db: Database) -> None:
+    """Version 6: atomic swaps. The swaps on this chain's SwapDesk, and the terms agreed with peers."""
+    db.execute(
+        "CREATE TABLE swaps (swap_id TEXT PRIMARY KEY, side TEXT NOT NULL, peer TEXT NOT NULL, "
+        "terms_id TEXT NOT NULL, user TEXT NOT NULL, amount_x TEXT NOT NULL, min_amount_y TEXT NOT NULL, "
+        "amount_y TEXT NOT NULL, deadline INTEGER NOT NULL, message_id TEXT NOT NULL, status TEXT NOT NULL, "
+        "reason TEXT, block_number INTEGER NOT NULL, tx TEXT, error TEXT, created_at REAL NOT NULL, "
+        "updated_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX idx_swaps_status ON swaps (status)")
+    db.execute(
+        "CREATE TABLE swap_terms (terms_id TEXT PRIMARY KEY, peer TEXT NOT NULL, side TEXT NOT NULL, "
+        "document TEXT NOT NULL, status TEXT NOT NULL, our_signature TEXT, their_signature TEXT, tx TEXT, "
+        "error TEXT, sent_at REAL, created_at REAL NOT NULL, updated_at REAL NOT NULL)"
+    )
 
 
 def _read_by(scope: str) -> str:

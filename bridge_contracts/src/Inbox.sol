@@ -103,6 +103,9 @@ contract Inbox is Ownable2Step {
     mapping(bytes32 messageId => bool) public executed;
     /// @notice Which of the closed messages were bounced, not executed.
     mapping(bytes32 messageId => bool) public bounced;
+    /// @notice Messages this chain sent whose value came home here (a bounce message executed), by the
+    ///         id of the message bounced: what a sender contract checks before it gives the value back.
+    mapping(bytes32 bouncedId => bool) public refunded;
     /// @notice The number of priority operations processed: the index of the next one in this chain's
     ///         L1 priority queue.
     uint64 public priorityCursor;
@@ -349,6 +352,7 @@ contract Inbox is Ownable2Step {
     ///      and sees no context (that of an execution this refund is nested in is restored afterwards).
     function _refund(Messages.Message calldata message) private {
         bytes32 bouncedId = Messages.bouncedIdOf(message);
+        refunded[bouncedId] = true;
         uint256 amount = message.amount;
         if (amount != 0) {
             bool outerActive = _active;

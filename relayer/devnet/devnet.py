@@ -51,6 +51,8 @@ MAX_L2 = 8  # each institution's operator is one of anvil's 10 dev accounts (0 d
 DEPLOYER_ACCOUNT = 0
 USER_ACCOUNT = 9
 DEV_TOKEN_SUPPLY = 1_000_000 * 10**18
+DESK_INVENTORY = 100_000 * 10**18
+"""The deposit tokens each institution's SwapDesk holds for swaps, from its operator's supply."""
 MANIFEST = "manifest.json"
 KEYS_DIR = "keys"
 DEFAULT_CAPACITY = 16
@@ -376,15 +378,24 @@ def _deploy_institution(node: AnvilNode, entry: dict[str, Any], destinations: li
     inbox = deploy.deploy_inbox(deployer, router.address, entry["operator"], L1_CHAIN_ID, poseidon)
     deployer.send(router.functions.connect(outbox.address, inbox.address))
     recorder = deployer.deploy("CallRecorder")
+    gold = deploy.deploy_dev_token(deployer, f"Bank {letter} Tokenized Gold", f"GLD{letter}")
+    deployer.send(gold.functions.mint(anvil.dev_account(USER_ACCOUNT).address, DEV_TOKEN_SUPPLY))
+    deployer.send(router.functions.registerToken(gold.address))
+    desk = deployer.deploy("SwapDesk", outbox.address, inbox.address, entry["operator"])
     operator = deployer.with_signer(anvil.dev_account(entry["operator_account"]))
     for chain_id in destinations:
         operator.send(outbox.functions.setDestination(chain_id, True))
+    # The desk's inventory: the institution's deposit token, which its users receive in swaps.
+    operator.send(token.functions.approve(desk.address, DESK_INVENTORY))
+    operator.send(desk.functions.fund(token.address, DESK_INVENTORY))
     return {
         "asset_router": router.address,
         "outbox": outbox.address,
         "inbox": inbox.address,
         "deposit_token": token.address,
         "call_recorder": recorder.address,
+        "gold_token": gold.address,
+        "swap_desk": desk.address,
     }
 
 
@@ -401,6 +412,7 @@ def _write_institution_config(
             "allowed_assets": ["*"],
             "allowed_targets": ["*"],
             "force_after_seconds": FORCE_AFTER_SECONDS,
+            "swap_desk": other["contracts"]["swap_desk"],
         }
         for other in manifest["chains"]
         if other is not entry
@@ -412,7 +424,9 @@ def _write_institution_config(
             "rpc_urls": [entry["rpc_url"]],
             "finality": "safe",  # anvil's safe block with one slot an epoch: one block deep
             "poll_seconds": 0.25,  # the devnet's chains mine at once or every second
-            "contracts": {name: entry["contracts"][name] for name in ("asset_router", "outbox", "inbox")},
+            "contracts": {
+                name: entry["contracts"][name] for name in ("asset_router", "outbox", "inbox", "swap_desk")
+            },
             # anvil's well-known dev account: DEVNET ONLY, its key is public
             "signer": {"devnet_account": entry["operator_account"]},
         },

@@ -94,6 +94,7 @@ class Context:
     bus: Bus
     hub_client: HubClient
     metrics: Metrics
+    desk: Contract | None = None  # this chain's SwapDesk, if it has one
     wakeups: Wakeups = field(default_factory=Wakeups)
     watchers: dict[str, Watcher] = field(default_factory=dict)  # by name: "outbox", "l1-deposits"
     bus_secrets: tuple[PrivateKey, ...] = ()

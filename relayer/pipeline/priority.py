@@ -36,6 +36,7 @@ from bridge_contracts.views import HubBatch
 from hub.delivery import DeliveryError, delivery_from_json, message_from_json, message_key, message_to_json
 from hub.envelope import seal, unseal
 from proofs.merkle import MerkleError, poseidon_verify
+from relayer.pipeline import swaps
 from relayer.pipeline.context import Context, NoBusKey, now
 from relayer.pipeline.pusher import batch_tree
 from relayer.pipeline.receiver import peering_rule
@@ -117,15 +118,16 @@ class Forcer:
 
     def _force_late(self, moment: float) -> None:
         """Messages whose peer has not reported them executed within its force_after_seconds."""
-        late: dict[str, list[str]] = {}
+        late: dict[str, list[str]] = {}  # reason -> message ids
+        deadlines = self.ctx.store.swap_deadlines()
         for m in self.ctx.store.messages(direction="out", status=FORCEABLE):
             peer = self.ctx.peer_by_name(m.peer)
-            if peer is not None and (m.sent_at or m.created_at) + peer.force_after_seconds <= moment:
-                late.setdefault(peer.name, []).append(m.id)
-        for name, ids in late.items():
-            peer = self.ctx.peer_by_name(name)
-            assert peer is not None
-            reason = f"no receipt from {name} within force_after_seconds ({peer.force_after_seconds:g} s)"
+            if peer is None:
+                continue
+            at, reason = swaps.force_at(m.sent_at or m.created_at, peer, deadlines.get(m.id))
+            if at <= moment:
+                late.setdefault(reason, []).append(m.id)
+        for reason, ids in late.items():
             for m in self.ctx.store.request_force(ids, reason):
                 log.warning("%s: %s; forcing it through L1", m.id, reason)
 

@@ -47,6 +47,7 @@ from hub.envelope import (
     KIND_MESSAGES,
     KIND_RECEIPTS,
     KIND_RESYNC,
+    KIND_TERMS,
     Envelope,
     EnvelopeRefused,
     PeerKey,
@@ -56,6 +57,7 @@ from hub.envelope import (
 from proofs import merkle
 from proofs.groth16.verifier import VerifierError, verify
 from relayer.config import ANY, PeerConfig
+from relayer.pipeline import swaps
 from relayer.pipeline.context import Context, PerMinute
 from relayer.store import FINAL_STATUSES, Direction, InStatus, OutStatus, ReceiptUpdate, Received
 
@@ -169,6 +171,11 @@ class Receiver:
                     await self._messages(peer, envelope, delivery_from_json(envelope.body))
             elif envelope.kind == KIND_RECEIPTS:
                 self._receipts(peer, receipts_from_json(envelope.body), raw)
+            elif envelope.kind == KIND_TERMS:
+                try:
+                    await swaps.on_terms(ctx, peer, envelope.body)
+                except ValueError as exc:  # malformed terms, or a signature not the peer operator's
+                    raise DeliveryError(str(exc)) from None
             else:
                 assert envelope.kind == KIND_RESYNC
                 self._resync(peer)
@@ -398,6 +405,17 @@ def peering_rule(ctx: Context, peer: PeerConfig, m: Message) -> str | None:
                 original.id,
             )
         return None
+    desk = ctx.config.chain.contracts.swap_desk
+    if (
+        desk is not None
+        and peer.swap_desk is not None
+        and (m.sender.lower(), m.target.lower())
+        == (
+            peer.swap_desk.lower(),
+            desk.lower(),
+        )
+    ):
+        return None  # a swap between the two desks: the terms both operators signed govern it
     if ANY not in peer.allowed_targets and m.target.lower() not in {t.lower() for t in peer.allowed_targets}:
         return f"target not allowed: {peer.name} may not call {m.target}"
     if (
