@@ -15,7 +15,8 @@ message, a duplicate peer).
     GET    /v1/batches/{n}               the batch and its "history" of transitions
     GET    /v1/peers                     the config file's peers
     POST   /v1/peers                     {"name", "chain_id", "allowed_assets"?, "allowed_targets"?,
-                                          "rate_limit_per_minute"?, "force_after_seconds"?}
+                                          "rate_limit_per_minute"?, "force_after_seconds"?,
+                                          "swap_desk"?}
                                           -> 201 and the peer
     DELETE /v1/peers/{name}              the removed peer
     GET    /v1/refusals?limit=           refused inputs, newest first
@@ -86,6 +87,7 @@ _PEER_FIELDS: dict[str, type] = {
     "allowed_targets": list,
     "rate_limit_per_minute": int,
     "force_after_seconds": float,
+    "swap_desk": str,
 }
 
 
@@ -272,6 +274,7 @@ class _Api:
                 args.get("allowed_targets", (ANY,)),
                 args.get("rate_limit_per_minute", 600),
                 force_after_seconds=args.get("force_after_seconds"),
+                swap_desk=args.get("swap_desk"),
             )
         )
         return _json(_peer(peer), status=201)

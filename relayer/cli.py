@@ -330,6 +330,7 @@ def _allowed(values: tuple[str, ...], none: str) -> str:
     default=None,
     help="Seconds without the peer's receipt before a message is forced through L1 (default 21600).",
 )
+@click.option("--swap-desk", default=None, help="The peer's SwapDesk address, for atomic swaps with it.")
 def peers_add(
     *,
     config_path: Path,
@@ -340,6 +341,7 @@ def peers_add(
     targets: tuple[str, ...],
     rate_limit: int,
     force_after: float | None,
+    swap_desk: str | None,
 ) -> None:
     """Add the peer NAME, whose chain is CHAIN_ID, to the config file (validated before it is written)."""
     if no_value and assets:
@@ -352,6 +354,7 @@ def peers_add(
         targets or (ANY,),
         rate_limit,
         force_after_seconds=force_after,
+        swap_desk=swap_desk,
     )
     console.print(f"added peer {peer.name} (chain {peer.chain_id}) to {config_path}")
     console.print("a running daemon picks the change up by itself")

@@ -60,9 +60,10 @@ def add_peer(  # noqa: PLR0917 (the signature the daemon and the CLI share)
     rate_limit_per_minute: int = 600,
     *,
     force_after_seconds: float | None = None,
+    swap_desk: str | None = None,
 ) -> PeerConfig:
     """Append a [[peers]] table to the config file; returns the peer as validated (force_after_seconds
-    None: the default)."""
+    None: the default; swap_desk None: no swaps with it)."""
     path = Path(config_path)
     with _locked(path):
         current = institution_config.load(path)
@@ -82,6 +83,8 @@ def add_peer(  # noqa: PLR0917 (the signature the daemon and the CLI share)
         }
         if force_after_seconds is not None:
             values["force_after_seconds"] = force_after_seconds
+        if swap_desk is not None:
+            values["swap_desk"] = swap_desk
         _append_peer(path, doc, values)
         new_text = tomlkit.dumps(doc)
         expected = tomllib.loads(text)

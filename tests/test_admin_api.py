@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from web3 import Web3
 
 from relayer.api import make_app
 from relayer.config import load
@@ -257,6 +258,7 @@ def test_peers_through_the_api(env: Env) -> None:
                 "allowed_targets": ["*"],
                 "rate_limit_per_minute": 600,
                 "force_after_seconds": 21600.0,
+                "swap_desk": None,
             }
         ]
         new = {
@@ -265,10 +267,12 @@ def test_peers_through_the_api(env: Env) -> None:
             "allowed_assets": [ASSET],
             "rate_limit_per_minute": 60,
             "force_after_seconds": 120,
+            "swap_desk": "0x" + "ab" * 20,
         }
         response = await client.post("/v1/peers", headers=AUTH, json=new)
         assert response.status == 201
-        assert await response.json() == new | {"allowed_targets": ["*"]}
+        desk = Web3.to_checksum_address("0x" + "ab" * 20)
+        assert await response.json() == new | {"allowed_targets": ["*"], "swap_desk": desk}
         for body, status, error in [
             (new, 409, "there is already a peer named 'bank-c'"),
             ({"name": "bank-d", "chain_id": 901}, 400, "peers[2].chain_id: 901 is already used"),

@@ -22,7 +22,7 @@ from bridge_contracts import artifacts
 from bridge_contracts.views import HubChain, hub_chain
 from proofs.formats import snarkjs_json
 from relayer import config
-from relayer.devnet.devnet import nodes
+from relayer.devnet.devnet import DESK_INVENTORY, nodes
 
 XRELAY = [sys.executable, "-m", "relayer"]
 
@@ -106,6 +106,8 @@ def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
             "inbox",
             "deposit_token",
             "call_recorder",
+            "gold_token",
+            "swap_desk",
         }
         assert hub_chain(hub, chain["chain_id"]) == HubChain(True, True, chain["operator"], 0, outbox_hash=0)
         assert hub.functions.verifiers(chain["chain_id"], 16).call() == verifier
@@ -118,6 +120,9 @@ def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
         inbox = w3.eth.contract(address=chain["contracts"]["inbox"], abi=artifacts.load("Inbox").abi)
         assert inbox.functions.owner().call() == chain["operator"]
         assert inbox.functions.l1ChainId().call() == manifest["l1"]["chain_id"]
+        desk = w3.eth.contract(address=chain["contracts"]["swap_desk"], abi=artifacts.load("SwapDesk").abi)
+        assert desk.functions.owner().call() == chain["operator"]
+        assert desk.functions.held(chain["contracts"]["deposit_token"]).call() == DESK_INVENTORY
         loaded = config.load(chain["config"])
         assert loaded.institution == chain["name"]
         assert loaded.chain.chain_id == chain["chain_id"]

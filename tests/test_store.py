@@ -881,7 +881,27 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         assert store.batch_history(0) == []
 
 
+def _undo_v6(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE swaps")
+    conn.execute("DROP TABLE swap_terms")
+
+
+def test_a_version_5_store_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "v5.sqlite"
+    with Store(path) as store:
+        receive(store)
+    conn = sqlite3.connect(path)
+    _undo_v6(conn)
+    conn.execute("PRAGMA user_version = 5")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.counts() == {("in", "bank-b", "received"): 3}
+        assert store.swaps() == [] and store.swap_terms() == []
+
+
 def _undo_v5(conn: sqlite3.Connection) -> None:
+    _undo_v6(conn)
     conn.execute("DROP TABLE priority_ops")
     for column in ("force_tx", "force_index", "force_deadline"):
         conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")
