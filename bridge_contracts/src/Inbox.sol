@@ -198,7 +198,7 @@ contract Inbox is Ownable2Step {
             try this.execute(messages[i], proofs[i]) returns (bool ok) {
                 outcomes[i] = ok ? EXECUTED : FAILED;
             } catch (bytes memory reason) {
-                _checkNotStarved(gasBefore);
+                _checkNotStarved(gasBefore, reason);
                 outcomes[i] = REJECTED;
                 emit MessageRejected(Messages.idOf(messages[i].sourceChainId, messages[i].nonce), reason);
             }
@@ -250,7 +250,7 @@ contract Inbox is Ownable2Step {
             try this.bounceOne(messages[i], proofs[i], reasons[i]) {
                 outcomes[i] = BOUNCED;
             } catch (bytes memory reason) {
-                _checkNotStarved(gasBefore);
+                _checkNotStarved(gasBefore, reason);
                 outcomes[i] = REJECTED;
                 emit MessageRejected(Messages.idOf(messages[i].sourceChainId, messages[i].nonce), reason);
             }
@@ -380,7 +380,7 @@ contract Inbox is Ownable2Step {
             emit MessageExecuted(id, message.sourceChainId, message.nonce, message.target, message.assetId, message.amount);
             return true;
         } catch (bytes memory reason) {
-            _checkNotStarved(gasBefore);
+            _checkNotStarved(gasBefore, reason);
             executed[id] = false;
             emit MessageFailed(id, message.sourceChainId, message.nonce, reason);
             return false;
@@ -458,8 +458,12 @@ contract Inbox is Ownable2Step {
     ///      transaction reverts: a message is never recorded as failed or rejected for want of gas,
     ///      and eth_estimateGas settles on a limit that is enough. (A target that reverts only after
     ///      burning almost all the gas it is given is never recorded as failed either.)
-    function _checkNotStarved(uint256 gasBefore) private view {
+    ///      A call that failed with NotEnoughGas itself (a target's own call starved, e.g. a SwapDesk's)
+    ///      says the same, whatever gas is left here: each level keeps back only 1/64, so the 1/32 test
+    ///      alone does not carry across two levels of calls.
+    function _checkNotStarved(uint256 gasBefore, bytes memory reason) private view {
         if (gasleft() < gasBefore / 32) revert NotEnoughGas();
+        if (reason.length == 4 && bytes4(reason) == NotEnoughGas.selector) revert NotEnoughGas();
     }
 
     /// @dev Every check of execute; returns the message id.

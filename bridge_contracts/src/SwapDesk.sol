@@ -32,7 +32,7 @@ import {Messages} from "./lib/Messages.sol";
 ///
 ///         The desk owns only what `held` says (B's inventory, X it kept, fees): value in a swap is the
 ///         user's until the swap ends, and the owner can never withdraw it. Assets are ERC-20 tokens
-///         (the native token is not swapped: wrap it).
+///         (neither chain's native token is swapped: wrap it).
 contract SwapDesk is Ownable2Step {
     using SafeERC20 for IERC20;
 
@@ -114,6 +114,13 @@ contract SwapDesk is Ownable2Step {
 
     uint256 public constant PRICE_ONE = 1e18;
     uint16 public constant MAX_FEE_BPS = 10_000;
+    /// @notice The least gas phase 2 (receiveSwap) starts with: well above what any of its paths uses (a
+    ///         swap, a refund, a swap whose send fails and is refunded: about 0.3M to 0.4M). With less it
+    ///         reverts NotEnoughGas, which the Inbox takes for an execution that ran out of gas (the
+    ///         transaction reverts). Without it, a call that runs out deep inside phase 2 (the Outbox's
+    ///         hashing, in the refund's send) reverts with no reason and hands gas back on its way up, and
+    ///         the Inbox would record the message as failed, at the very limits a gas estimate settles on.
+    uint256 public constant PHASE2_GAS = 800_000;
 
     Outbox public immutable outbox;
     Inbox public immutable inbox;
@@ -182,7 +189,9 @@ contract SwapDesk is Ownable2Step {
     function registerTerms(Terms calldata terms) external onlyOwner returns (bytes32 termsId) {
         bool sideA = terms.chainA == chainId && terms.deskA == address(this);
         bool sideB = terms.chainB == chainId && terms.deskB == address(this);
-        if (sideA == sideB) revert NotThisDesk(terms.chainA, terms.deskA, terms.chainB, terms.deskB);
+        if (sideA == sideB || terms.chainA == terms.chainB) {
+            revert NotThisDesk(terms.chainA, terms.deskA, terms.chainB, terms.deskB);
+        }
         if (terms.priceMin == 0 || terms.priceMin > terms.priceMax) revert BadBand(terms.priceMin, terms.priceMax);
         if (terms.feeBps >= MAX_FEE_BPS) revert FeeTooHigh(terms.feeBps);
         if (terms.minAmountX == 0 || terms.minAmountX > terms.maxAmountX) {
@@ -190,10 +199,18 @@ contract SwapDesk is Ownable2Step {
         }
         if (terms.window == 0) revert ZeroWindow();
         if (terms.lastStart <= block.timestamp) revert LastStartPassed(terms.lastStart);
+        // Neither asset may be either chain's native token: it would arrive as msg.value, which no phase
+        // takes (X on B's side, or Y on A's: a result that pays A's native token fails on A at every try).
+        address native = router.NATIVE_TOKEN();
+        bytes32 nativeA = router.assetIdOf(terms.chainA, native);
+        bytes32 nativeB = router.assetIdOf(terms.chainB, native);
+        if (terms.assetX == nativeA || terms.assetX == nativeB || terms.assetY == nativeA || terms.assetY == nativeB) {
+            revert NativeNotSwappable();
+        }
         // The asset this side pays out must exist here (X on A, Y on B; the other may arrive later).
         _tokenOf(sideA ? terms.assetX : terms.assetY);
         termsId = keccak256(abi.encode(terms));
-        if (_terms[termsId].chainA != 0) revert TermsAlreadyRegistered(termsId);
+        if (_terms[termsId].window != 0) revert TermsAlreadyRegistered(termsId);
         _terms[termsId] = terms;
         emit TermsRegistered(termsId, terms);
     }
@@ -228,7 +245,7 @@ contract SwapDesk is Ownable2Step {
     ///         least `minAmountY` of Y, paid to the caller; its deadline is now plus the terms' window.
     function initiate(bytes32 termsId, uint128 amountX, uint128 minAmountY) external returns (bytes32 swapId) {
         Terms storage terms = _terms[termsId];
-        if (terms.chainA == 0) revert UnknownTerms(termsId);
+        if (terms.window == 0) revert UnknownTerms(termsId);
         if (terms.chainA != chainId || terms.deskA != address(this)) revert NotSideA(termsId);
         if (block.timestamp > terms.lastStart) revert TermsExpired(termsId, terms.lastStart);
         if (amountX < terms.minAmountX || amountX > terms.maxAmountX) {
@@ -258,6 +275,7 @@ contract SwapDesk is Ownable2Step {
     /// @notice Phase 2: called by the Inbox executing a phase-1 message. Sends exactly one result
     ///         message back to the sender: Y (swapped) or its X (refunded, with the reason).
     function receiveSwap(Order calldata order) external onlyInbox {
+        if (gasleft() < PHASE2_GAS) revert NotEnoughGas();
         (uint64 source, address sender, bytes32 assetId, uint256 amount) = inbox.context();
         if (amount == 0) revert NoValue();
         bytes32 swapId = swapIdOf(source, sender, order.swapNonce);
@@ -270,7 +288,8 @@ contract SwapDesk is Ownable2Step {
             amountY = quote(order.termsId, order.amountX);
             // The desk catches its own failures: a swap that cannot be sent is refunded instead. One that
             // ran out of gas says nothing about the swap: the transaction reverts (as Inbox does), so no
-            // gas estimate settles on a limit that only the refund fits in.
+            // gas estimate settles on a limit that only the refund fits in. (Past PHASE2_GAS, only a Y
+            // token that burns gas runs out here.)
             uint256 gasBefore = gasleft();
             try this.sendSwapped(swapId, source, sender, terms.assetY, amountY) returns (uint64 nonce) {
                 held[_tokenOf(terms.assetX)] += amount;

@@ -22,6 +22,7 @@ import asyncio
 import logging
 
 from eth_abi.abi import decode as abi_decode
+from web3 import Web3
 from web3.types import BlockIdentifier, TxReceipt
 
 from bridge_contracts.chain import Reverted
@@ -109,7 +110,8 @@ class Settler:
             origin, token = abi_decode(["uint256", "address"], m.asset_data[:64])
             if origin == self.ctx.chain_id:
                 await self.ctx.l1_sender.send(
-                    hub.functions.registerAsset(origin, token), what=f"register asset 0x{asset.hex()}"
+                    hub.functions.registerAsset(origin, Web3.to_checksum_address(token)),
+                    what=f"register asset 0x{asset.hex()}",
                 )
 
     async def _priority_cursor(self) -> tuple[int, bytes]:

@@ -305,7 +305,7 @@ class Swaps:
         ctx = self.ctx
         assert ctx.desk is not None
         registered = await ctx.call(ctx.desk.functions.termsOf(terms.terms.terms_id))
-        if registered[0] != 0:
+        if registered[-1] != 0:  # its window: never 0 for registered terms
             ctx.store.terms_registered(terms.terms_id, None)
             return
         try:
