@@ -53,10 +53,11 @@ from bridge_contracts.swaps import Terms
 from hub.config_fields import show
 from relayer import peers as peer_ops
 from relayer.config import ANY, ConfigError, PeerConfig
+from relayer.config import load as load_config
 from relayer.halts import Resolution
 from relayer.metrics import CONTENT_TYPE, Metrics
 from relayer.peers import PeerConflict, PeerError, UnknownPeer
-from relayer.pipeline.swaps import Operations, TermsError
+from relayer.pipeline.swaps import Operations, TermsError, bounce_refusal
 from relayer.sender import SendFailed
 from relayer.store import (
     HALT_SCOPES,
@@ -194,6 +195,12 @@ class _Api:
         reason = body.get("reason") if isinstance(body, dict) else None
         if not isinstance(reason, str) or not reason.strip():
             raise _error(400, "the body must be a JSON object with a non-empty 'reason' (sent to the source)")
+        found = await asyncio.to_thread(self.store.message, message_id)
+        if found is not None:
+            config = await asyncio.to_thread(load_config, self.config_path)
+            refusal = bounce_refusal(config, found.message)
+            if refusal is not None:
+                raise _error(409, refusal)
         return await self._request(message_id, self.store.request_bounce, f"{reason} (through the admin API)")
 
     async def force(self, request: web.Request) -> web.Response:

@@ -39,6 +39,7 @@ from relayer.devnet.demo import Demo
 from relayer.devnet.devnet import DevnetError
 from relayer.peers import PeerError
 from relayer.pipeline.prover import ProverPoolError
+from relayer.pipeline.swaps import bounce_refusal
 from relayer.store import (
     BatchStatus,
     Direction,
@@ -569,8 +570,12 @@ def replay(config_path: Path, message_id: str) -> None:
 def bounce(config_path: Path, message_id: str, reason: str) -> None:
     """Give up on the failed incoming message ID: the daemon bounces it, so its value goes back to the
     source chain and its sender is refunded (safe to repeat)."""
+    config = institution_config.load(config_path)
     with _open_store(config_path) as store:
         before = store.message(message_id)
+        refusal = None if before is None else bounce_refusal(config, before.message)
+        if refusal is not None:
+            raise StoreError(refusal)
         status = store.request_bounce(message_id, f"{reason} (from the CLI)")
     if before is not None and before.status != status:
         console.print(f"message {message_id}: {before.status} -> {status}; the daemon bounces it shortly")

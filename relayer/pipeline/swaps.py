@@ -25,15 +25,16 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_utils.crypto import keccak
 from web3.contract import Contract
 from web3.types import EventData
 
 from bridge_contracts.chain import Reverted
-from bridge_contracts.messages import sign_digest
+from bridge_contracts.messages import Message, sign_digest
 from bridge_contracts.swaps import Swap, SwapState, Terms, terms_digest
 from hub.delivery import message_key
 from hub.envelope import KIND_TERMS
-from relayer.config import SETTLE_SECONDS, PeerConfig
+from relayer.config import SETTLE_SECONDS, InstitutionConfig, PeerConfig
 from relayer.pipeline.context import Context
 from relayer.sender import SendFailed, failure_reason
 from relayer.store import (
@@ -58,6 +59,23 @@ WINDOW_MARGIN_SECONDS = 60.0
 FORCE_SHARE = 4
 """A swap's phase 1 is forced once 1/FORCE_SHARE of its window has passed without B's receipt (or the
 peer's force_after_seconds, if sooner)."""
+
+
+RESULT_SELECTOR = keccak(b"receiveResult(bytes32,uint8,uint8,uint128)")[:4]
+"""The call a swap's result message makes on A's desk (`SwapDesk.receiveResult`)."""
+
+
+def bounce_refusal(config: InstitutionConfig, m: Message) -> str | None:
+    """Why an operator may not bounce `m`, or None: a swap's result to this chain's desk is the only way
+    the swap ends; bounced, its value would go back to B's desk, where nothing accounts for it. A failed
+    result is replayed instead (its cause fixed first)."""
+    desk = config.chain.contracts.swap_desk
+    if desk is not None and m.target.lower() == desk.lower() and m.data[:4] == RESULT_SELECTOR:
+        return (
+            f"message {message_key(m.source_chain_id, m.nonce)} is a swap's result to this chain's desk: it "
+            "is never bounced (its value would be stranded on the counterparty's desk); replay it instead"
+        )
+    return None
 
 
 class TermsError(ValueError):
