@@ -8,7 +8,7 @@ DEMO_DIR := .xrelay/demo
 
 BENCH_DIR := bench-results
 
-.PHONY: setup mosquitto demo test lint typecheck unit bench bench-prover bench-relay contracts constraints clean
+.PHONY: setup mosquitto demo test lint typecheck unit bench bench-prover bench-relay bench-swaps contracts constraints clean
 
 setup: $(PY_STAMP) $(NPM_STAMP) mosquitto
 
@@ -46,7 +46,8 @@ $(NPM_STAMP): bridge_contracts/package.json bridge_contracts/package-lock.json
 	touch $@
 
 # The main job: the devnet, the hub service and two daemons; messages, a call with value and a
-# tokenized asset both ways; a table of the results; everything shut down (also on failure).
+# tokenized asset both ways; an atomic swap of gold for a stablecoin (one completed, one refunded);
+# tables of the results; everything shut down (also on failure).
 demo: setup
 	$(BIN)/xrelay demo --state-dir $(DEMO_DIR)
 
@@ -75,6 +76,10 @@ bench: setup
 # End-to-end throughput and latency through the real daemons, beside the node's raw capacity.
 bench-relay: setup
 	$(BIN)/python -m benchmarks.relay --out $(BENCH_DIR)/relay.json
+
+# Atomic swaps through the real daemons: swaps per second, initiate -> redeemed latency, gas per phase.
+bench-swaps: setup
+	$(BIN)/python -m benchmarks.swaps --out $(BENCH_DIR)/swaps.json
 
 # Our Groth16 prover beside snarkjs on the same keys and witnesses (several minutes on 2 cores).
 bench-prover: setup

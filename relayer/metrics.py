@@ -117,10 +117,10 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        self.swap_oldest_open_seconds = Gauge(
-            "xrelay_swap_oldest_open_seconds",
-            "Seconds left before the deadline of the oldest swap this chain's users started that has no "
-            "result yet (negative: past its deadline, B refunds it when it runs; absent: none).",
+        self.swap_nearest_deadline_seconds = Gauge(
+            "xrelay_swap_nearest_deadline_seconds",
+            "Seconds left before the nearest deadline of the swaps this chain's users started that have no "
+            "result yet (negative: past it, B refunds the swap when it runs its phase 2; absent: none).",
             registry=self.registry,
         )
         self._backlog_labels: set[tuple[str, str]] = set()
@@ -197,7 +197,7 @@ class Metrics:
         for reason, count in refunded.items():
             self.swaps_refunded.labels(reason=reason).set(count)
         deadlines = store.swap_deadlines()
-        self.swap_oldest_open_seconds.set(min(deadlines.values()) - now if deadlines else float("nan"))
+        self.swap_nearest_deadline_seconds.set(min(deadlines.values()) - now if deadlines else float("nan"))
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

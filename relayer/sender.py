@@ -64,14 +64,21 @@ class Sender:
     def address(self) -> str:
         return str(self.chain.signer.address)
 
-    async def send(self, fn: ContractFunction, *, what: str, value: int = 0, extra_gas: int = 0) -> TxReceipt:
+    async def send(
+        self, fn: ContractFunction, *, what: str, value: int = 0, extra_gas: int = 0, until_fed: bool = False
+    ) -> TxReceipt:
         """Send `fn` and wait until it is mined; raise Reverted (decoded) if it reverts. `extra_gas` is
         added to the node's estimate, for work the estimate cannot see (a call that may fail inside
-        the transaction without failing it)."""
+        the transaction without failing it). `until_fed`: the limit is doubled (up to the block's) while
+        a call at it reverts NotEnoughGas() — an Inbox round whose estimate settled where one execution
+        fails quietly, and the limit plus extra_gas is still too little for what runs once it does not
+        (a first arrival that deploys a token, then a SwapDesk's phase 2, which needs PHASE2_GAS)."""
         async with self._lock:
-            return await asyncio.to_thread(self._send, fn, what, value, extra_gas)
+            return await asyncio.to_thread(self._send, fn, what, value, extra_gas, until_fed)
 
-    def _send(self, fn: ContractFunction, what: str, value: int, extra_gas: int) -> TxReceipt:
+    def _send(
+        self, fn: ContractFunction, what: str, value: int, extra_gas: int, until_fed: bool
+    ) -> TxReceipt:
         w3 = self.chain.w3
         nonce = w3.eth.get_transaction_count(self.chain.signer.address, "pending")
         tip = int(w3.eth.max_priority_fee)
@@ -88,9 +95,11 @@ class Sender:
             tx = cast(dict[str, Any], fn.build_transaction(params))
         except ContractLogicError as exc:
             raise reverted_error(what, exc) from exc
-        if extra_gas:
+        if extra_gas or until_fed:
             limit = int(w3.eth.get_block("latest")["gasLimit"])
             tx["gas"] = min(limit, int(tx["gas"]) + extra_gas)
+            if until_fed:
+                tx["gas"] = self._fed(tx, limit, what)
         sent: list[HexBytes] = []
         for round_ in range(self.max_bumps + 1):
             if round_:
@@ -117,6 +126,19 @@ class Sender:
                     raise Reverted(what, f"transaction {tx_hash} failed in block {receipt['blockNumber']}")
                 return receipt
         raise SendFailed(f"{what}: nonce {nonce} still unmined after {self.max_bumps} fee bumps")
+
+    def _fed(self, tx: dict[str, Any], limit: int, what: str) -> int:
+        """tx's gas limit, doubled (up to `limit`) until a call at it does not revert NotEnoughGas()."""
+        gas = int(tx["gas"])
+        while True:
+            try:
+                self.chain.w3.eth.call(cast(TxParams, {**tx, "gas": gas}))
+                return gas
+            except ContractLogicError as exc:
+                error = reverted_error(what, exc)
+                if not error.error.startswith("NotEnoughGas") or gas >= limit:
+                    raise error from exc
+                gas = min(limit, 2 * gas)
 
     def _wait(self, hashes: list[HexBytes], timeout: float) -> TxReceipt | None:
         deadline = time.monotonic() + timeout

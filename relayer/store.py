@@ -2338,6 +2338,14 @@ class Store:
                     ],
                 )
 
+    def waiting_terms(self, peer: str) -> int:
+        """How many of `peer`'s proposals are offered (waiting for this operator) or refused."""
+        rows = self._query(
+            "SELECT count(*) AS n FROM swap_terms WHERE peer = ? AND status IN (?, ?)",
+            [peer, str(TermsStatus.OFFERED), str(TermsStatus.REFUSED)],
+        )
+        return int(rows[0]["n"])
+
     def swap_terms(self, *, status: str | Sequence[str] | None = None) -> list[StoredTerms]:
         sql, params = "SELECT * FROM swap_terms", []
         if status is not None:

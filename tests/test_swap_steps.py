@@ -109,7 +109,7 @@ def test_swaps_follow_the_desk_and_the_metrics_count_them(tmp_path: Path) -> Non
     assert 'xrelay_swaps{side="a",status="refunded"} 1.0' in text
     assert 'xrelay_swaps{side="a",status="initiated"} 1.0' in text
     assert 'xrelay_swaps_refunded{reason="slippage"} 1.0' in text
-    assert "xrelay_swap_oldest_open_seconds 5" in text  # about 600 s left
+    assert "xrelay_swap_nearest_deadline_seconds 5" in text  # about 600 s left
 
 
 def test_w_must_cover_the_priority_window_proving_and_settlement() -> None:

@@ -103,9 +103,11 @@ contract Inbox is Ownable2Step {
     mapping(bytes32 messageId => bool) public executed;
     /// @notice Which of the closed messages were bounced, not executed.
     mapping(bytes32 messageId => bool) public bounced;
-    /// @notice Messages this chain sent whose value came home here (a bounce message executed), by the
-    ///         id of the message bounced: what a sender contract checks before it gives the value back.
-    mapping(bytes32 bouncedId => bool) public refunded;
+    /// @notice What came home here for a message this chain sent (a bounce message executed), by the id
+    ///         of the message bounced: keccak256(abi.encode(uint64 bouncing chain, bytes32 assetId,
+    ///         uint256 amount)), 0 if nothing did. A sender contract checks the chain it sent to and the
+    ///         value it sent before it gives the value back (any chain can settle a bounce naming any id).
+    mapping(bytes32 bouncedId => bytes32) public refunded;
     /// @notice The number of priority operations processed: the index of the next one in this chain's
     ///         L1 priority queue.
     uint64 public priorityCursor;
@@ -352,7 +354,7 @@ contract Inbox is Ownable2Step {
     ///      and sees no context (that of an execution this refund is nested in is restored afterwards).
     function _refund(Messages.Message calldata message) private {
         bytes32 bouncedId = Messages.bouncedIdOf(message);
-        refunded[bouncedId] = true;
+        refunded[bouncedId] = Messages.refundOf(message.sourceChainId, message.assetId, message.amount);
         uint256 amount = message.amount;
         if (amount != 0) {
             bool outerActive = _active;

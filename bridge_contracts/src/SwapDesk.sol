@@ -23,7 +23,7 @@ import {Messages} from "./lib/Messages.sol";
 ///         result message, receiveResult(...), in the same transaction, whatever fails.
 ///         Phase 3, on A, in the Inbox's execution of the result: the user is paid Y, or gets X back.
 ///         If B's operator bounces the phase-1 message instead, its value comes home to this desk (a
-///         refund, Inbox.refunded) and reclaim(swapId) returns it to the user.
+///         refund, Inbox.refunded: from chain B, exactly X) and reclaim(swapId) returns it to the user.
 ///
 ///         termsId   = keccak256(abi.encode(Terms))
 ///         swapId    = keccak256(abi.encode(uint64 chainA, address deskA, uint64 swapNonce))
@@ -162,7 +162,6 @@ contract SwapDesk is Ownable2Step {
     error OnlySelf(address caller);
     error NoValue();
     error DuplicateSwap(bytes32 swapId);
-    error UnknownSwap(bytes32 swapId);
     error NotFromCounterparty(uint64 sourceChainId, address sender);
     error WrongResult(bytes32 swapId);
     error NotInitiated(bytes32 swapId, State state);
@@ -376,7 +375,10 @@ contract SwapDesk is Ownable2Step {
     function reclaim(bytes32 swapId) external {
         Swap storage swap = _swaps[swapId];
         if (swap.state != State.Initiated) revert NotInitiated(swapId, swap.state);
-        if (!inbox.refunded(Messages.idOf(chainId, swap.messageNonce))) revert NotBounced(swapId);
+        // B's bounce of this swap's phase 1, bringing back exactly its X (a bounce from another chain, or
+        // of another value, is not this swap's refund).
+        bytes32 expected = Messages.refundOf(_terms[swap.termsId].chainB, _terms[swap.termsId].assetX, swap.amountX);
+        if (inbox.refunded(Messages.idOf(chainId, swap.messageNonce)) != expected) revert NotBounced(swapId);
         swap.state = State.Refunded;
         swap.reason = Reason.Bounced;
         IERC20(_tokenOf(_terms[swap.termsId].assetX)).safeTransfer(swap.user, swap.amountX);

@@ -275,11 +275,12 @@ class SwapDemo:
             terms_id = pair.agree(terms)
         pair.quote(PRICE)
         low, high = (_ether(p) for p in PRICE_BAND)
+        least = f"least_window({devnet.PRIORITY_WINDOW_SECONDS} s priority window, {max_wait:g} s max wait)"
         self.console.print(
-            f"swap terms {terms_id[:10]}… agreed and on both desks: {self.x} (bank-a) for {self.y} "
-            f"(bank-b), band {low}..{high} {self.y} per {self.x}, fee {FEE_BPS} bps, window W {window} s "
-            f"(least_window({devnet.PRIORITY_WINDOW_SECONDS} s priority window, {max_wait:g} s max wait) "
-            f"+ {WINDOW_MARGIN} s); bank-b quotes {_ether(PRICE)} {self.y} per {self.x}"
+            f"swap terms {terms_id[:10]}… agreed and on both desks: {self.x} (bank-a's tokenized gold) "
+            f"for {self.y} (bank-b's stablecoin), band {low}..{high} {self.y} per {self.x}, fee {FEE_BPS} "
+            f"bps, window W {window} s ({least} + {WINDOW_MARGIN} s); bank-b quotes {_ether(PRICE)} "
+            f"{self.y} per {self.x}"
         )
         before = pair.ledger()
         one = 10**18

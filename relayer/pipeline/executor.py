@@ -512,7 +512,7 @@ class Executor:
         for the gas of the BridgedTokens it deploys."""
         try:
             extra = 0 if deploying is None else await self._deployments(deploying)
-            return await self.ctx.l2_sender.send(fn, what=what, extra_gas=extra)
+            return await self.ctx.l2_sender.send(fn, what=what, extra_gas=extra, until_fed=True)
         except Exception as exc:
             reason = exc.error if isinstance(exc, Reverted) else str(exc)
             not_sent(ids, reason)

@@ -340,8 +340,8 @@ def _bounce_rule(ctx: Context, m: Message) -> str | None:
     """Why a forced message is bounced rather than executed (None: executed). L1 checked it is settled
     and addressed here, so it is processed either way: one the peering refuses sends its value home.
     A bounce message (value coming home) is always executed."""
-    if m.is_bounce:
-        return None
+    if m.is_bounce or swaps.bounce_refusal(ctx.config, m) is not None:
+        return None  # a swap's result is executed whatever: the desk checks who sent it
     peer = ctx.peer_by_chain(m.source_chain_id)
     if peer is None:
         return f"not a peer: chain {m.source_chain_id} is not in this institution's peering"

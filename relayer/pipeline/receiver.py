@@ -405,17 +405,11 @@ def peering_rule(ctx: Context, peer: PeerConfig, m: Message) -> str | None:
                 original.id,
             )
         return None
-    desk = ctx.config.chain.contracts.swap_desk
-    if (
-        desk is not None
-        and peer.swap_desk is not None
-        and (m.sender.lower(), m.target.lower())
-        == (
-            peer.swap_desk.lower(),
-            desk.lower(),
-        )
-    ):
+    desk, theirs = ctx.config.chain.contracts.swap_desk, peer.swap_desk
+    if desk and theirs and (m.sender.lower(), m.target.lower()) == (theirs.lower(), desk.lower()):
         return None  # a swap between the two desks: the terms both operators signed govern it
+    if swaps.bounce_refusal(ctx.config, m) is not None:
+        return None  # a swap's result is never bounced (its desk or peering changed): the desk checks it
     if ANY not in peer.allowed_targets and m.target.lower() not in {t.lower() for t in peer.allowed_targets}:
         return f"target not allowed: {peer.name} may not call {m.target}"
     if (

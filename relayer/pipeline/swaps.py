@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 TERMS_RESEND_SECONDS = 30.0
 """How often a proposal the peer has not answered is sent again."""
 RECLAIM_RETRY_SECONDS = 30.0
+MAX_WAITING_TERMS = 100
+"""The most terms one peer may have offered or refused here at once: more proposals are refused unread."""
 PROVING_ALLOWANCE_SECONDS = 120.0
 """What W allows for proving a batch, on top of batch.max_wait_seconds and SETTLE_SECONDS."""
 WINDOW_MARGIN_SECONDS = 60.0
@@ -178,12 +180,19 @@ async def on_terms(ctx: Context, peer: PeerConfig, body: Any) -> None:
     terms_id = "0x" + terms.terms_id.hex()
     action = body["action"]
     if action == "refuse":
-        reason = str(body.get("reason", ""))[:500]
-        known = ctx.store.terms(terms_id)
-        if known is not None and known.peer == peer.name:
+        reason = "".join(c if c.isprintable() else "?" for c in str(body.get("reason", ""))[:500])
+        refused = ctx.store.terms(terms_id)
+        if refused is not None and refused.peer == peer.name:
             ctx.store.terms_problem(terms_id, f"{peer.name} refused them: {reason}", refused=True)
             log.warning("%s refused swap terms %s: %s", peer.name, terms_id, reason)
         return
+    known = ctx.store.terms(terms_id)
+    if known is not None and known.peer != peer.name:
+        raise ValueError(f"terms {terms_id} are with {known.peer}, not {peer.name}")
+    if action == "accept" and (known is None or known.status != TermsStatus.PROPOSED):
+        return  # not (or no longer) waiting for an acceptance: nothing to do, nothing to read on L1
+    if action == "propose" and known is None and ctx.store.waiting_terms(peer.name) >= MAX_WAITING_TERMS:
+        raise ValueError(f"{peer.name} has {MAX_WAITING_TERMS} terms offered or refused here already")
     signature = body.get("signature")
     if not isinstance(signature, str):
         raise ValueError("a swap-terms proposal or acceptance needs the sender's signature")
@@ -203,6 +212,8 @@ async def on_terms(ctx: Context, peer: PeerConfig, body: Any) -> None:
             log.info("%s accepted swap terms %s", peer.name, terms_id)
             ctx.wakeups.wake("swaps")
         return
+    if problem is None and known is not None and known.status == TermsStatus.REFUSED:
+        problem = known.error or "refused"  # e.g. registerTerms reverted here: the peer stops resending
     if problem is not None:
         log.warning("refused swap terms %s from %s: %s", terms_id, peer.name, problem)
         ctx.store.refuse_terms(terms, peer.name, side_of(ctx, terms), problem)
@@ -276,9 +287,11 @@ def desk_handler(ctx: Context) -> Handler:
             terms = ctx.store.terms("0x" + swap.terms_id.hex())
             if known is not None:
                 side, peer = known.side, known.peer
-            else:
+            elif terms is not None:
+                side, peer = side_of(ctx, terms.terms), terms.peer
+            else:  # B refunding a swap under terms it does not have: A's first record is "initiated"
                 side = SwapSide.A if swap.state == SwapState.INITIATED else SwapSide.B
-                peer = terms.peer if terms is not None else "?"
+                peer = "?"
             message_id = message_key(ctx.chain_id, swap.message_nonce)
             records.append(SwapRecord(swap_id, side, peer, message_id, swap, event["blockNumber"]))
         if ctx.store.record_swaps(records, cursor=cursor):

@@ -129,6 +129,12 @@ library Messages {
         return keccak256(abi.encode(hash, priorityId));
     }
 
+    /// @notice What a bounce brought home (Inbox.refunded): keccak256(abi.encode(uint64 bouncingChainId,
+    ///         bytes32 assetId, uint256 amount)).
+    function refundOf(uint64 bouncingChainId, bytes32 assetId, uint256 amount) internal pure returns (bytes32) {
+        return keccak256(abi.encode(bouncingChainId, assetId, amount));
+    }
+
     /// @notice The message's unique id: its source chain and its nonce there.
     function idOf(uint64 sourceChainId, uint64 nonce) internal pure returns (bytes32) {
         return keccak256(abi.encode(sourceChainId, nonce));
