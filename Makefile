@@ -72,6 +72,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.envelope --out $(BENCH_DIR)/envelope.json
 	$(BIN)/python -m benchmarks.priority_gas --out $(BENCH_DIR)/priority_gas.json
 	$(BIN)/python -m benchmarks.forced --out $(BENCH_DIR)/forced.json
+	$(BIN)/python -m benchmarks.swap_gas --out $(BENCH_DIR)/swap_gas.json
 
 # End-to-end throughput and latency through the real daemons, beside the node's raw capacity.
 bench-relay: setup

@@ -45,6 +45,16 @@ def compile_sources(sources_dir: Path = SOURCES_DIR) -> BuildResult:
     if not sources:
         raise CompileError(f"no Solidity sources in {sources_dir}")
     request = {"language": "Solidity", "sources": sources, "settings": SETTINGS}
+    key = json.dumps(request, sort_keys=True)
+    if key not in _compiled:  # the same sources compile to the same result: once per process
+        _compiled[key] = _compile(root, request)
+    return _compiled[key]
+
+
+_compiled: dict[str, BuildResult] = {}
+
+
+def _compile(root: Path, request: dict[str, Any]) -> BuildResult:
     cmd = [
         toolchain.node(),
         str(toolchain.solcjs()),
@@ -77,7 +87,7 @@ def compile_sources(sources_dir: Path = SOURCES_DIR) -> BuildResult:
 
     version = toolchain.solc_version()
     artifacts: dict[str, str] = {}
-    for source_name in sources:
+    for source_name in request["sources"]:
         for name, out in sorted(output["contracts"].get(source_name, {}).items()):
             file_name = f"{name}.json"
             if file_name in artifacts:

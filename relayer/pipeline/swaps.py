@@ -11,7 +11,7 @@ The "swap-desk" watcher stores every final `SwapRecorded` event of this chain's 
 the desk emits the whole swap at each change, so the store holds each swap as the desk has it. The
 swaps themselves move by messages the pipeline already carries (phase 1 from A's desk, the result from
 B's), forced through L1 when the peer ignores them (the forcer forces a swap's phase 1 by a quarter of
-its window at the latest: `force_after`). What is left to this step: registering terms, sending the
+its window at the latest: `force_at`). What is left to this step: registering terms, sending the
 terms envelopes again until answered, and `SwapDesk.reclaim` for a swap whose phase 1 B bounced.
 """
 
