@@ -184,6 +184,20 @@ def quote(amount_x: int, price: int, fee_bps: int) -> int:
     return min(amount_x * price // PRICE_ONE * (MAX_FEE_BPS - fee_bps) // MAX_FEE_BPS, (1 << 128) - 1)
 
 
+SWAP_FIELDS = (
+    "termsId",
+    "user",
+    "amountX",
+    "minAmountY",
+    "amountY",
+    "deadline",
+    "messageNonce",
+    "state",
+    "reason",
+)
+"""`SwapDesk.Swap`'s fields, in order."""
+
+
 @dataclass(frozen=True)
 class Swap:
     """`SwapDesk.Swap`, one desk's record of a swap (the `SwapRecorded` event)."""
@@ -197,6 +211,11 @@ class Swap:
     message_nonce: int
     state: SwapState
     reason: SwapReason
+
+    @classmethod
+    def from_tuple(cls, record: Any) -> Swap:
+        """From what `desk.functions.swapOf(swapId).call()` returns."""
+        return cls.from_event(dict(zip(SWAP_FIELDS, record, strict=True)))
 
     @classmethod
     def from_event(cls, record: Any) -> Swap:

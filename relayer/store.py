@@ -2208,19 +2208,8 @@ class Store:
         with self._write() as db:
             known = self._terms_or_none(db, terms_id)
             if known is None:
-                db.execute(
-                    "INSERT INTO swap_terms (terms_id, peer, side, document, status, our_signature, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        terms_id,
-                        peer,
-                        str(side),
-                        orjson.dumps(terms.to_json()).decode(),
-                        str(TermsStatus.PROPOSED),
-                        signature,
-                        now,
-                        now,
-                    ],
+                self._insert_terms(
+                    db, terms, peer, side, TermsStatus.PROPOSED, now=now, our_signature=signature
                 )
             elif known.status in (TermsStatus.OFFERED, TermsStatus.REFUSED):
                 status = TermsStatus.ACCEPTED if known.their_signature else TermsStatus.PROPOSED
@@ -2241,19 +2230,8 @@ class Store:
         with self._write() as db:
             known = self._terms_or_none(db, terms_id)
             if known is None:
-                db.execute(
-                    "INSERT INTO swap_terms (terms_id, peer, side, document, status, their_signature, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        terms_id,
-                        peer,
-                        str(side),
-                        orjson.dumps(terms.to_json()).decode(),
-                        str(TermsStatus.OFFERED),
-                        signature,
-                        now,
-                        now,
-                    ],
+                self._insert_terms(
+                    db, terms, peer, side, TermsStatus.OFFERED, now=now, their_signature=signature
                 )
             elif known.status == TermsStatus.PROPOSED:
                 self._terms_signed(db, terms_id, signature, now)
@@ -2323,20 +2301,7 @@ class Store:
         now = time.time()
         with self._write() as db:
             if self._terms_or_none(db, terms_id) is None:
-                db.execute(
-                    "INSERT INTO swap_terms (terms_id, peer, side, document, status, error, created_at, "
-                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        terms_id,
-                        peer,
-                        str(side),
-                        orjson.dumps(terms.to_json()).decode(),
-                        str(TermsStatus.REFUSED),
-                        error,
-                        now,
-                        now,
-                    ],
-                )
+                self._insert_terms(db, terms, peer, side, TermsStatus.REFUSED, now=now, error=error)
 
     def waiting_terms(self, peer: str) -> int:
         """How many of `peer`'s proposals are offered (waiting for this operator) or refused."""
@@ -2357,6 +2322,29 @@ class Store:
     def terms(self, terms_id: str) -> StoredTerms | None:
         with self._read() as db:
             return self._terms_or_none(db, terms_id.lower())
+
+    @staticmethod
+    def _insert_terms(
+        db: Database,
+        terms: Terms,
+        peer: str,
+        side: SwapSide,
+        status: TermsStatus,
+        *,
+        now: float,
+        **columns: str,
+    ) -> None:
+        row = {
+            "terms_id": "0x" + terms.terms_id.hex(),
+            "peer": peer,
+            "side": str(side),
+            "document": orjson.dumps(terms.to_json()).decode(),
+            "status": str(status),
+            **columns,
+            "created_at": now,
+            "updated_at": now,
+        }
+        db.execute(f"INSERT INTO swap_terms ({', '.join(row)}) VALUES ({_marks(row)})", list(row.values()))
 
     @staticmethod
     def _terms_signed(db: Database, terms_id: str, signature: str, now: float) -> None:

@@ -56,17 +56,6 @@ QUOTE = quote(AMOUNT_X, PRICE, FEE_BPS)  # the Y that AMOUNT_X pays at PRICE, af
 INVENTORY = 100_000 * E6
 USER_GOLD = 100 * E18
 
-SWAP_FIELDS = (
-    "termsId",
-    "user",
-    "amountX",
-    "minAmountY",
-    "amountY",
-    "deadline",
-    "messageNonce",
-    "state",
-    "reason",
-)
 NONE, INITIATED, COMPLETED, REFUNDED = (
     SwapState.NONE,
     SwapState.INITIATED,
@@ -202,7 +191,7 @@ class World:
 
     def swap(self, desk: Contract, sid: bytes) -> Swap:
         """The desk's record of the swap (swapOf)."""
-        return Swap.from_event(dict(zip(SWAP_FIELDS, desk.functions.swapOf(sid).call(), strict=True)))
+        return Swap.from_tuple(desk.functions.swapOf(sid).call())
 
     def recorded(self, desk: Contract, receipt: TxReceipt) -> list[tuple[bytes, Swap]]:
         """The desk's SwapRecorded events in the receipt."""

@@ -139,19 +139,7 @@ class SwapPair:
         return bytes(event["args"]["swapId"])
 
     def state(self, desk: Contract, swap_id: bytes) -> Swap:
-        record = desk.functions.swapOf(swap_id).call()
-        names = (
-            "termsId",
-            "user",
-            "amountX",
-            "minAmountY",
-            "amountY",
-            "deadline",
-            "messageNonce",
-            "state",
-            "reason",
-        )
-        return Swap.from_event(dict(zip(names, record, strict=True)))
+        return Swap.from_tuple(desk.functions.swapOf(swap_id).call())
 
     def wait(self, swap_ids: list[bytes], *, timeout: float = TIMEOUT, on_change: Any = None) -> list[Ended]:
         """Until every swap has its result on A (phase 3 ran, or a bounced phase 1 was reclaimed);
