@@ -61,6 +61,7 @@ from tests.test_swap_desk import (
     node_l1,
     world,
 )
+from tests.test_swap_steps import sample_terms
 
 __all__ = ["built", "node_l1", "world"]  # test_swap_desk's fixtures, for this module's own world
 
@@ -315,16 +316,7 @@ def test_a_swap_result_is_never_bounced_by_the_automatic_rules(tmp_path: Path) -
 
 
 def _terms(**changes: int) -> Terms:
-    values: dict[str, int] = {
-        "price_min": 1900 * 10**18,
-        "price_max": 2100 * 10**18,
-        "fee_bps": 30,
-        "min_amount_x": 1,
-        "max_amount_x": 10**24,
-        "last_start": int(time.time()) + 3600,
-        "window": 5000,
-    } | changes
-    return Terms(901, DESK_A, 902, DESK_B, b"\x01" * 32, b"\x02" * 32, **values)
+    return sample_terms(**({"window": 5000} | changes))
 
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:

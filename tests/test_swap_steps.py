@@ -22,7 +22,7 @@ DESK_B = "0x00000000000000000000000000000000000000d2"
 USER = "0x00000000000000000000000000000000000000aa"
 
 
-def _terms(**changes: int) -> Terms:
+def sample_terms(**changes: int) -> Terms:
     values: dict[str, int] = {
         "price_min": 1900 * 10**18,
         "price_max": 2100 * 10**18,
@@ -36,7 +36,7 @@ def _terms(**changes: int) -> Terms:
 
 
 def test_terms_round_trip_as_json_and_bad_fields_say_which() -> None:
-    terms = _terms()
+    terms = sample_terms()
     assert Terms.from_json(terms.to_json()) == terms
     assert terms.terms_id == Terms.from_json(terms.to_json()).terms_id
     for field, value, error in [
@@ -49,7 +49,7 @@ def test_terms_round_trip_as_json_and_bad_fields_say_which() -> None:
         with pytest.raises(ValueError, match=error):
             Terms.from_json(terms.to_json() | {field: value})
     with pytest.raises(ValueError, match="empty"):
-        Terms.from_json(_terms(price_min=3000 * 10**18).to_json())
+        Terms.from_json(sample_terms(price_min=3000 * 10**18).to_json())
     with pytest.raises(ValueError, match="unknown"):
         Terms.from_json(terms.to_json() | {"colour": "red"})
     assert quote(10**18, 2000 * 10**18, 30) == 1994 * 10**18
@@ -57,7 +57,7 @@ def test_terms_round_trip_as_json_and_bad_fields_say_which() -> None:
 
 def test_terms_go_from_proposed_to_registered_and_an_offer_waits_for_its_operator(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as store:
-        ours = _terms()
+        ours = sample_terms()
         proposed = store.propose_terms(ours, "bank-b", SwapSide.A, "0xa1")
         assert (proposed.status, proposed.sent_at) == (TermsStatus.PROPOSED, None)
         store.terms_sent(proposed.terms_id)
@@ -69,7 +69,7 @@ def test_terms_go_from_proposed_to_registered_and_an_offer_waits_for_its_operato
         store.terms_registered(proposed.terms_id, "0xtx")
         assert store.swap_terms(status=TermsStatus.REGISTERED)[0].tx == "0xtx"
 
-        theirs = _terms(window=5000)
+        theirs = sample_terms(window=5000)
         offered = store.offer_terms(theirs, "bank-b", SwapSide.A, "0xb2")
         assert offered.status == TermsStatus.OFFERED and offered.our_signature is None
         with pytest.raises(StoreError, match="not offered"):
@@ -77,7 +77,7 @@ def test_terms_go_from_proposed_to_registered_and_an_offer_waits_for_its_operato
         accepted = store.accept_terms(offered.terms_id, "0xa2")
         assert (accepted.status, accepted.sent_at) == (TermsStatus.ACCEPTED, None)  # to be sent
 
-        refused = _terms(window=7)
+        refused = sample_terms(window=7)
         store.refuse_terms(refused, "bank-b", SwapSide.A, "window 7 s is too short")
         (row,) = [t for t in store.swap_terms() if t.terms.window == 7]
         assert (row.status, row.error) == (TermsStatus.REFUSED, "window 7 s is too short")
@@ -85,7 +85,7 @@ def test_terms_go_from_proposed_to_registered_and_an_offer_waits_for_its_operato
 
 
 def _record(store: Store, nonce: int, state: SwapState, reason: SwapReason, block: int) -> None:
-    swap = Swap(_terms().terms_id, USER, 10**18, 1, 0, int(time.time()) + 600, nonce, state, reason)
+    swap = Swap(sample_terms().terms_id, USER, 10**18, 1, 0, int(time.time()) + 600, nonce, state, reason)
     sid = "0x" + swap_id(901, DESK_A, nonce).hex()
     side = SwapSide.A if state == SwapState.INITIATED else SwapSide.B
     store.record_swaps(
