@@ -147,14 +147,7 @@ class Demo:
         return Store(load_config(self._chain(name)["config"]).store.path)
 
     def _wait(self, sent: list[Sent]) -> None:
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=self.console) as progress:
+        with _progress(self.console) as progress:
             tasks = {
                 s.key: progress.add_task(f"{s.key} {s.label} ({s.route})", total=len(STEPS), status="sent")
                 for s in sent
@@ -341,14 +334,7 @@ class SwapDemo:
         return done, f"bank-b {_outcome(on_b.state, on_b.reason)}; result {status}"
 
     def _follow(self, swaps: list[Started]) -> None:
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=self.console) as progress:
+        with _progress(self.console) as progress:
             tasks = {
                 s.swap_id: progress.add_task(
                     f"{_short(s.swap_id)} {s.label}", total=len(SWAP_STEPS), status="initiated"
@@ -451,6 +437,18 @@ def _outcome(state: SwapState, reason: SwapReason) -> str:
 
 def _change(amount: int) -> str:
     return "" if amount == 0 else f"{'+' if amount > 0 else '-'}{_ether(abs(amount))}"
+
+
+def _progress(console: Console) -> Progress:
+    """A bar per message or swap: what it is, how far, its status word, the time it has taken."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    return Progress(*columns, console=console)
 
 
 def _ether(amount: int) -> str:
