@@ -693,7 +693,8 @@ def _print_halts(halts: Sequence[dict[str, Any]]) -> None:
     type=click.Choice(store_ops.HALT_SCOPES),
     default="outbox",
     show_default=True,
-    help="The halted stream: this chain's outgoing messages, or L1 deposits to it.",
+    help="The halted stream: this chain's outgoing messages, L1 deposits or priority operations to it, "
+    "or this chain's swap desk.",
 )
 @click.option(
     "--rewind",
@@ -706,8 +707,8 @@ def resume(config_path: Path, scope: str, rewind: bool) -> None:
     they agree, or rewind (--rewind) when the chain lost unsettled messages. The running daemon picks
     the decision up by itself."""
     config = institution_config.load(config_path)
-    name = "chain" if scope == "outbox" else "l1"
-    rpc = config.chain if scope == "outbox" else config.l1
+    on_l1 = scope.startswith("l1-")
+    name, rpc = ("l1", config.l1) if on_l1 else ("chain", config.chain)
     with _open_store(config_path) as store:
         genesis = rpc.genesis or store.genesis(name, rpc.chain_id)
         chain = Chain(
@@ -719,6 +720,10 @@ def resume(config_path: Path, scope: str, rewind: bool) -> None:
         )
         if scope == "outbox":
             contract = chain.contract("Outbox", config.chain.contracts.outbox)
+        elif scope == "swap-desk":
+            if config.chain.contracts.swap_desk is None:
+                raise click.ClickException(f"{config_path}: chain.contracts.swap_desk is not set")
+            contract = chain.contract("SwapDesk", config.chain.contracts.swap_desk)
         else:
             if config.l1.hub is None:
                 raise click.ClickException(f"{config_path}: l1.hub is not set")

@@ -56,6 +56,7 @@ from relayer.store import (
     RefusalPolicy,
     Sent,
     Store,
+    StoreError,
     WatchCursor,
 )
 from relayer.watcher import Finality, Handler, Watcher
@@ -477,7 +478,11 @@ class Daemon:
         return runner
 
     async def _resume(self, ctx: Context, scope: str, rewind: bool) -> halts.Resolution:
-        chain, contract = (ctx.l2, ctx.outbox) if scope == "outbox" else (ctx.l1, ctx.hub)
+        chain, contract = {"outbox": (ctx.l2, ctx.outbox), "swap-desk": (ctx.l2, ctx.desk)}.get(
+            scope, (ctx.l1, ctx.hub)
+        )
+        if contract is None:
+            raise StoreError("this chain has no swap desk (chain.contracts.swap_desk)")
         outcome = await asyncio.to_thread(
             halts.resolve, ctx.store, chain, contract, scope, rewind=rewind, who="the admin API"
         )

@@ -499,6 +499,7 @@ class SwapRecord:
     message_id: str  # A: the phase-1 message; B: the result message
     swap: Swap
     block_number: int
+    block_hash: str | None = None  # as read, for telling a reorganisation
 
 
 @dataclass(frozen=True)
@@ -665,6 +666,7 @@ class QueuedOp:
     siblings: tuple[int, ...] = ()
     bounce: str | None = None
     problem: str | None = None
+    block_hash: str | None = None  # as read, for telling a reorganisation
 
     def payload(self) -> str:
         """The JSON a forced message is stored with: where its leaf is (the executor's proof)."""
@@ -751,7 +753,7 @@ class Store:
                     return 0
                 if known is not None and s.block_hash is not None and known.block_hash != s.block_hash:
                     # the same message, read again from another block: where it is now
-                    self._move_blocks(db, [(known.id, s.block_number, s.block_hash)], now)
+                    self._move_blocks(db, "outbox", [(known.id, s.block_number, s.block_hash)], now)
             for s in sent:
                 row = _message_row(s.message, Direction.OUT, s.peer, s.block_number) | {
                     "outbox_hash": str(s.outbox_hash),
@@ -1429,6 +1431,7 @@ class Store:
                     ),
                     "error": op.problem,
                     "block_number": op.block_number,
+                    "block_hash": op.block_hash,
                     "attempts": 0,
                     "created_at": now,
                     "updated_at": now,
@@ -1722,21 +1725,37 @@ class Store:
         return [StoredMessage.from_row(row) for row in self._query(sql, params)]
 
     def read_blocks(self, scope: str) -> list[tuple[int, str]]:
-        """The blocks (number, hash as read) that a watcher's stored messages came from, newest first:
-        this chain's outgoing messages for "outbox", L1 deposits for "l1-deposits"."""
+        """The blocks (number, hash as read) that a watcher stream's stored rows came from, newest first
+        (see `STREAM_ROWS`)."""
+        table, where, _ = STREAM_ROWS[scope]
         rows = self._query(
-            f"SELECT DISTINCT block_number, block_hash FROM messages WHERE {_read_by(scope)} "
+            f"SELECT DISTINCT block_number, block_hash FROM {table} WHERE {where} "
             "AND block_hash IS NOT NULL ORDER BY block_number DESC"
         )
         return [(int(r["block_number"]), str(r["block_hash"])) for r in rows]
 
     def messages_from_blocks(self, scope: str, first_block: int) -> list[StoredMessage]:
-        """A watcher's stored messages read from block `first_block` on, in nonce order."""
-        rows = self._query(
-            f"SELECT * FROM messages WHERE {_read_by(scope)} AND block_number >= ? ORDER BY nonce",
-            [first_block],
+        """The "outbox" or "l1-deposits" stream's stored messages read from block `first_block` on, in
+        nonce order."""
+        return [StoredMessage.from_row(row) for row in self._from_blocks(scope, first_block, "nonce")]
+
+    def priority_ops_from_blocks(self, first_block: int) -> list[PriorityOp]:
+        """The stored priority operations read from L1 block `first_block` on, in queue order."""
+        return [
+            PriorityOp.from_row(row) for row in self._from_blocks("l1-priority", first_block, "queue_index")
+        ]
+
+    def swaps_from_blocks(self, first_block: int) -> list[StoredSwap]:
+        """The stored swaps whose last record was read from block `first_block` on."""
+        return [
+            StoredSwap.from_row(row) for row in self._from_blocks("swap-desk", first_block, "block_number")
+        ]
+
+    def _from_blocks(self, scope: str, first_block: int, order: str) -> list[dict[str, Any]]:
+        table, where, _ = STREAM_ROWS[scope]
+        return self._query(
+            f"SELECT * FROM {table} WHERE {where} AND block_number >= ? ORDER BY {order}", [first_block]
         )
-        return [StoredMessage.from_row(row) for row in rows]
 
     def history(self, message_id: str) -> list[Transition]:
         """The message's status changes, oldest first."""
@@ -1856,17 +1875,30 @@ class Store:
         decision: str,
         *,
         cursor: WatchCursor | None = None,
-        moved: Sequence[tuple[str, int, str]] = (),
+        moved: Sequence[tuple[str | int, int, str]] = (),
+        swaps: Mapping[str, SwapRecord | None] | None = None,
     ) -> Halt:
         """An operator's decision: the halt of `scope` is lifted, the watcher's cursor set back to
-        `cursor` (to read the chain again from there), and `moved` messages (id, block, hash: the same
-        message, in another block after the reorganisation) take their new block, together."""
+        `cursor` (to read the chain again from there), `moved` rows (key, block, hash: the same message
+        or operation, in another block after the reorganisation) take their new block, and, for
+        "swap-desk", `swaps` as the desk last recorded them in the chain as it is now (None: the desk
+        has no such swap, so its row is forgotten), together."""
         now = time.time()
         with self._write() as db:
             active = self._active_halt(db, scope)
             if active is None:
                 raise StoreError(f"the {scope} stream is not halted")
-            self._move_blocks(db, moved, now)
+            self._move_blocks(db, scope, moved, now)
+            for swap_id, record in (swaps or {}).items():
+                if record is None:
+                    db.execute("DELETE FROM swaps WHERE swap_id = ?", [swap_id])
+                    continue
+                row = _swap_row(record, now)
+                del row["swap_id"], row["created_at"]
+                db.execute(
+                    f"UPDATE swaps SET {', '.join(f'{c} = ?' for c in row)}, error = NULL WHERE swap_id = ?",
+                    [*row.values(), swap_id],
+                )
             if cursor is not None:
                 self._move_cursor(db, cursor, now)
             db.execute(
@@ -1882,7 +1914,7 @@ class Store:
         *,
         cursor: WatchCursor,
         decision: str,
-        moved: Sequence[tuple[str, int, str]] = (),
+        moved: Sequence[tuple[str | int, int, str]] = (),
     ) -> list[str]:
         """An operator's decision after a deep reorganisation of this chain: forget every outgoing
         message from nonce `from_nonce` on (the chain no longer has them as they were, and every later
@@ -1944,7 +1976,7 @@ class Store:
                 )
                 db.execute("DELETE FROM transitions WHERE message_id = ?", [m.id])
                 db.execute("DELETE FROM messages WHERE id = ?", [m.id])
-            self._move_blocks(db, moved, now)
+            self._move_blocks(db, "outbox", moved, now)
             self._move_cursor(db, cursor, now)
             summary = f"{decision}; forgot {len(doomed)} message(s) from nonce {from_nonce} and " + (
                 f"{len(batches)} unsettled batch(es)"
@@ -2123,28 +2155,12 @@ class Store:
         changed = 0
         with self._write() as db:
             for r in records:
-                swap = r.swap
-                row = {
-                    "swap_id": r.swap_id,
-                    "side": str(r.side),
-                    "peer": r.peer,
-                    "terms_id": "0x" + swap.terms_id.hex(),
-                    "user": swap.user,
-                    "amount_x": str(swap.amount_x),
-                    "min_amount_y": str(swap.min_amount_y),
-                    "amount_y": str(swap.amount_y),
-                    "deadline": swap.deadline,
-                    "message_id": r.message_id,
-                    "status": swap.state.name.lower(),
-                    "reason": swap.reason.word if swap.reason else None,
-                    "block_number": r.block_number,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                row = _swap_row(r, now)
                 result = db.execute(
                     f"INSERT INTO swaps ({', '.join(row)}) VALUES ({_marks(row)}) ON CONFLICT (swap_id) DO "
                     "UPDATE SET status = excluded.status, reason = excluded.reason, "
-                    "amount_y = excluded.amount_y, block_number = excluded.block_number, error = NULL, "
+                    "amount_y = excluded.amount_y, block_number = excluded.block_number, "
+                    "block_hash = excluded.block_hash, error = NULL, "
                     "updated_at = excluded.updated_at WHERE swaps.status != excluded.status",
                     list(row.values()),
                 )
@@ -2532,12 +2548,15 @@ class Store:
         return None
 
     @staticmethod
-    def _move_blocks(db: Database, moved: Sequence[tuple[str, int, str]], now: float) -> None:
-        """Messages (id, block, hash) the chain has in another block than they were read from."""
-        for message_id, block, block_hash in moved:
+    def _move_blocks(
+        db: Database, scope: str, moved: Sequence[tuple[str | int, int, str]], now: float
+    ) -> None:
+        """A stream's rows (key, block, hash) the chain has in another block than they were read from."""
+        table, _, key = STREAM_ROWS[scope]
+        for row_key, block, block_hash in moved:
             db.execute(
-                "UPDATE messages SET block_number = ?, block_hash = ?, updated_at = ? WHERE id = ?",
-                [block, block_hash, now, message_id],
+                f"UPDATE {table} SET block_number = ?, block_hash = ?, updated_at = ? WHERE {key} = ?",
+                [block, block_hash, now, row_key],
             )
 
     @staticmethod
@@ -2638,8 +2657,15 @@ class Store:
 # --- schema -----------------------------------------------------------------------------------
 
 L1_PEER = "l1"
-HALT_SCOPES = ("outbox", "l1-deposits")
+HALT_SCOPES = ("outbox", "l1-deposits", "l1-priority", "swap-desk")
 """The streams a halt stops: the watchers' names."""
+STREAM_ROWS = {
+    "outbox": ("messages", "direction = 'out'", "id"),
+    "l1-deposits": ("messages", f"direction = 'in' AND peer = '{L1_PEER}'", "id"),
+    "l1-priority": ("priority_ops", "1", "queue_index"),
+    "swap-desk": ("swaps", "1", "swap_id"),
+}
+"""Where each stream's watcher stores what it read: table, condition, key."""
 _INT64 = 1 << 63
 
 
@@ -2748,15 +2774,17 @@ def _migrate_v4_to_v5(db: Database) -> None:
 
 
 def _migrate_v5_to_v6(db: Database) -> None:
-    """Version 6: atomic swaps. The swaps on this chain's SwapDesk, and the terms agreed with peers."""
+    """Version 6: atomic swaps. The swaps on this chain's SwapDesk, and the terms agreed with peers;
+    the block hash each priority operation was read from."""
     db.execute(
         "CREATE TABLE swaps (swap_id TEXT PRIMARY KEY, side TEXT NOT NULL, peer TEXT NOT NULL, "
         "terms_id TEXT NOT NULL, user TEXT NOT NULL, amount_x TEXT NOT NULL, min_amount_y TEXT NOT NULL, "
         "amount_y TEXT NOT NULL, deadline INTEGER NOT NULL, message_id TEXT NOT NULL, status TEXT NOT NULL, "
-        "reason TEXT, block_number INTEGER NOT NULL, tx TEXT, error TEXT, created_at REAL NOT NULL, "
-        "updated_at REAL NOT NULL)"
+        "reason TEXT, block_number INTEGER NOT NULL, block_hash TEXT, tx TEXT, error TEXT, "
+        "created_at REAL NOT NULL, updated_at REAL NOT NULL)"
     )
     db.execute("CREATE INDEX idx_swaps_status ON swaps (status)")
+    db.execute("ALTER TABLE priority_ops ADD COLUMN block_hash TEXT")
     db.execute(
         "CREATE TABLE swap_terms (terms_id TEXT PRIMARY KEY, peer TEXT NOT NULL, side TEXT NOT NULL, "
         "document TEXT NOT NULL, status TEXT NOT NULL, our_signature TEXT, their_signature TEXT, tx TEXT, "
@@ -2764,10 +2792,26 @@ def _migrate_v5_to_v6(db: Database) -> None:
     )
 
 
-def _read_by(scope: str) -> str:
-    """The SQL condition for the messages a watcher stream reads: this chain's outgoing ones for
-    "outbox", L1 deposits for "l1-deposits"."""
-    return "direction = 'out'" if scope == "outbox" else f"direction = 'in' AND peer = '{L1_PEER}'"
+def _swap_row(r: SwapRecord, now: float) -> dict[str, Any]:
+    swap = r.swap
+    return {
+        "swap_id": r.swap_id,
+        "side": str(r.side),
+        "peer": r.peer,
+        "terms_id": "0x" + swap.terms_id.hex(),
+        "user": swap.user,
+        "amount_x": str(swap.amount_x),
+        "min_amount_y": str(swap.min_amount_y),
+        "amount_y": str(swap.amount_y),
+        "deadline": swap.deadline,
+        "message_id": r.message_id,
+        "status": swap.state.name.lower(),
+        "reason": swap.reason.word if swap.reason else None,
+        "block_number": r.block_number,
+        "block_hash": r.block_hash,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _cursor(cursor: WatchCursor | tuple[str, int]) -> WatchCursor:

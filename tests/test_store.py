@@ -884,6 +884,7 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
 def _undo_v6(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE swaps")
     conn.execute("DROP TABLE swap_terms")
+    conn.execute("ALTER TABLE priority_ops DROP COLUMN block_hash")
 
 
 def test_a_version_5_store_is_migrated(tmp_path: Path) -> None:

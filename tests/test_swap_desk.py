@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -32,6 +33,9 @@ from bridge_contracts.anvil import AnvilNode
 from bridge_contracts.chain import Chain, Reverted, decode_revert
 from bridge_contracts.messages import Message, bounce_of, sent_messages
 from bridge_contracts.swaps import Swap, SwapReason, SwapState, Terms, quote, swap_id
+from hub.delivery import message_key
+from relayer.halts import resolve
+from relayer.store import Store, StoreError, SwapRecord, SwapSide, WatchCursor
 from tests.conftest import CHAIN_A_ID, CHAIN_B_ID, isolated
 from tests.settlement import E18, NATIVE, Settlement, asset_id, events
 from tests.test_bounce import BRIDGED_TOKEN_DEPLOY_GAS, L2, RELAYER, deploy_l2, send_with_extra_gas
@@ -931,3 +935,62 @@ def test_gas_of_each_phase(world: World) -> None:
     print()
     for name, gas in swap_gas(world).items():
         print(f"gas {name}: {gas}")
+
+
+# --- the daemon's copy of the desk after a deep reorganisation -----------------------------------
+
+
+def test_a_deep_reorganisation_under_the_desk_s_stream_is_resumed_as_the_desk_records_it_now(
+    world: World, tmp_path: Path
+) -> None:
+    """The "swap-desk" stream's resume (`relayer.halts.resolve`) after chain A reorganised deeper than
+    finality (an anvil snapshot reverted): a swap read from a block that stayed is left alone; one whose
+    id the chain now gives another swap (the same nonce, another amount) takes the desk's record as it
+    is now, with its new block; one the desk no longer has is forgotten; the watcher reads again from
+    the last unchanged block, and the stream is never a conflict."""
+    w, chain = world, world.a.chain
+    store = Store(tmp_path / "store.sqlite")
+
+    def read(amount_x: int) -> tuple[str, TxReceipt]:
+        """USER initiates a swap of `amount_x`, and the store records it as the desk's watcher does."""
+        sid, _, receipt = w.initiate(amount_x, quote(amount_x, PRICE, FEE_BPS))
+        [(_, swap)] = w.recorded(w.desk_a, receipt)
+        block_hash = "0x" + bytes(receipt["blockHash"]).hex()
+        record = SwapRecord(hex32(sid), SwapSide.A, "bank-b", message_key(A, swap.message_nonce), swap,
+                            receipt["blockNumber"], block_hash)  # fmt: skip
+        store.record_swaps([record], cursor=WatchCursor("swap-desk", receipt["blockNumber"], block_hash))
+        return hex32(sid), receipt
+
+    kept, kept_receipt = read(AMOUNT_X)
+    snapshot = chain.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
+    reused, _ = read(AMOUNT_X)
+    lost, _ = read(AMOUNT_X)
+    chain.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])
+    chain.w3.provider.make_request(RPCEndpoint("evm_mine"), [])  # the block `reused` was in, now empty
+    again, _, again_receipt = w.initiate(2 * AMOUNT_X, quote(2 * AMOUNT_X, PRICE, FEE_BPS))
+    assert hex32(again) == reused  # nonce 1 again, for another amount
+    before = store.swap(kept)
+    store.halt("swap-desk", "reorganisation deeper than finality (the test)", kept_receipt["blockNumber"])
+
+    outcome = resolve(store, chain, w.desk_a, "swap-desk", rewind=False, who="the test")
+    assert outcome.lifted and outcome.conflicts == [], outcome
+    assert (outcome.moved, outcome.dropped) == ([reused], [lost]), outcome
+    assert store.swap(kept) == before
+    assert store.swap(lost) is None
+    now = store.swap(reused)
+    assert now is not None
+    assert (now.amount_x, now.status, now.block_number) == (
+        2 * AMOUNT_X,
+        "initiated",
+        again_receipt["blockNumber"],
+    )
+    assert now.message_id == message_key(A, 1)
+    assert store.watch_cursor("swap-desk") == WatchCursor(
+        "swap-desk", kept_receipt["blockNumber"], "0x" + bytes(kept_receipt["blockHash"]).hex()
+    )
+    assert store.active_halt("swap-desk") is None
+    with pytest.raises(StoreError, match="not halted"):
+        resolve(store, chain, w.desk_a, "swap-desk", rewind=False, who="the test")
+    store.halt("swap-desk", "again", 0)
+    with pytest.raises(StoreError, match="only the outbox stream can be rewound"):
+        resolve(store, chain, w.desk_a, "swap-desk", rewind=True, who="the test")

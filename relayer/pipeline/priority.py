@@ -232,7 +232,9 @@ def queue_handler(ctx: Context) -> Handler:
         for event in events:
             args = event["args"]
             batch = await ctx.hub_batch(args["sourceChainId"], args["batchNumber"])
-            ops.append(_opened(ctx, args, event["blockNumber"], batch))
+            ops.append(
+                _opened(ctx, args, event["blockNumber"], batch, "0x" + bytes(event["blockHash"]).hex())
+            )
         if ctx.store.record_priority_ops(ops, cursor=cursor):
             for op in ops:
                 what = "unreadable: " + (op.problem or "") if op.message is None else f"message {_id(op)}"
@@ -253,7 +255,7 @@ def _id(op: QueuedOp) -> str:
     return message_key(op.message.source_chain_id, op.message.nonce)
 
 
-def _opened(ctx: Context, args: Any, block: int, batch: HubBatch) -> QueuedOp:
+def _opened(ctx: Context, args: Any, block: int, batch: HubBatch, block_hash: str) -> QueuedOp:
     """A PriorityOpQueued event's operation, with its message if its body opens and names the queued
     leaf at its place, with a path to that batch's root on L1 (else the message from the bus, if it
     came that way)."""
@@ -268,6 +270,7 @@ def _opened(ctx: Context, args: Any, block: int, batch: HubBatch) -> QueuedOp:
         block_number=block,
         peer=ctx.peer_name(args["sourceChainId"]),
         message=None,
+        block_hash=block_hash,
     )
     problem = "its sealed body does not open with this institution's bus keys"
     for secret in ctx.bus_secrets:

@@ -293,7 +293,10 @@ def desk_handler(ctx: Context) -> Handler:
                 side = SwapSide.A if swap.state == SwapState.INITIATED else SwapSide.B
                 peer = "?"
             message_id = message_key(ctx.chain_id, swap.message_nonce)
-            records.append(SwapRecord(swap_id, side, peer, message_id, swap, event["blockNumber"]))
+            block_hash = "0x" + bytes(event["blockHash"]).hex()
+            records.append(
+                SwapRecord(swap_id, side, peer, message_id, swap, event["blockNumber"], block_hash)
+            )
         if ctx.store.record_swaps(records, cursor=cursor):
             ctx.wakeups.wake("swaps")
 
