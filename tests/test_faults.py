@@ -311,7 +311,7 @@ def test_a_deep_reorganisation_halts_before_anything_settles_and_a_rewind_spends
     batches_before = hub_chain(net.hub(), chain_a).next_batch
 
     def slow_batches(config: dict[str, Any]) -> None:
-        config["batch"]["max_wait_seconds"] = 30.0
+        config["batch"]["max_wait_seconds"] = 10.0
 
     with reconfigured(net, "bank-a", slow_batches):
         try:
@@ -331,7 +331,7 @@ def test_a_deep_reorganisation_halts_before_anything_settles_and_a_rewind_spends
             _assert_outbox_halted(net, "bank-a")
 
             # Past the batch's max wait: nothing was batched, nothing settled on L1.
-            time.sleep(max(0.0, lost.created_at + 32 - time.time()))
+            time.sleep(max(0.0, lost.created_at + 12 - time.time()))
             still = _row(net, "bank-a", key)
             assert (still.status, still.batch_number) == ("sent", None), still
             assert hub_chain(net.hub(), chain_a).next_batch == batches_before
