@@ -44,6 +44,7 @@ from hub.delivery import Receipt, delivery_from_json
 from relayer.pipeline.context import Context, now
 from relayer.pipeline.priority import resolve_unreadable
 from relayer.pipeline.receiver import send_receipts
+from relayer.pipeline.swaps import bounce_refusal
 from relayer.sender import failure_reason
 from relayer.store import (
     EXECUTABLE,
@@ -89,8 +90,7 @@ def _proof_source(message: Message, stored: str | None) -> tuple[int, int, tuple
 
 
 STARVING = (
-    "its execution uses up every gas it is given, at any limit (or floods it with revert data): not "
-    "executed; `xrelay bounce` sends its value home"
+    "its execution uses up every gas it is given, at any limit (or floods it with revert data): not executed"
 )
 PRIORITY_PER_TX = 4
 """Operations per processPriorityOps at most: each may use its whole Inbox.PRIORITY_EXECUTION_GAS (5M),
@@ -531,7 +531,10 @@ class Executor:
             log.warning("an execute round runs out of gas at every limit: executing one message at a time")
             return
         m = messages[0]
-        reason = STARVING
+        refusal = bounce_refusal(ctx.config, m.message)
+        reason = f"{STARVING}; " + (
+            "`xrelay bounce` sends its value home" if refusal is None else "replay it once its cause is fixed"
+        )
         if ctx.store.unexecutable(m.id, reason):
             ctx.metrics.failure("execute: starves every round")
             log.error("message %s: %s", m.id, reason)
