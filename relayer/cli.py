@@ -14,6 +14,7 @@ import orjson
 import requests
 from rich.console import Console
 from rich.table import Table
+from web3.contract import Contract
 from web3.exceptions import ProviderConnectionError
 
 from bridge_contracts import build as contract_build
@@ -52,6 +53,7 @@ from relayer.store import (
     SwapStatus,
     Transition,
 )
+from relayer.watcher import Finality
 
 console = Console(highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -682,7 +684,8 @@ def _print_halts(halts: Sequence[dict[str, Any]]) -> None:
         console.print(
             f"[red]HALTED[/red] {h['scope']} since {store_ops.format_time(h['at'])}: {h['reason']}\n"
             f"  decide with: xrelay resume -c CONFIG --scope {h['scope']}"
-            " (add --rewind to forget what the chain no longer has; see docs/operations.md)"
+            + (" (--rewind forgets what the chain no longer has)" if h["scope"] == "outbox" else "")
+            + '; see docs/operations.md, "When a stream is halted"'
         )
 
 
@@ -718,17 +721,20 @@ def resume(config_path: Path, scope: str, rewind: bool) -> None:
             genesis=None if genesis is None else bytes.fromhex(genesis.removeprefix("0x")),
             name=scope,
         )
+        contract: Contract | None
         if scope == "outbox":
             contract = chain.contract("Outbox", config.chain.contracts.outbox)
-        elif scope == "swap-desk":
-            if config.chain.contracts.swap_desk is None:
-                raise click.ClickException(f"{config_path}: chain.contracts.swap_desk is not set")
-            contract = chain.contract("SwapDesk", config.chain.contracts.swap_desk)
+        elif scope == "swap-desk":  # None: a desk since taken out of the config, nothing to compare
+            desk = config.chain.contracts.swap_desk
+            contract = None if desk is None else chain.contract("SwapDesk", desk)
         else:
             if config.l1.hub is None:
                 raise click.ClickException(f"{config_path}: l1.hub is not set")
             contract = chain.contract("Hub", config.l1.hub)
-        outcome = halts.resolve(store, chain, contract, scope, rewind=rewind, who="the CLI")
+        finality = Finality(rpc.finality, rpc.confirmations)
+        outcome = halts.resolve(
+            store, chain, contract, scope, finality=finality, rewind=rewind, who="the CLI"
+        )
     for line in outcome.conflicts:
         console.print(f"conflict: {line}")
     for message_id in outcome.dropped:

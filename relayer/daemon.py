@@ -56,7 +56,6 @@ from relayer.store import (
     RefusalPolicy,
     Sent,
     Store,
-    StoreError,
     WatchCursor,
 )
 from relayer.watcher import Finality, Handler, Watcher
@@ -481,13 +480,19 @@ class Daemon:
         chain, contract = {"outbox": (ctx.l2, ctx.outbox), "swap-desk": (ctx.l2, ctx.desk)}.get(
             scope, (ctx.l1, ctx.hub)
         )
-        if contract is None:
-            raise StoreError("this chain has no swap desk (chain.contracts.swap_desk)")
+        rpc = ctx.config.l1 if scope.startswith("l1-") else ctx.config.chain
         outcome = await asyncio.to_thread(
-            halts.resolve, ctx.store, chain, contract, scope, rewind=rewind, who="the admin API"
+            halts.resolve,
+            ctx.store,
+            chain,
+            contract,
+            scope,
+            finality=Finality(rpc.finality, rpc.confirmations),
+            rewind=rewind,
+            who="the admin API",
         )
         if outcome.lifted:
-            ctx.wakeups.wake(scope, "batcher", "settler", "pusher")
+            ctx.wakeups.wake(scope, "batcher", "settler", "pusher", "swaps", "executor")
         return outcome
 
     def status(self, ctx: Context) -> dict[str, Any]:
@@ -502,8 +507,16 @@ class Daemon:
             "peers": [p.name for p in ctx.config.peers],
             "last_batch": None if last is None else {"number": last.batch_number, "status": str(last.status)},
             "chains": {
-                "chain": self._chain_health(ctx, ctx.l2, ctx.chain_id, "outbox", halted["outbox"]),
-                "l1": self._chain_health(ctx, ctx.l1, ctx.l1_chain_id, "l1-deposits", halted["l1-deposits"]),
+                "chain": self._chain_health(
+                    ctx, ctx.l2, ctx.chain_id, "outbox", halted["outbox"] or halted["swap-desk"]
+                ),
+                "l1": self._chain_health(
+                    ctx,
+                    ctx.l1,
+                    ctx.l1_chain_id,
+                    "l1-deposits",
+                    halted["l1-deposits"] or halted["l1-priority"],
+                ),
             },
             "halts": {scope: None if h is None else h.to_json() for scope, h in halted.items()},
             "priority": self._priority_status(ctx),

@@ -1877,12 +1877,14 @@ class Store:
         cursor: WatchCursor | None = None,
         moved: Sequence[tuple[str | int, int, str]] = (),
         swaps: Mapping[str, SwapRecord | None] | None = None,
+        forget_ops: Sequence[int] = (),
     ) -> Halt:
         """An operator's decision: the halt of `scope` is lifted, the watcher's cursor set back to
         `cursor` (to read the chain again from there), `moved` rows (key, block, hash: the same message
         or operation, in another block after the reorganisation) take their new block, and, for
-        "swap-desk", `swaps` as the desk last recorded them in the chain as it is now (None: the desk
-        has no such swap, so its row is forgotten), together."""
+        "swap-desk", `swaps` as the desk last recorded them in the chain's final blocks now (None: it
+        has no record of the swap, so its row is forgotten), and for "l1-priority" the operations
+        `forget_ops` (not processed yet) forgotten, to be read from L1 again, together."""
         now = time.time()
         with self._write() as db:
             active = self._active_halt(db, scope)
@@ -1896,8 +1898,14 @@ class Store:
                 row = _swap_row(record, now)
                 del row["swap_id"], row["created_at"]
                 db.execute(
-                    f"UPDATE swaps SET {', '.join(f'{c} = ?' for c in row)}, error = NULL WHERE swap_id = ?",
+                    f"UPDATE swaps SET {', '.join(f'{c} = ?' for c in row)}, tx = NULL, error = NULL "
+                    "WHERE swap_id = ?",
                     [*row.values(), swap_id],
+                )
+            for index in forget_ops:
+                db.execute(
+                    "DELETE FROM priority_ops WHERE queue_index = ? AND status IN (?, ?)",
+                    [index, PriorityStatus.QUEUED, PriorityStatus.UNREADABLE],
                 )
             if cursor is not None:
                 self._move_cursor(db, cursor, now)
@@ -2161,7 +2169,8 @@ class Store:
                     "UPDATE SET status = excluded.status, reason = excluded.reason, "
                     "amount_y = excluded.amount_y, block_number = excluded.block_number, "
                     "block_hash = excluded.block_hash, error = NULL, "
-                    "updated_at = excluded.updated_at WHERE swaps.status != excluded.status",
+                    "updated_at = excluded.updated_at WHERE swaps.status != excluded.status "
+                    "AND excluded.block_number >= swaps.block_number",  # read again: never backwards
                     list(row.values()),
                 )
                 changed += result.rowcount

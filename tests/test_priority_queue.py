@@ -47,6 +47,7 @@ from bridge_contracts.messages import (
 from hub.envelope import devnet_bus_key, seal, unseal
 from relayer.halts import resolve
 from relayer.store import QueuedOp, Store, StoreError, WatchCursor
+from relayer.watcher import Finality
 from tests.conftest import isolated
 from tests.settlement import (
     CAPACITY,
@@ -908,57 +909,48 @@ def test_a_target_that_burns_every_gas_and_floods_its_reason_fails_within_its_bu
 # --- the daemon's copy of the queue after a deep reorganisation of L1 ---------------------------
 
 
-def test_a_deep_reorganisation_under_the_priority_stream_keeps_only_what_l1_still_has(
+def test_a_deep_reorganisation_under_the_priority_stream_reads_again_what_is_not_processed(
     world: World, tmp_path: Path
 ) -> None:
     """The "l1-priority" stream's resume (`relayer.halts.resolve`) after L1 reorganised deeper than
-    finality (an anvil snapshot reverted): an operation L1 queued again, the same, in another block
-    takes its new block and the halt is lifted, reading again from the last unchanged block; one whose
-    place L1 now gives another operation is a conflict: the stream stays halted (L1's record stands),
-    and cannot be rewound."""
+    finality (an anvil snapshot reverted) and now queues another operation at an index the store had:
+    while this chain's Inbox is processing the stored one, it is a conflict (the stream stays halted,
+    and cannot be rewound); once it is back to queued, it is forgotten, to be read again as L1 has it,
+    and the watcher reads again from the last unchanged block. A row with no block hash (stored before
+    hashes were kept) is compared too."""
     l1 = world.hub.chain
     store = Store(tmp_path / "store.sqlite")
+    final = Finality("confirmations", 0)
 
-    def read(m: Message) -> TxReceipt:
-        """`m` forced, and its operation stored as the "l1-priority" watcher does (unreadable here)."""
+    def read(m: Message, *, hashed: bool = True) -> TxReceipt:
+        """`m` forced, and its operation stored as the "l1-priority" watcher does."""
         event, receipt = force(world, m)
         block_hash = "0x" + bytes(receipt["blockHash"]).hex()
         op = QueuedOp(event["index"], event["priorityId"], C, event["batchNumber"], event["indexInBatch"],
-                      float(event["deadline"]), event["rollingHash"], receipt["blockNumber"], "bank-c", None,
-                      block_hash=block_hash)  # fmt: skip
+                      float(event["deadline"]), event["rollingHash"], receipt["blockNumber"], "bank-c", m,
+                      block_hash=block_hash if hashed else None)  # fmt: skip
         store.record_priority_ops([op], cursor=WatchCursor("l1-priority", receipt["blockNumber"], block_hash))
         return receipt
 
-    def deep_reorg(snapshot: str) -> None:
-        rpc(l1, "evm_revert", snapshot)
-        rpc(l1, "evm_mine")  # where the first operation read after the snapshot was: an empty block
-        store.halt("l1-priority", "reorganisation deeper than finality (the test)")
-
     first = read(world.incoming[0])
-    deep_reorg(rpc(l1, "evm_snapshot"))
-    assert resolve(store, l1, world.l1, "l1-priority", rewind=False, who="the test").lifted  # nothing read
-
-    second = read(world.incoming[1])
     snapshot = rpc(l1, "evm_snapshot")
-    read(world.incoming[2])
-    deep_reorg(snapshot)
-    _, again = force(world, world.incoming[2])  # the same operation, one block later
-    outcome = resolve(store, l1, world.l1, "l1-priority", rewind=False, who="the test")
-    assert outcome.lifted and outcome.moved == ["2"] and outcome.conflicts == [], outcome
-    moved = store.priority_op(2)
-    assert moved is not None and moved.block_number == again["blockNumber"]
-    assert store.watch_cursor("l1-priority") == WatchCursor(
-        "l1-priority", second["blockNumber"], "0x" + bytes(second["blockHash"]).hex()
-    )
+    read(world.incoming[1], hashed=False)
+    store.start_priority([1])  # this chain's Inbox is processing it
+    rpc(l1, "evm_revert", snapshot)
+    rpc(l1, "evm_mine")
+    force(world, world.incoming[2])  # L1's operation 1 now
+    store.halt("l1-priority", "reorganisation deeper than finality (the test)")
 
-    snapshot = rpc(l1, "evm_snapshot")
-    read(world.incoming[3])
-    deep_reorg(snapshot)
-    force(world, world.incoming[4])  # another operation at index 3
-    outcome = resolve(store, l1, world.l1, "l1-priority", rewind=False, who="the test")
-    assert not outcome.lifted and "L1 no longer has it as stored" in outcome.conflicts[0], outcome
-    assert "priority operation 3" in outcome.conflicts[0] and "its record stands" in outcome.summary
-    assert store.active_halt("l1-priority") is not None
-    assert store.priority_op(3) is not None and first["blockNumber"] < second["blockNumber"]
+    outcome = resolve(store, l1, world.l1, "l1-priority", finality=final, rewind=False, who="the test")
+    assert not outcome.lifted and "priority operation 1 (processing" in outcome.conflicts[0], outcome
+    assert "L1's final blocks contradict" in outcome.summary and store.active_halt("l1-priority") is not None
     with pytest.raises(StoreError, match="only the outbox stream can be rewound"):
-        resolve(store, l1, world.l1, "l1-priority", rewind=True, who="the test")
+        resolve(store, l1, world.l1, "l1-priority", finality=final, rewind=True, who="the test")
+
+    store.priority_not_sent([1], "never mined (the test)")
+    outcome = resolve(store, l1, world.l1, "l1-priority", finality=final, rewind=False, who="the test")
+    assert outcome.lifted and outcome.dropped == ["1"] and outcome.conflicts == [], outcome
+    assert store.priority_op(1) is None and store.priority_op(0) is not None
+    assert store.watch_cursor("l1-priority") == WatchCursor(
+        "l1-priority", first["blockNumber"], "0x" + bytes(first["blockHash"]).hex()
+    )

@@ -34,8 +34,9 @@ from bridge_contracts.chain import Chain, Reverted, decode_revert
 from bridge_contracts.messages import Message, bounce_of, sent_messages
 from bridge_contracts.swaps import Swap, SwapReason, SwapState, Terms, quote, swap_id
 from hub.delivery import message_key
-from relayer.halts import resolve
+from relayer.halts import Resolution, resolve
 from relayer.store import Store, StoreError, SwapRecord, SwapSide, WatchCursor
+from relayer.watcher import Finality
 from tests.conftest import CHAIN_A_ID, CHAIN_B_ID, isolated
 from tests.settlement import E18, NATIVE, Settlement, asset_id, events
 from tests.test_bounce import BRIDGED_TOKEN_DEPLOY_GAS, L2, RELAYER, deploy_l2, send_with_extra_gas
@@ -940,57 +941,111 @@ def test_gas_of_each_phase(world: World) -> None:
 # --- the daemon's copy of the desk after a deep reorganisation -----------------------------------
 
 
+HEAD_IS_FINAL, HEAD_IS_NOT = Finality("confirmations", 0), Finality("confirmations", 1)
+
+
+class DeskCopy:
+    """A daemon's store of desk A's swaps, filled as the desk's watcher fills it, on chain A."""
+
+    def __init__(self, w: World, path: Path) -> None:
+        self.w, self.chain, self.store = w, w.a.chain, Store(path)
+
+    def rpc(self, method: str, *params: str) -> str:
+        return str(self.chain.w3.provider.make_request(RPCEndpoint(method), list(params))["result"])
+
+    def record(self, receipt: TxReceipt) -> tuple[SwapRecord, WatchCursor]:
+        [(sid, swap)] = self.w.recorded(self.w.desk_a, receipt)
+        block, block_hash = receipt["blockNumber"], "0x" + bytes(receipt["blockHash"]).hex()
+        found = SwapRecord(hex32(sid), SwapSide.A, "bank-b", message_key(A, swap.message_nonce), swap, block,
+                           block_hash)  # fmt: skip
+        return found, WatchCursor("swap-desk", block, block_hash)
+
+    def read(self, amount_x: int) -> tuple[str, TxReceipt]:
+        """USER initiates a swap of `amount_x`, and the store records it as the desk's watcher does."""
+        _, _, receipt = self.w.initiate(amount_x, quote(amount_x, PRICE, FEE_BPS))
+        found, cursor = self.record(receipt)
+        self.store.record_swaps([found], cursor=cursor)
+        return found.swap_id, receipt
+
+    def deep_reorg(self, snapshot: str, then_amount_x: int) -> TxReceipt:
+        """The chain back to `snapshot`, an empty block, then USER's swap of `then_amount_x`; halted."""
+        self.rpc("evm_revert", snapshot)
+        self.rpc("evm_mine")
+        _, _, receipt = self.w.initiate(then_amount_x, quote(then_amount_x, PRICE, FEE_BPS))
+        self.store.halt("swap-desk", "reorganisation deeper than finality (the test)")
+        return receipt
+
+    def resolve(
+        self, finality: Finality = HEAD_IS_FINAL, *, desk: bool = True, rewind: bool = False
+    ) -> Resolution:
+        contract = self.w.desk_a if desk else None
+        return resolve(
+            self.store, self.chain, contract, "swap-desk", finality=finality, rewind=rewind, who="the test"
+        )
+
+
 def test_a_deep_reorganisation_under_the_desk_s_stream_is_resumed_as_the_desk_records_it_now(
     world: World, tmp_path: Path
 ) -> None:
     """The "swap-desk" stream's resume (`relayer.halts.resolve`) after chain A reorganised deeper than
     finality (an anvil snapshot reverted): a swap read from a block that stayed is left alone; one whose
-    id the chain now gives another swap (the same nonce, another amount) takes the desk's record as it
-    is now, with its new block; one the desk no longer has is forgotten; the watcher reads again from
-    the last unchanged block, and the stream is never a conflict."""
-    w, chain = world, world.a.chain
-    store = Store(tmp_path / "store.sqlite")
+    id the chain now gives another swap (the same nonce, another amount) takes the desk's record in the
+    chain's final blocks, with its new block, and its old reclaim transaction is forgotten; one the desk
+    no longer has is forgotten; the watcher reads again from the last unchanged block, the stream is
+    never a conflict, and the watcher reading those blocks again never moves a swap backwards."""
+    d = DeskCopy(world, tmp_path / "store.sqlite")
+    kept, kept_receipt = d.read(AMOUNT_X)
+    snapshot = d.rpc("evm_snapshot")
+    reused, _ = d.read(AMOUNT_X)
+    lost, _ = d.read(AMOUNT_X)
+    with d.store._write() as db:  # as if the daemon had sent a reclaim for it
+        db.execute("UPDATE swaps SET tx = '0xabc' WHERE swap_id = ?", [reused])
+    again_receipt = d.deep_reorg(snapshot, 2 * AMOUNT_X)  # nonce 1 again, for another amount
+    before = d.store.swap(kept)
 
-    def read(amount_x: int) -> tuple[str, TxReceipt]:
-        """USER initiates a swap of `amount_x`, and the store records it as the desk's watcher does."""
-        sid, _, receipt = w.initiate(amount_x, quote(amount_x, PRICE, FEE_BPS))
-        [(_, swap)] = w.recorded(w.desk_a, receipt)
-        block_hash = "0x" + bytes(receipt["blockHash"]).hex()
-        record = SwapRecord(hex32(sid), SwapSide.A, "bank-b", message_key(A, swap.message_nonce), swap,
-                            receipt["blockNumber"], block_hash)  # fmt: skip
-        store.record_swaps([record], cursor=WatchCursor("swap-desk", receipt["blockNumber"], block_hash))
-        return hex32(sid), receipt
-
-    kept, kept_receipt = read(AMOUNT_X)
-    snapshot = chain.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
-    reused, _ = read(AMOUNT_X)
-    lost, _ = read(AMOUNT_X)
-    chain.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])
-    chain.w3.provider.make_request(RPCEndpoint("evm_mine"), [])  # the block `reused` was in, now empty
-    again, _, again_receipt = w.initiate(2 * AMOUNT_X, quote(2 * AMOUNT_X, PRICE, FEE_BPS))
-    assert hex32(again) == reused  # nonce 1 again, for another amount
-    before = store.swap(kept)
-    store.halt("swap-desk", "reorganisation deeper than finality (the test)", kept_receipt["blockNumber"])
-
-    outcome = resolve(store, chain, w.desk_a, "swap-desk", rewind=False, who="the test")
+    outcome = d.resolve()
     assert outcome.lifted and outcome.conflicts == [], outcome
     assert (outcome.moved, outcome.dropped) == ([reused], [lost]), outcome
-    assert store.swap(kept) == before
-    assert store.swap(lost) is None
-    now = store.swap(reused)
+    assert d.store.swap(kept) == before
+    assert d.store.swap(lost) is None
+    now = d.store.swap(reused)
     assert now is not None
-    assert (now.amount_x, now.status, now.block_number) == (
+    assert (now.amount_x, now.status, now.block_number, now.tx) == (
         2 * AMOUNT_X,
         "initiated",
         again_receipt["blockNumber"],
+        None,
     )
     assert now.message_id == message_key(A, 1)
-    assert store.watch_cursor("swap-desk") == WatchCursor(
-        "swap-desk", kept_receipt["blockNumber"], "0x" + bytes(kept_receipt["blockHash"]).hex()
-    )
-    assert store.active_halt("swap-desk") is None
+    _, kept_cursor = d.record(kept_receipt)
+    assert d.store.watch_cursor("swap-desk") == kept_cursor
+    assert d.store.active_halt("swap-desk") is None
+
+    # The watcher reads the chain again from the cursor: an older record of a swap never replaces a newer.
+    newer, _ = d.record(again_receipt)
+    older = dataclasses.replace(newer, swap=dataclasses.replace(newer.swap, state=COMPLETED), block_number=1)
+    assert d.store.record_swaps([older], cursor=kept_cursor) == 0 and d.store.swap(reused) == now
+
     with pytest.raises(StoreError, match="not halted"):
-        resolve(store, chain, w.desk_a, "swap-desk", rewind=False, who="the test")
-    store.halt("swap-desk", "again", 0)
+        d.resolve()
+    d.store.halt("swap-desk", "again")
     with pytest.raises(StoreError, match="only the outbox stream can be rewound"):
-        resolve(store, chain, w.desk_a, "swap-desk", rewind=True, who="the test")
+        d.resolve(rewind=True)
+
+
+def test_a_swap_recorded_only_in_a_block_not_final_yet_is_read_again_once_final(
+    world: World, tmp_path: Path
+) -> None:
+    """The "swap-desk" resume takes nothing from blocks above the chain's final head: a swap whose only
+    record is there is forgotten, for the watcher to read once it is final. A halt left after the desk
+    was taken out of the config is lifted with nothing to compare."""
+    d = DeskCopy(world, tmp_path / "store.sqlite")
+    snapshot = d.rpc("evm_snapshot")
+    pending, _ = d.read(AMOUNT_X)
+    d.deep_reorg(snapshot, 3 * AMOUNT_X)
+    outcome = d.resolve(HEAD_IS_NOT)
+    assert outcome.lifted and outcome.dropped == [pending] and d.store.swap(pending) is None, outcome
+
+    d.store.halt("swap-desk", "left when the desk was taken out of the config")
+    outcome = d.resolve(desk=False)
+    assert outcome.lifted and "no swap desk configured" in outcome.summary, outcome
