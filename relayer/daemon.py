@@ -228,13 +228,7 @@ class Daemon:
             ctx.bus.sessions_lost,
             ctx.bus.reconnects,
         )
-        for peer in ctx.config.peers:
-            ctx.store.push_now(peer.name)
-            try:
-                await ctx.send(peer.name, KIND_RESYNC, {})
-            except Exception as exc:  # e.g. L1 unreachable: the pushes still go out on their schedule
-                log.warning("cannot ask %s to push again: %s", peer.name, exc)
-        ctx.wakeups.wake("pusher")
+        await _resync(ctx, [peer.name for peer in ctx.config.peers])
 
     async def _check_chains(self, ctx: Context) -> None:
         """Refuse to start against the wrong chains or contracts: a config pointing elsewhere would
@@ -445,7 +439,9 @@ class Daemon:
 
     def _peers(self, ctx: Context) -> Step:
         async def step() -> float:
-            ctx.reload_peers()
+            before = {peer.name for peer in ctx.config.peers}
+            if ctx.reload_peers():  # what a new peer sent while it was none was refused: ask for it again
+                await _resync(ctx, [peer.name for peer in ctx.config.peers if peer.name not in before])
             return 1.0
 
         return step
@@ -559,6 +555,18 @@ class Daemon:
             "endpoint": chain.current_url,
             "endpoints": chain.endpoints(),
         }
+
+
+async def _resync(ctx: Context, peers: Sequence[str]) -> None:
+    """Ask each of `peers` to push again now whatever waits for a receipt, and push this chain's own to
+    them again."""
+    for name in peers:
+        ctx.store.push_now(name)
+        try:
+            await ctx.send(name, KIND_RESYNC, {})
+        except Exception as exc:  # e.g. L1 unreachable: the pushes still go out on their schedule
+            log.warning("cannot ask %s to push again: %s", name, exc)
+    ctx.wakeups.wake("pusher")
 
 
 def _genesis(store: Store, name: str, rpc: RpcChain) -> bytes | None:
