@@ -74,7 +74,7 @@ from proofs.message import roll
 from relayer.config import load
 from relayer.metrics import Metrics
 from relayer.pipeline.context import REFUSALS_PER_MINUTE, Context
-from relayer.pipeline.receiver import Receiver, send_receipts
+from relayer.pipeline.receiver import RESYNC_SECONDS, Receiver, send_receipts
 from relayer.sender import Sender
 from relayer.store import InStatus, Outcome, Received, Refusal, Sent, Store
 from tests.settlement import CAPACITY, Prepared, Settlement, asset_id, batch_key
@@ -1146,12 +1146,22 @@ def test_a_resync_makes_what_waits_for_the_peers_receipt_due_now(world: World, t
         assert net.a.ctx.wakeups.event("pusher").is_set()
         assert _status(a, _key(4)) == "settled"  # for chain 903, not pushed to bank-b: left alone
 
-        # Asked again at once: ignored, so a peer cannot make bank-a push its backlog in a loop.
+        # Asked again at once: due RESYNC_SECONDS after the first time (before the next push, 30 s on),
+        # so a peer cannot make bank-a push its backlog in a loop, and a second loss is still made good.
         a.record_push(pushed, "bank-b", "pushed again")
-        await net.b.ctx.send("bank-a", "resync", {})
-        [raw] = (await net.published())["bank-a"]
-        await net.a.receiver.handle(raw, institution_topic("bank-a", "bank-b"))
-        assert all(row.due > time.time() for key in pushed if (row := a.message(key)) is not None)
+
+        async def resync() -> dict[str, float]:
+            await net.b.ctx.send("bank-a", "resync", {})
+            [raw] = (await net.published())["bank-a"]
+            await net.a.receiver.handle(raw, institution_topic("bank-a", "bank-b"))
+            return {key: row.due for key in pushed if (row := a.message(key)) is not None}
+
+        due = await resync()
+        assert len(due) == len(pushed), due
+        assert all(start + RESYNC_SECONDS - 1 <= d <= time.time() + RESYNC_SECONDS for d in due.values()), due
+        # A third time while that one waits: folded into it.
+        again = await resync()
+        assert again.keys() == due.keys() and all(abs(again[k] - due[k]) < 0.1 for k in due), (again, due)
 
     run(world, tmp_path, body)
 

@@ -185,15 +185,21 @@ class Receiver:
             log.warning("refused a %s envelope from %s: %s", envelope.kind, peer.name, exc)
 
     def _resync(self, peer: PeerConfig) -> None:
-        """The peer asks for everything again: what waits for its receipt is pushed now (at most once
-        per RESYNC_SECONDS, so a peer cannot make this daemon push its backlog in a loop)."""
+        """The peer asks for everything again: what waits for its receipt is pushed now, or, within
+        RESYNC_SECONDS of the last time, once they have passed; a request while one waits is folded
+        into it. So a peer cannot make this daemon push its backlog more often than that, and a loss of
+        its envelopes soon after another is still made good."""
         moment = time.monotonic()
-        if moment - self._resynced.get(peer.name, -RESYNC_SECONDS) < RESYNC_SECONDS:
-            log.info("%s asks for everything again, too soon after the last time: ignored", peer.name)
-            return
-        self._resynced[peer.name] = moment
-        again = self.ctx.store.push_now(peer.name)
-        log.info("%s asks for everything again: %d message(s) to push now", peer.name, again)
+        last = self._resynced.get(peer.name)
+        if last is None or moment >= last + RESYNC_SECONDS:
+            slot = moment
+        else:
+            slot = last if moment < last else last + RESYNC_SECONDS
+        self._resynced[peer.name] = slot
+        again = self.ctx.store.push_now(peer.name, at=time.time() + slot - moment)
+        log.info(
+            "%s asks for everything again: %d message(s) to push in %.1f s", peer.name, again, slot - moment
+        )
         self.ctx.wakeups.wake("pusher")
 
     # --- messages -------------------------------------------------------------------------------
