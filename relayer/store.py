@@ -957,15 +957,14 @@ class Store:
                 moved.append(self._message_in(db, key))
         return moved
 
-    def push_now(self, peer: str, *, at: float | None = None) -> int:
-        """Every message pushed to `peer` and still without a receipt is due again now, or at `at` if
-        it is not due sooner (the peer was deaf for a while, or this daemon was); returns how many."""
-        when = time.time() if at is None else at
+    def push_now(self, peer: str) -> int:
+        """Every message pushed to `peer` and still without a receipt is due again now (the peer was
+        deaf for a while, or this daemon was); returns how many."""
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE messages SET next_attempt_at = min(coalesce(next_attempt_at, ?), ?) "
-                "WHERE direction = 'out' AND peer = ? AND status IN (?, ?)",
-                [when, when, peer, str(OutStatus.PUSHED), str(OutStatus.FORCED)],
+                "UPDATE messages SET next_attempt_at = ? WHERE direction = 'out' AND peer = ? "
+                "AND status IN (?, ?)",
+                [time.time(), peer, str(OutStatus.PUSHED), str(OutStatus.FORCED)],
             )
             return cursor.rowcount
 

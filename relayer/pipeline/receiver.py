@@ -192,14 +192,16 @@ class Receiver:
         moment = time.monotonic()
         last = self._resynced.get(peer.name)
         if last is None or moment >= last + RESYNC_SECONDS:
-            slot = moment
-        else:
-            slot = last if moment < last else last + RESYNC_SECONDS
-        self._resynced[peer.name] = slot
-        again = self.ctx.store.push_now(peer.name, at=time.time() + slot - moment)
-        log.info(
-            "%s asks for everything again: %d message(s) to push in %.1f s", peer.name, again, slot - moment
-        )
+            self._resynced[peer.name] = moment
+            self._push_again(peer.name)
+        elif moment >= last:  # none waits: one at the end of the window
+            self._resynced[peer.name] = last + RESYNC_SECONDS
+            asyncio.get_running_loop().call_later(last + RESYNC_SECONDS - moment, self._push_again, peer.name)
+            log.info("%s asks for everything again: due in %.1f s", peer.name, last + RESYNC_SECONDS - moment)
+
+    def _push_again(self, peer: str) -> None:
+        again = self.ctx.store.push_now(peer)
+        log.info("%s asks for everything again: %d message(s) to push now", peer, again)
         self.ctx.wakeups.wake("pusher")
 
     # --- messages -------------------------------------------------------------------------------
