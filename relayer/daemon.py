@@ -228,7 +228,8 @@ class Daemon:
             ctx.bus.sessions_lost,
             ctx.bus.reconnects,
         )
-        await _resync(ctx, [peer.name for peer in ctx.config.peers])
+        for peer in ctx.config.peers:
+            await _resync(ctx, peer.name)
 
     async def _check_chains(self, ctx: Context) -> None:
         """Refuse to start against the wrong chains or contracts: a config pointing elsewhere would
@@ -438,10 +439,25 @@ class Daemon:
         return handle
 
     def _peers(self, ctx: Context) -> Step:
+        """Peers edited while the daemon runs. What a new peer sent while it was none was refused: it is
+        asked to push again, until that request is sent (on the retry policy: its bus key may not be on
+        L1 yet, or L1 may be unreachable)."""
+        due: dict[str, float] = {}  # new peers still to ask -> when to try again
+        failures: dict[str, int] = {}
+
         async def step() -> float:
-            before = {peer.name for peer in ctx.config.peers}
-            if ctx.reload_peers():  # what a new peer sent while it was none was refused: ask for it again
-                await _resync(ctx, [peer.name for peer in ctx.config.peers if peer.name not in before])
+            before = {(peer.name, peer.chain_id) for peer in ctx.config.peers}
+            if ctx.reload_peers():
+                for peer in ctx.config.peers:
+                    if (peer.name, peer.chain_id) not in before:
+                        due[peer.name], failures[peer.name] = 0.0, 0
+            moment = time.monotonic()
+            for name, at in list(due.items()):
+                if ctx.peer_by_name(name) is None or (at <= moment and await _resync(ctx, name)):
+                    del due[name], failures[name]
+                elif at <= moment:
+                    failures[name] += 1
+                    due[name] = moment + RETRY.delay(failures[name])
             return 1.0
 
         return step
@@ -557,16 +573,17 @@ class Daemon:
         }
 
 
-async def _resync(ctx: Context, peers: Sequence[str]) -> None:
-    """Ask each of `peers` to push again now whatever waits for a receipt, and push this chain's own to
-    them again."""
-    for name in peers:
-        ctx.store.push_now(name)
-        try:
-            await ctx.send(name, KIND_RESYNC, {})
-        except Exception as exc:  # e.g. L1 unreachable: the pushes still go out on their schedule
-            log.warning("cannot ask %s to push again: %s", name, exc)
-    ctx.wakeups.wake("pusher")
+async def _resync(ctx: Context, peer: str) -> bool:
+    """Ask `peer` to push again now whatever waits for a receipt, and push this chain's own to it again;
+    False if the request could not be sent (its pushes still go out on their schedule)."""
+    try:
+        ctx.store.push_now(peer)
+        ctx.wakeups.wake("pusher")
+        await ctx.send(peer, KIND_RESYNC, {})
+    except Exception as exc:  # e.g. no bus key of the peer's on L1 yet, L1 unreachable, the disk full
+        log.warning("cannot ask %s to push again: %s", peer, exc)
+        return False
+    return True
 
 
 def _genesis(store: Store, name: str, rpc: RpcChain) -> bytes | None:

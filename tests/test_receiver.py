@@ -1127,7 +1127,7 @@ def test_after_a_key_rotation_the_old_key_opens_for_its_grace_period_only(
 def test_a_resync_makes_what_waits_for_the_peers_receipt_due_now(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(receiver_module, "RESYNC_SECONDS", 1.0)
+    monkeypatch.setattr(receiver_module, "RESYNC_SECONDS", 3.0)
 
     async def body(net: Net) -> None:
         a = net.a.store
@@ -1151,16 +1151,30 @@ def test_a_resync_makes_what_waits_for_the_peers_receipt_due_now(
         assert net.a.ctx.wakeups.event("pusher").is_set()
         assert _status(a, _key(4)) == "settled"  # for chain 903, not pushed to bank-b: left alone
 
-        # Asked again at once, and again: due once, RESYNC_SECONDS after the first time (here 1 s), so a
-        # peer cannot make bank-a push its backlog in a loop, and a second loss is still made good.
+        # Asked again at once, and again: done once, RESYNC_SECONDS after the first time (here 3 s), so
+        # a peer cannot make bank-a push its backlog in a loop, and a second loss is still made good.
         a.record_push(pushed, "bank-b", "pushed again")
+        done: list[str] = []
+        push_again = net.a.receiver._push_again
+
+        def counted(peer: str) -> None:
+            done.append(peer)
+            push_again(peer)
+
+        monkeypatch.setattr(net.a.receiver, "_push_again", counted)
+
+        def dues() -> list[float]:
+            rows = [a.message(key) for key in pushed]
+            assert all(row is not None for row in rows), rows
+            return [row.due for row in rows if row is not None]
+
         for _ in range(2):
             await net.b.ctx.send("bank-a", "resync", {})
             [raw] = (await net.published())["bank-a"]
             await net.a.receiver.handle(raw, institution_topic("bank-a", "bank-b"))
-        assert all(row.due > time.time() + 20 for key in pushed if (row := a.message(key)) is not None)
-        await asyncio.sleep(receiver_module.RESYNC_SECONDS)
-        assert all(row.due <= time.time() for key in pushed if (row := a.message(key)) is not None)
+        assert done == [] and all(due > time.time() + 20 for due in dues())
+        await asyncio.sleep(receiver_module.RESYNC_SECONDS + 0.2)
+        assert done == ["bank-b"] and all(due <= time.time() for due in dues())
 
     run(world, tmp_path, body)
 

@@ -200,7 +200,11 @@ class Receiver:
             log.info("%s asks for everything again: due in %.1f s", peer.name, last + RESYNC_SECONDS - moment)
 
     def _push_again(self, peer: str) -> None:
-        again = self.ctx.store.push_now(peer)
+        try:
+            again = self.ctx.store.push_now(peer)
+        except Exception:  # e.g. the disk full: the pushes still go out on their schedule
+            log.exception("%s asks for everything again: cannot make its messages due now", peer)
+            return
         log.info("%s asks for everything again: %d message(s) to push now", peer, again)
         self.ctx.wakeups.wake("pusher")
 
