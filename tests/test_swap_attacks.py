@@ -50,7 +50,6 @@ from tests.test_swap_desk import (
     COMPLETED,
     INITIATED,
     MALLORY,
-    OPERATOR_A,
     OPERATOR_B,
     USER,
     A,
@@ -71,6 +70,16 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 # --- a third chain's forged bounce drains desk A ------------------------------------------------
+
+
+def _x_on_a(w: World) -> tuple[int, int, int]:
+    """X on chain A, for an attack's report: desk A's `held`, desk A's balance, the user's balance."""
+    held = int(w.desk_a.functions.held(w.gold.address).call())
+    return (
+        held,
+        int(w.gold.functions.balanceOf(w.desk_a.address).call()),
+        int(w.gold.functions.balanceOf(USER.address).call()),
+    )
 
 
 def _reclaim_error(w: World, sid: bytes) -> str | None:
@@ -104,10 +113,7 @@ def test_a_bounce_forged_by_a_third_chain_cannot_make_desk_a_pay_x_twice(world: 
     and amountX), and the swap ends as a plain swap, desk A's `held` untouched."""
     w = world
     own = 5 * E18  # desk A's owner keeps X there (e.g. its inventory as side B of the reverse pair)
-    w.a.chain.send(w.gold.functions.mint(OPERATOR_A.address, own))
-    owner_a = w.owner(w.a)
-    owner_a.send(w.gold.functions.approve(w.desk_a.address, own))
-    owner_a.send(w.desk_a.functions.fund(w.gold.address, own))
+    w.fund_desk_a_with_gold(own)
     w.hub.register(C, OPERATOR_C)
     user_x_before = int(w.gold.functions.balanceOf(USER.address).call())
 
@@ -137,9 +143,7 @@ def test_a_bounce_forged_by_a_third_chain_cannot_make_desk_a_pay_x_twice(world: 
         w.settle(w.b, [result])
         receipt = w.execute(w.a, result)
         result_failure = failure(w.a.inbox, receipt)
-        held = int(w.desk_a.functions.held(w.gold.address).call())
-        balance = int(w.gold.functions.balanceOf(w.desk_a.address).call())
-        user_x = int(w.gold.functions.balanceOf(USER.address).call())
+        held, balance, user_x = _x_on_a(w)
         pytest.fail(
             f"a zero-value bounce forged by chain {C} set Inbox.refunded[phase 1]={refunded}; reclaim paid "
             f"the user {AMOUNT_X} X (user X before {user_x_before}, after {user_x}) out of desk A, which "
@@ -164,10 +168,7 @@ def test_a_valueless_bounce_from_b_cannot_make_desk_a_pay_x_while_b_swaps(world:
     What must hold: reclaim pays only for a bounce that brought the swap's X home."""
     w = world
     own = 5 * E18
-    w.a.chain.send(w.gold.functions.mint(OPERATOR_A.address, own))
-    owner_a = w.owner(w.a)
-    owner_a.send(w.gold.functions.approve(w.desk_a.address, own))
-    owner_a.send(w.desk_a.functions.fund(w.gold.address, own))
+    w.fund_desk_a_with_gold(own)
     user_x_before = int(w.gold.functions.balanceOf(USER.address).call())
 
     sid, phase1, _ = w.initiate()
@@ -182,9 +183,7 @@ def test_a_valueless_bounce_from_b_cannot_make_desk_a_pay_x_while_b_swaps(world:
     [sent] = sent_messages(w.b.outbox, [w.execute(w.b, phase1)])  # desk B keeps X
     if error is None:
         w.a.chain.with_signer(USER).send(w.desk_a.functions.reclaim(sid))
-        held = int(w.desk_a.functions.held(w.gold.address).call())
-        balance = int(w.gold.functions.balanceOf(w.desk_a.address).call())
-        user_x = int(w.gold.functions.balanceOf(USER.address).call())
+        held, balance, user_x = _x_on_a(w)
         pytest.fail(
             f"a valueless bounce from B let the user reclaim: user X {user_x_before} -> {user_x}, desk B "
             f"swapped ({w.swap(w.desk_b, sid).state!r}) and keeps the user's X, desk A holds {balance} X "

@@ -105,6 +105,14 @@ class World:
         """The chain signed for by its operator, who owns its desk."""
         return l2.chain.with_signer(l2.operator)
 
+    def fund_desk_a_with_gold(self, amount: int) -> None:
+        """Desk A's owner mints `amount` of X (gold, A's own token) and funds its desk with it: the
+        owner's, beside what comes home for users."""
+        self.a.chain.send(self.gold.functions.mint(OPERATOR_A.address, amount))
+        owner_a = self.owner(self.a)
+        owner_a.send(self.gold.functions.approve(self.desk_a.address, amount))
+        owner_a.send(self.desk_a.functions.fund(self.gold.address, amount))
+
     def settle(self, source: L2, messages: list[Message]) -> None:
         """`source`'s next batch (what its Outbox sent, in order), settled on L1; the root imported on
         A and B."""
@@ -674,12 +682,8 @@ def test_a_swap_whose_y_cannot_be_sent_is_refunded(world: World) -> None:
 
 def test_a_bounced_phase_1_is_reclaimed_for_the_user(world: World) -> None:
     w = world
-    # Desk A's owner keeps X of its own there: the owner's, beside what comes home for the user.
-    own = 5 * E18
-    w.a.chain.send(w.gold.functions.mint(OPERATOR_A.address, own))
-    owner_a = w.owner(w.a)
-    owner_a.send(w.gold.functions.approve(w.desk_a.address, own))
-    owner_a.send(w.desk_a.functions.fund(w.gold.address, own))
+    own = 5 * E18  # desk A's owner keeps X of its own there, beside what comes home for the user
+    w.fund_desk_a_with_gold(own)
     start = w.ledger()
     assert (start["held_a_x"], start["desk_a_x"]) == (own, own)
 
@@ -705,7 +709,7 @@ def test_a_bounced_phase_1_is_reclaimed_for_the_user(world: World) -> None:
     home = w.ledger()
     moved(start, home, user_x=-AMOUNT_X, desk_a_x=AMOUNT_X)
     # The user's X at desk A is not the owner's: only what the desk holds can be withdrawn.
-    withdraw = w.desk_a.functions.withdraw
+    withdraw, owner_a = w.desk_a.functions.withdraw, w.owner(w.a)
     reverts(owner_a, withdraw(w.gold.address, OPERATOR_A.address, own + 1),
             f"MoreThanHeld(token={w.gold.address}, held={own}, requested={own + 1})")  # fmt: skip
     owner_a.send(withdraw(w.gold.address, OPERATOR_A.address, own))
