@@ -60,7 +60,7 @@ def _reached(store: Store, message_id: str, status: str) -> float:
 
 def measure(messages: int) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="xrelay-bench-forced-"))
-    manifest = devnet.up(state, l2=2, capacity=8)
+    manifest = devnet.up(state, l2=2, capacities=(8,))
     services = Services(state)
     try:
         services.start()

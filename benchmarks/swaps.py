@@ -89,7 +89,7 @@ class Bench:
         ok = False
         try:
             with self.console.status("devnet up (L1, bank-a, bank-b; dev key)"):
-                self.manifest = devnet.up(self.state_dir, l2=2, capacity=self.capacity)
+                self.manifest = devnet.up(self.state_dir, l2=2, capacities=(self.capacity,))
             services = Services(self.state_dir)
             try:
                 with self.console.status("hub service and both daemons"):

@@ -134,10 +134,13 @@ def devnet() -> None:
 )
 @click.option(
     "--capacity",
+    "capacities",
     type=int,
-    default=devnet_ops.DEFAULT_CAPACITY,
+    multiple=True,
+    default=devnet_ops.DEFAULT_CAPACITIES,
     show_default=True,
-    help="Messages per batch: the batch circuit whose development key the devnet makes and verifies.",
+    help="A batch capacity (messages per batch) the chains prove with, adaptively: the devnet makes a "
+    "development key of each and registers its verifier. Repeat for several.",
 )
 @click.option(
     "--broker",
@@ -148,10 +151,14 @@ def devnet() -> None:
     "installed). Both authenticate each client and apply the per-institution topic ACLs.",
 )
 @state_dir_option
-def devnet_up(l2: int, block_time: float | None, capacity: int, broker: str, state_dir: Path) -> None:
+def devnet_up(
+    l2: int, block_time: float | None, capacities: tuple[int, ...], broker: str, state_dir: Path
+) -> None:
     """Start the L1 and N institution chains, deploy the contracts, write keys, manifest and configs."""
     with console.status(f"starting L1 and {l2} institution chains, deploying contracts"):
-        manifest = devnet_ops.up(state_dir, l2=l2, block_time=block_time, capacity=capacity, broker=broker)
+        manifest = devnet_ops.up(
+            state_dir, l2=l2, block_time=block_time, capacities=capacities, broker=broker
+        )
     table = _table("devnet up", "chain", "chain id", "rpc url", "pid")
     for node in devnet_ops.nodes(manifest):
         table.add_row(node["name"], str(node["chain_id"]), node["rpc_url"], str(node["pid"]))
@@ -1104,12 +1111,20 @@ def run_daemon(config_path: Path, log_level: str) -> None:
     show_default=True,
     help="Where the demo's devnet keeps its state and logs.",
 )
-@click.option("--capacity", type=int, default=16, show_default=True, help="Batch capacity of both chains.")
-def demo(state_dir: Path, capacity: int) -> None:
+@click.option(
+    "--capacity",
+    "capacities",
+    type=int,
+    multiple=True,
+    default=devnet_ops.DEFAULT_CAPACITIES,
+    show_default=True,
+    help="The batch capacities both chains prove with (repeat for several).",
+)
+def demo(state_dir: Path, capacities: tuple[int, ...]) -> None:
     """The whole system on a fresh devnet: messages, a call with value and a tokenized asset between
     two institutions through their daemons, then the results. DEVNET ONLY."""
     wide = Console(highlight=False, width=max(console.width, 110))  # the tables need the room
-    Demo(state_dir, wide).run(capacity=capacity)
+    Demo(state_dir, wide).run(capacities=capacities)
 
 
 cli.add_command(hub_cli.hub)

@@ -350,31 +350,66 @@ class PeerConfig(Section):
 
 
 class BatchConfig(Section):
-    """[batch]: when a batch of outgoing messages closes."""
+    """[batch]: the batch circuits this chain proves with, and when a batch of outgoing messages closes.
 
-    capacity: StrictInt = 16
-    """Messages per batch: a power of two from 8 to 1024. A batch closes when full..."""
+    A batch closes when the largest capacity is full; when the prover is idle and no proven batch
+    waits to be settled (a lone message does not wait for company); or `max_wait_seconds` after its
+    first message. It is proven with the smallest capacity that holds it: a lone message pays for a
+    small circuit, a flood fills large ones."""
+
+    capacities: tuple[StrictInt, ...] = (16,)
+    """The circuit capacities (messages per batch) this chain proves with, each a power of two from 8
+    to 1024: one proving key each, and a verifier on L1 for each."""
     max_wait_seconds: StrictFloat = Field(default=5.0, gt=0, le=3600)
-    """...or this many seconds after its first message, whichever comes first."""
+    """The longest a message waits for its batch to close while the prover is busy."""
     provers: Annotated[StrictInt, Field(ge=1, le=64)] = 1
-    """Batches proven at once, each in a prover process of its own holding the proving key. One
+    """Batches proven at once, each in a prover process of its own holding the proving keys. One
     prover uses every core; more pay off only with cores to spare."""
     keys_dir: Path = Field(default=Path("keys"), validate_default=True)
     """The folder of the batch circuit's keys, relative to the config file: batch-<capacity>.zkey
-    (this chain's proving key) and batch-<capacity>.vk.json (the verifying key of each capacity
-    peers prove with)."""
+    (this chain's proving key of each of its capacities) and batch-<capacity>.vk.json (the verifying
+    key of each capacity peers prove with)."""
 
     @field_validator("keys_dir")
     @classmethod
     def _resolved(cls, value: Path, info: ValidationInfo) -> Path:
         return resolve(value, info)
 
-    @field_validator("capacity")
+    @field_validator("capacities")
     @classmethod
-    def _power_of_two(cls, value: int) -> int:
-        if not 8 <= value <= 1024 or value & (value - 1):
-            raise ValueError(f"must be a power of two from 8 to 1024 (8, 16, 32, ...), not {value}")
-        return value
+    def _powers_of_two(cls, values: tuple[int, ...]) -> tuple[int, ...]:
+        if not values:
+            raise ValueError("name at least one capacity")
+        for value in values:
+            check_capacity(value)
+        if len(set(values)) != len(values):
+            raise ValueError(f"a capacity is named twice in {list(values)}")
+        return tuple(sorted(values))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_capacity(cls, data: Any) -> Any:
+        """`capacity = N`: shorthand for `capacities = [N]`."""
+        if not isinstance(data, dict) or "capacity" not in data:
+            return data
+        data = dict(data)
+        capacity = data.pop("capacity")
+        if "capacities" in data:
+            raise located([(("capacity",), "give capacity (one) or capacities (a list), not both")])
+        if not isinstance(capacity, int) or isinstance(capacity, bool):
+            raise located([(("capacity",), f"must be an integer, not {capacity!r}")])
+        try:
+            check_capacity(capacity)
+        except ValueError as exc:
+            raise located([(("capacity",), str(exc))]) from None
+        data["capacities"] = [capacity]
+        return data
+
+
+def check_capacity(value: int) -> None:
+    """A batch circuit's capacity is a power of two from 8 to 1024 (the Hub's and the batch tree's)."""
+    if not 8 <= value <= 1024 or value & (value - 1):
+        raise ValueError(f"must be a power of two from 8 to 1024 (8, 16, 32, ...), not {value}")
 
 
 class StoreConfig(Section):
@@ -709,7 +744,11 @@ def summary(config: InstitutionConfig) -> list[tuple[str, str]]:
         bus_text += f", client certificate {bus.client_cert}"
     admin = config.admin
     rows += [
-        ("batch", f"{config.batch.capacity} messages or {config.batch.max_wait_seconds:g} s, first reached"),
+        (
+            "batch",
+            f"capacities {', '.join(map(str, config.batch.capacities))}; closes when full, when the "
+            f"prover is idle, or at {config.batch.max_wait_seconds:g} s",
+        ),
         ("keys", str(config.batch.keys_dir)),
         ("store", str(config.store.path)),
         ("bus", bus_text),

@@ -68,6 +68,11 @@ has nothing to do (it runs again then, or sooner when another step wakes it)."""
 EMBEDDED_BROKER = ("127.0.0.1", 1883)
 
 
+def proving_keys(config: InstitutionConfig) -> dict[int, Path]:
+    """This chain's proving key of each of its batch capacities."""
+    return {c: config.batch.keys_dir / f"batch-{c}.zkey" for c in config.batch.capacities}
+
+
 def _require(config: InstitutionConfig, path: Path) -> tuple[str, str, str]:
     problems = []
     if config.chain.contracts.inbox is None:
@@ -76,11 +81,9 @@ def _require(config: InstitutionConfig, path: Path) -> tuple[str, str, str]:
         problems.append(("l1.hub", "the daemon needs the L1 Hub's address to settle"))
     if config.l1.hub_api is None:
         problems.append(("l1.hub_api", "the daemon needs the hub service's URL for aggregated-tree proofs"))
-    key = config.batch.keys_dir / f"batch-{config.batch.capacity}.zkey"
-    if not key.is_file():
-        problems.append(
-            ("batch.keys_dir", f"no proving key {key} for batch capacity {config.batch.capacity}")
-        )
+    for capacity, key in proving_keys(config).items():
+        if not key.is_file():
+            problems.append(("batch.keys_dir", f"no proving key {key} for batch capacity {capacity}"))
     if config.bus.key is None:
         problems.append(
             ("bus.key", "the daemon needs its bus key to open what peers send (xrelay bus-key new)")
@@ -121,11 +124,7 @@ class Daemon:
             login = [os.environ.get(name) if name else None for name in names]
             broker = EmbeddedBroker(*EMBEDDED_BROKER, users=[sole_user(config.institution, *login)])
             await broker.start()
-        pool = ProverPool(
-            config.batch.keys_dir / f"batch-{config.batch.capacity}.zkey",
-            config.batch.capacity,
-            workers=config.batch.provers,
-        )
+        pool = ProverPool(proving_keys(config), workers=config.batch.provers)
         hub_client = HubClient(self.hub_api)
         metrics = Metrics()
         try:

@@ -89,7 +89,7 @@ class Net:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     state = tmp_path_factory.mktemp("chaos")
-    manifest = devnet.up(state, l2=2, capacity=8)  # deployed on automine (fast), then 1 s blocks:
+    manifest = devnet.up(state, l2=2, capacities=(8,))  # deployed on automine (fast), then 1 s blocks:
     for node in devnet.nodes(manifest):
         Chain(node["rpc_url"], USER).w3.provider.make_request(
             RPCEndpoint("evm_setIntervalMining"), [BLOCK_TIME]

@@ -53,14 +53,14 @@ def test_config_check_summarises_a_valid_file() -> None:
 
 def test_config_check_lists_every_problem_without_a_traceback(tmp_path: Path) -> None:
     text = (CONFIGS / "bank-a.toml").read_text()
-    text = text.replace("capacity = 16", "capacity = 12").replace(
+    text = text.replace("capacities = [8, 64, 256]", "capacities = [8, 12]").replace(
         'listen = "127.0.0.1:8701"', 'listen = "nowhere"'
     )
     bad = tmp_path / "bad.toml"
     bad.write_text(text)
     code, out, err = run("config", "check", str(bad))
     assert code == 1
-    assert f"{bad}: batch.capacity: must be a power of two from 8 to 1024" in err
+    assert f"{bad}: batch.capacities: must be a power of two from 8 to 1024 (8, 16, 32, ...), not 12" in err
     assert f"{bad}: admin.listen: " in err
     assert "Traceback" not in err and out == ""
 

@@ -95,7 +95,7 @@ def test_example_configs_load(name: str, chain_id: int, peer: str, account: int)
     assert "id 900" in rows["l1"]
     assert rows[f"peer {peer}"].startswith(f"chain {901 if peer == 'bank-a' else 902};")
     assert "assets: any" in rows[f"peer {peer}"]
-    assert rows["batch"].startswith("16 messages or 5 s")
+    assert rows["batch"].startswith("capacities 8, 64, 256; closes when full, when the prover is idle, or at 5 s")
     assert rows["store"] == str(CONFIGS / f"{name}.sqlite")
     assert rows["bus"] == "embedded broker (127.0.0.1:1883)"
     assert rows["admin"].startswith("127.0.0.1:870")
@@ -106,7 +106,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert loaded.chain.confirmations == 1
     assert loaded.l1.confirmations == 1
     assert loaded.l1.hub is None
-    assert loaded.batch.capacity == 16
+    assert loaded.batch.capacities == (16,)
     assert loaded.batch.max_wait_seconds == 5.0
     assert loaded.store.path == tmp_path.resolve() / "bank-a.sqlite"  # "<institution>.sqlite" by the file
     bank_c = loaded.peers[1]
@@ -197,6 +197,14 @@ BAD = [
     ("capacity 12", ADMIN, ADMIN + "[batch]\ncapacity = 12\n", "batch.capacity",
      "power of two from 8 to 1024"),
     ("capacity 2048", ADMIN, ADMIN + "[batch]\ncapacity = 2048\n", "batch.capacity", "not 2048"),
+    ("capacity true", ADMIN, ADMIN + "[batch]\ncapacity = true\n", "batch.capacity", "an integer, not True"),
+    ("capacities 12", ADMIN, ADMIN + "[batch]\ncapacities = [8, 12]\n", "batch.capacities",
+     "power of two from 8 to 1024"),
+    ("capacities twice", ADMIN, ADMIN + "[batch]\ncapacities = [64, 8, 64]\n", "batch.capacities",
+     "named twice"),
+    ("capacities none", ADMIN, ADMIN + "[batch]\ncapacities = []\n", "batch.capacities", "at least one"),
+    ("capacity and capacities", ADMIN, ADMIN + "[batch]\ncapacity = 8\ncapacities = [8]\n",
+     "batch.capacity", "not both"),
     ("max wait 0", ADMIN, ADMIN + "[batch]\nmax_wait_seconds = 0\n", "batch.max_wait_seconds",
      "must be greater than 0"),
     ("max wait string", ADMIN, ADMIN + '[batch]\nmax_wait_seconds = "5"\n', "batch.max_wait_seconds",

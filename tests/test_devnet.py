@@ -93,12 +93,15 @@ def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
             assert len(w3.eth.get_code(address)) > 0
     l1 = Web3(Web3.HTTPProvider(manifest["l1"]["rpc_url"]))
     hub = l1.eth.contract(address=manifest["l1"]["contracts"]["hub"], abi=artifacts.load("Hub").abi)
-    verifier = manifest["l1"]["contracts"]["batch_verifier"]
+    verifiers = manifest["l1"]["contracts"]["batch_verifiers"]
     keys = devnet / "keys"
-    assert manifest["batch"] == {"capacity": 16, "keys_dir": str(keys)}
-    assert (keys / "batch-16.zkey").stat().st_size > 0
-    vk = snarkjs_json.verifying_key_from_json(json.loads((keys / "batch-16.vk.json").read_text()), "vk")
-    assert vk.development and vk.n_public == 22
+    assert manifest["batch"] == {"capacities": [8, 64], "keys_dir": str(keys)}
+    for capacity in (8, 64):
+        assert (keys / f"batch-{capacity}.zkey").stat().st_size > 0
+        vk = snarkjs_json.verifying_key_from_json(
+            json.loads((keys / f"batch-{capacity}.vk.json").read_text()), "vk"
+        )
+        assert vk.development and vk.n_public == 22
     for chain in manifest["chains"]:
         assert set(chain["contracts"]) == {
             "asset_router",
@@ -110,7 +113,9 @@ def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
             "swap_desk",
         }
         assert hub_chain(hub, chain["chain_id"]) == HubChain(True, True, chain["operator"], 0, outbox_hash=0)
-        assert hub.functions.verifiers(chain["chain_id"], 16).call() == verifier
+        for capacity in (8, 64):
+            assert hub.functions.verifiers(chain["chain_id"], capacity).call() == verifiers[str(capacity)]
+        assert hub.functions.verifiers(chain["chain_id"], 16).call() == "0x" + "00" * 20
         w3 = Web3(Web3.HTTPProvider(chain["rpc_url"]))
         router = w3.eth.contract(
             address=chain["contracts"]["asset_router"], abi=artifacts.load("AssetRouter").abi
@@ -130,7 +135,7 @@ def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
         assert loaded.chain.contracts.asset_router == chain["contracts"]["asset_router"]
         assert loaded.chain.contracts.inbox == chain["contracts"]["inbox"]
         assert loaded.l1.hub == manifest["l1"]["contracts"]["hub"]
-        assert (loaded.batch.capacity, loaded.batch.keys_dir) == (16, keys)
+        assert (loaded.batch.capacities, loaded.batch.keys_dir) == ((8, 64), keys)
         assert loaded.chain.signer.resolve().address == chain["operator"]
         assert [p.chain_id for p in loaded.peers] == [
             c["chain_id"] for c in manifest["chains"] if c is not chain
@@ -196,9 +201,9 @@ def test_block_time_and_single_chain(tmp_path: Path) -> None:
     manifest = manifest_of(state_dir)
     try:
         assert [c["name"] for c in manifest["chains"]] == ["bank-a"]
-        assert manifest["batch"]["capacity"] == 8
+        assert manifest["batch"]["capacities"] == [8]
         assert (state_dir / "keys" / "batch-8.zkey").is_file()
-        assert config.load(manifest["chains"][0]["config"]).batch.capacity == 8
+        assert config.load(manifest["chains"][0]["config"]).batch.capacities == (8,)
         w3 = Web3(Web3.HTTPProvider(manifest["l1"]["rpc_url"]))
         first = w3.eth.block_number
         time.sleep(1.5)

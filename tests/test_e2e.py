@@ -158,7 +158,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
 def network(state: Path, *, l2: int, broker: str = "mosquitto") -> Iterator[Net]:
     """A devnet of `l2` institution chains (capacity 8) on `broker`, with its hub service and daemons
     running."""
-    manifest = devnet.up(state, l2=l2, capacity=8, broker=broker)
+    manifest = devnet.up(state, l2=l2, capacities=(8,), broker=broker)
     services = Services(state)
     try:
         services.start()

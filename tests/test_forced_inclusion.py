@@ -385,7 +385,7 @@ class _HandCommitter:
         self.net, self.name = net, name
         entry = net.entry(name)
         self.operator = anvil.dev_account(entry["operator_account"])
-        self.capacity = int(net.manifest["batch"]["capacity"])
+        self.capacity = min(net.manifest["batch"]["capacities"])
         self.key = zkey.read(Path(net.manifest["batch"]["keys_dir"]) / f"batch-{self.capacity}.zkey")
 
     def prepare(

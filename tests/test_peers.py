@@ -50,7 +50,7 @@ def test_add_keeps_every_comment_and_puts_the_new_peer_after_the_last(config: Pa
     batch_comment = after.index("# When a batch of outgoing messages closes")
     assert new_peer < batch_comment < after.index("[batch]")
     assert '\n\n[[peers]]\nname = "bank-c"\nchain_id = 903\n' in after
-    assert institution_config.load(config).batch.capacity == 16  # the rest is untouched
+    assert institution_config.load(config).batch.capacities == (8, 64, 256)  # the rest is untouched
 
 
 def test_adding_then_removing_a_peer_gives_back_the_same_file(config: Path) -> None:
@@ -158,7 +158,7 @@ def test_an_invalid_change_is_refused_and_the_file_left_unchanged(
 
 
 def test_an_invalid_config_file_is_reported_as_such(config: Path) -> None:
-    config.write_text(config.read_text().replace("capacity = 16", "capacity = 12"))
+    config.write_text(config.read_text().replace("capacities = [8, 64, 256]", "capacity = 12"))
     with pytest.raises(ConfigError, match=r"batch\.capacity: must be a power of two"):
         add_peer(config, "bank-c", 903)
     with pytest.raises(ConfigError, match="no such file"):

@@ -20,7 +20,7 @@ from proofs.groth16.prover import ProverError
 from proofs.groth16.setup import setup
 from proofs.groth16.verifier import verify
 from proofs.message import LeafPreimage, roll
-from relayer.pipeline.prover import ProvenBatch, ProverPool
+from relayer.pipeline.prover import ProvenBatch, ProverPool, ProverPoolError
 
 CAPACITY = 8
 ASSET_X = 0xA11CE << 200 | 0x1234
@@ -54,7 +54,7 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[ProvingKey, Path]:
 
 def with_pool(path: Path, capacity: int, use: Callable[[ProverPool], Awaitable[T]], workers: int = 1) -> T:
     async def run() -> T:
-        pool = ProverPool(path, capacity, workers=workers)
+        pool = ProverPool({capacity: path}, workers=workers)
         try:
             return await use(pool)
         finally:
@@ -80,7 +80,7 @@ def test_a_batch_proof_verifies_against_its_public_inputs(key: tuple[ProvingKey,
 
     async def use(pool: ProverPool) -> ProvenBatch:
         await pool.start()
-        return await pool.prove(FIRST)
+        return await pool.prove(FIRST, CAPACITY)
 
     proven = with_pool(path, CAPACITY, use)
     check(pk, FIRST, proven)
@@ -95,7 +95,7 @@ def test_two_batches_proven_concurrently_both_verify(key: tuple[ProvingKey, Path
 
     async def use(pool: ProverPool) -> list[ProvenBatch]:
         await pool.start()
-        return list(await asyncio.gather(pool.prove(FIRST), pool.prove(SECOND)))
+        return list(await asyncio.gather(pool.prove(FIRST, CAPACITY), pool.prove(SECOND, CAPACITY)))
 
     first, second = with_pool(path, CAPACITY, use, workers=2)
     check(pk, FIRST, first)
@@ -113,8 +113,8 @@ def test_a_pool_whose_worker_died_fails_that_batch_and_proves_the_next(key: tupl
             if "spawn_main" in " ".join(child.cmdline()):  # the pool's workers, not the test's nodes
                 child.kill()  # as an out-of-memory kill would
         with pytest.raises(BrokenProcessPool):
-            await pool.prove(FIRST)
-        return await pool.prove(FIRST)
+            await pool.prove(FIRST, CAPACITY)
+        return await pool.prove(FIRST, CAPACITY)
 
     check(pk, FIRST, with_pool(path, CAPACITY, use))
 
@@ -138,7 +138,7 @@ def test_a_key_for_another_capacity_fails_at_the_first_batch(key: tuple[ProvingK
     _, path = key
 
     async def use(pool: ProverPool) -> ProvenBatch:
-        return await pool.prove(Batch(901, 0, 0, (LeafPreimage(902, 0, 0, 1),)))
+        return await pool.prove(Batch(901, 0, 0, (LeafPreimage(902, 0, 0, 1),)), 16)
 
     with pytest.raises(ProverError, match="wires"):
         with_pool(path, 16, use)
@@ -148,3 +148,13 @@ def test_a_key_for_another_capacity_fails_at_start(key: tuple[ProvingKey, Path])
     _, path = key
     with pytest.raises(Exception, match=r"capacity|wires|circuit"):
         with_pool(path, 16, lambda pool: pool.start())
+
+
+def test_a_capacity_without_a_key_is_refused_with_the_ones_it_has(key: tuple[ProvingKey, Path]) -> None:
+    _, path = key
+
+    async def use(pool: ProverPool) -> ProvenBatch:
+        return await pool.prove(FIRST, 64)
+
+    with pytest.raises(ProverPoolError, match=r"no proving key for capacity 64 \(this pool has 8\)"):
+        with_pool(path, CAPACITY, use)

@@ -19,6 +19,7 @@ is shut down. DEVNET ONLY: it uses anvil's public development keys.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,13 @@ class Demo:
         self.console = console
         self.user = anvil.dev_account(devnet.USER_ACCOUNT)
 
-    def run(self, *, capacity: int) -> None:
+    def run(self, *, capacities: Sequence[int]) -> None:
         if devnet.read_manifest(self.state_dir.resolve()) is not None:
             devnet.down(self.state_dir)  # what an interrupted demo left behind
         with self.console.status(
             "starting the devnet: L1, bank-a, bank-b; deploying; making the dev proving key"
         ):
-            self.manifest = devnet.up(self.state_dir, l2=2, capacity=capacity)
+            self.manifest = devnet.up(self.state_dir, l2=2, capacities=capacities)
         try:
             with Services(self.state_dir) as services:
                 with self.console.status("starting the hub service, the broker and both daemons"):

@@ -1,22 +1,25 @@
 """The devnet: one L1 and N institution chains as local anvil nodes, with the contracts deployed.
 
-`up` makes one development proving key for the batch circuit (keys/batch-<capacity>.zkey and its
-verifying key keys/batch-<capacity>.vk.json), starts the nodes in sessions of their own (they outlive
-the command), deploys (on L1 the Hub and the key's verifier, every institution chain registered with
-it; on each institution chain the AssetRouter, a deposit token, the Outbox, the Inbox and a
-CallRecorder), and writes into the state directory a manifest (chain ids, RPC URLs, contract
-addresses, pids, funded dev accounts) and one institution config per chain. `down` stops exactly
-the processes the manifest names, after checking that each pid is still the anvil node it started.
-Everything here uses anvil's well-known development keys and a development proving key: it is for
-development and tests only.
+`up` makes a development proving key of the batch circuit for each capacity (keys/batch-<capacity>.zkey
+and its verifying key keys/batch-<capacity>.vk.json; made once and then copied from a cache, see
+`dev_key_cache`), starts the nodes in sessions of their own (they outlive the command), deploys (on L1
+the Hub and each key's verifier, every institution chain registered with it and with those verifiers;
+on each institution chain the AssetRouter, a deposit token, the Outbox, the Inbox and a CallRecorder),
+and writes into the state directory a manifest (chain ids, RPC URLs, contract addresses, pids, funded
+dev accounts) and one institution config per chain. `down` stops exactly the processes the manifest
+names, after checking that each pid is still the anvil node it started. Everything here uses anvil's
+well-known development keys and development proving keys: it is for development and tests only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +36,7 @@ from bridge_contracts.verifier_gen import deploy_verifier
 from hub.envelope import HUB_SENDER, devnet_bus_key, public_key_of
 from proofs import merkle
 from proofs.circuits.batch import BatchCircuit
+from proofs.formats import r1cs as r1cs_format
 from proofs.formats import snarkjs_json, zkey
 from proofs.groth16.keys import VerifyingKey
 from proofs.groth16.setup import setup
@@ -55,7 +59,7 @@ DESK_INVENTORY = 100_000 * 10**18
 """The deposit tokens each institution's SwapDesk holds for swaps, from its operator's supply."""
 MANIFEST = "manifest.json"
 KEYS_DIR = "keys"
-DEFAULT_CAPACITY = 16
+DEFAULT_CAPACITIES = (8, 64)
 HEARTBEAT_SECONDS = 1.0  # without --block-time, the devnet still mines a block at least this often
 DEFAULT_STATE_DIR = Path(".xrelay/devnet")
 BROKERS = ("embedded", "mosquitto")
@@ -137,7 +141,7 @@ def up(
     *,
     l2: int = 2,
     block_time: float | None = None,
-    capacity: int = DEFAULT_CAPACITY,
+    capacities: Sequence[int] = DEFAULT_CAPACITIES,
     broker: str = "embedded",
 ) -> dict[str, Any]:
     """Start the devnet, deploy, write keys, manifest and configs; return the manifest.
@@ -149,11 +153,17 @@ def up(
         raise DevnetError(f"--l2 must be between 1 and {MAX_L2}, not {l2}")
     if block_time is not None and block_time <= 0:
         raise DevnetError(f"--block-time must be positive, not {block_time}")
-    if not merkle.MIN_BATCH_CAPACITY <= capacity <= merkle.MAX_BATCH_CAPACITY or capacity & (capacity - 1):
-        raise DevnetError(
-            f"--capacity must be a power of two from {merkle.MIN_BATCH_CAPACITY} to "
-            f"{merkle.MAX_BATCH_CAPACITY}, not {capacity}"
-        )
+    if not capacities:
+        raise DevnetError("--capacity: name at least one batch capacity")
+    for capacity in capacities:
+        if not merkle.MIN_BATCH_CAPACITY <= capacity <= merkle.MAX_BATCH_CAPACITY or capacity & (
+            capacity - 1
+        ):
+            raise DevnetError(
+                f"--capacity must be a power of two from {merkle.MIN_BATCH_CAPACITY} to "
+                f"{merkle.MAX_BATCH_CAPACITY}, not {capacity}"
+            )
+    capacities = sorted(set(capacities))
     _check_broker(broker)
     state_dir = state_dir.resolve()
     previous = read_manifest(state_dir)
@@ -191,18 +201,18 @@ def up(
                 )
             )
         manifest = _new_manifest(state_dir, specs, started, block_time)
-        manifest["batch"] = {"capacity": capacity, "keys_dir": str(state_dir / KEYS_DIR)}
+        manifest["batch"] = {"capacities": capacities, "keys_dir": str(state_dir / KEYS_DIR)}
         mosquitto = _start_bus(state_dir, manifest, broker)
         _write_manifest(state_dir, manifest)  # pids on disk before anything else can fail
-        vk = _write_batch_key(state_dir / KEYS_DIR, capacity)
+        vks = {c: _write_batch_key(state_dir / KEYS_DIR, c) for c in capacities}
         chain_ids = [chain_id for _, chain_id in specs]
         for entry, node in zip(manifest["chains"], started[1:], strict=True):
             destinations = [c for c in chain_ids if c != entry["chain_id"]]
             entry["contracts"] = _deploy_institution(node, entry, destinations)
-        manifest["l1"]["contracts"] = _deploy_l1(started[0], manifest["chains"], vk, capacity)
+        manifest["l1"]["contracts"] = _deploy_l1(started[0], manifest["chains"], vks)
         manifest["hub_service"] = _write_hub_config(state_dir, manifest)
         for entry in manifest["chains"]:
-            entry["config"] = str(_write_institution_config(state_dir, manifest, entry, capacity))
+            entry["config"] = str(_write_institution_config(state_dir, manifest, entry, capacities))
         manifest["status"] = "up"
         _write_manifest(state_dir, manifest)
         return manifest
@@ -297,35 +307,59 @@ def _new_manifest(
     }
 
 
+def dev_key_cache() -> Path:
+    """Where development keys are kept between devnets: $XRELAY_KEY_CACHE, else
+    ~/.cache/xrelay/dev-keys (or under $XDG_CACHE_HOME). A key is filed under a hash of its circuit
+    (the .r1cs bytes) and its seed, so a changed circuit never picks up an old key."""
+    chosen = os.environ.get("XRELAY_KEY_CACHE")
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(chosen) if chosen else user_cache / "xrelay" / "dev-keys"
+
+
 def _write_batch_key(keys_dir: Path, capacity: int) -> VerifyingKey:
-    """One DEVELOPMENT proving key of the batch circuit (its secrets come from a public seed: anyone
-    can forge proofs for it), shared by every institution chain: keys_dir/batch-<capacity>.zkey and
-    its verifying key keys_dir/batch-<capacity>.vk.json (snarkjs's formats)."""
-    pk = setup(BatchCircuit(capacity).r1cs, seed=f"xrelay devnet batch {capacity}".encode(), development=True)
+    """A DEVELOPMENT proving key of the batch circuit of `capacity` (its secrets come from a public
+    seed: anyone can forge proofs for it), shared by every institution chain: keys_dir/batch-<capacity>
+    .zkey and its verifying key keys_dir/batch-<capacity>.vk.json (snarkjs's formats). The same
+    circuit and seed always give the same key, so it is made once and copied from the cache after."""
+    r1cs, seed = BatchCircuit(capacity).r1cs, f"xrelay devnet batch {capacity}".encode()
+    fingerprint = hashlib.sha256(r1cs_format.to_bytes(r1cs) + b"\0" + seed).hexdigest()[:24]
+    cached = dev_key_cache() / f"batch-{capacity}-{fingerprint}.zkey"
     keys_dir.mkdir(parents=True, exist_ok=True)
-    zkey.write(pk, keys_dir / f"batch-{capacity}.zkey")
+    target = keys_dir / f"batch-{capacity}.zkey"
+    if cached.is_file():
+        shutil.copyfile(cached, target)
+        pk = zkey.read(target)
+    else:
+        pk = setup(r1cs, seed=seed, development=True)
+        zkey.write(pk, target)
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(f".{os.getpid()}.part")
+            shutil.copyfile(target, partial)
+            partial.replace(cached)  # whole or not at all, also with two devnets starting at once
+        except OSError:
+            pass  # no cache: the key is made again next time
     vk_json = json.dumps(snarkjs_json.verifying_key_to_json(pk.vk), indent=2) + "\n"
     (keys_dir / f"batch-{capacity}.vk.json").write_text(vk_json)
     return pk.vk
 
 
-def _deploy_l1(
-    node: AnvilNode, chains: list[dict[str, Any]], vk: VerifyingKey, capacity: int
-) -> dict[str, str]:
-    """The L1 Hub (owned by the deployer, standing for governance) and the verifier of the batch
-    key; every institution chain registered with its operator, that verifier and its deposit token."""
+def _deploy_l1(node: AnvilNode, chains: list[dict[str, Any]], vks: dict[int, VerifyingKey]) -> dict[str, Any]:
+    """The L1 Hub (owned by the deployer, standing for governance) and the verifier of each batch
+    key; every institution chain registered with its operator, those verifiers and its deposit token."""
     deployer = Chain(node.rpc_url, anvil.dev_account(DEPLOYER_ACCOUNT))
     hub = deploy.deploy_hub(deployer, deployer.signer.address)
-    verifier = deploy_verifier(deployer, vk)
+    verifiers = {capacity: deploy_verifier(deployer, vk).address for capacity, vk in vks.items()}
     for entry in chains:
         chain_id = entry["chain_id"]
         deployer.send(hub.functions.registerChain(chain_id, entry["operator"], True))
         bus_key = public_key_of(devnet_bus_key(entry["operator_account"]))
         deployer.send(hub.functions.setBusKey(chain_id, bus_key))
         deployer.send(hub.functions.setPriorityWindow(chain_id, PRIORITY_WINDOW_SECONDS))
-        deployer.send(hub.functions.setVerifier(chain_id, capacity, verifier.address))
+        for capacity, verifier in verifiers.items():
+            deployer.send(hub.functions.setVerifier(chain_id, capacity, verifier))
         deployer.send(hub.functions.registerAsset(chain_id, entry["contracts"]["deposit_token"]))
-    return {"hub": hub.address, "batch_verifier": verifier.address}
+    return {"hub": hub.address, "batch_verifiers": {str(c): v for c, v in verifiers.items()}}
 
 
 def _write_hub_config(state_dir: Path, manifest: dict[str, Any]) -> dict[str, str]:
@@ -400,7 +434,7 @@ def _deploy_institution(node: AnvilNode, entry: dict[str, Any], destinations: li
 
 
 def _write_institution_config(
-    state_dir: Path, manifest: dict[str, Any], entry: dict[str, Any], capacity: int
+    state_dir: Path, manifest: dict[str, Any], entry: dict[str, Any], capacities: Sequence[int]
 ) -> Path:
     name = entry["name"]
     entry["admin"] = f"127.0.0.1:{anvil.free_port()}"
@@ -438,7 +472,7 @@ def _write_institution_config(
             "hub_api": manifest["hub_service"]["api"],
         },
         "peers": peers,
-        "batch": {"capacity": capacity, "max_wait_seconds": 1.0, "keys_dir": KEYS_DIR},
+        "batch": {"capacities": list(capacities), "max_wait_seconds": 1.0, "keys_dir": KEYS_DIR},
         "store": {"path": f"{name}.sqlite"},
         "bus": _institution_bus(state_dir, manifest, entry),
         "admin": {"listen": entry["admin"], "token_env": entry["admin_token_env"]},

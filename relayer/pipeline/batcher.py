@@ -1,11 +1,15 @@
 """The batcher: closes a batch of this chain's outgoing messages and has it proven.
 
 Batch k holds the next messages in nonce order, starting from the outbox hash batch k-1 ended on. It
-closes at `batch.capacity` messages, or `batch.max_wait_seconds` after its oldest message arrived.
-Closing is one store step (`Store.close_batch`: the batch and its messages' move to "batched"),
-written before proving starts; a batch found "proving" after a restart is proven again from the same
-messages, which gives the same statement. Proving runs in the prover pool while the settler commits
-earlier batches. No batch closes while this chain's outgoing pipeline is halted.
+closes when the largest configured capacity is full; or when the prover is idle and no proven batch
+waits for L1 (nothing would be gained by waiting: a lone message does not wait for company, and
+under load batches fill while the prover and the settler are busy); or `batch.max_wait_seconds`
+after its oldest message arrived. It is proven with the smallest capacity that holds it.
+Closing is one store step (`Store.close_batch`: the batch, its capacity and its messages' move to
+"batched"), written before proving starts; a batch found "proving" after a restart is proven again
+from the same messages and capacity, which gives the same statement. Proving runs in the prover pool
+while the settler commits earlier batches. No batch closes while this chain's outgoing pipeline is
+halted.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ class Batcher:
     def _close(self) -> StoredBatch | float:
         """Close the next batch if it is due; else the seconds until it will be (or the poll interval
         when nothing waits)."""
-        store, capacity = self.ctx.store, self.ctx.config.batch.capacity
+        store, capacities = self.ctx.store, self.pool.capacities
         last = store.last_batch()
         first_nonce = 0 if last is None else last.last_nonce + 1
         waiting = sorted(store.messages(direction="out", status=OutStatus.SENT), key=lambda m: m.nonce)
@@ -74,7 +78,7 @@ class Batcher:
             if m.nonce != first_nonce + len(run):
                 break
             run.append(m)
-            if len(run) == capacity:
+            if len(run) == capacities[-1]:
                 break
         if not run:
             if waiting:
@@ -85,18 +89,29 @@ class Batcher:
                 )
             return self.ctx.config.l1.poll_seconds
         age = now() - min(m.created_at for m in run)
-        if len(run) < capacity and age < self.ctx.config.batch.max_wait_seconds:
+        full = len(run) == capacities[-1]
+        if not full and age < self.ctx.config.batch.max_wait_seconds and not self._idle():
             return self.ctx.config.batch.max_wait_seconds - age
+        capacity = next(c for c in capacities if c >= len(run))
         number = 0 if last is None else last.batch_number + 1
         batch = store.close_batch(number, capacity=capacity, message_ids=[m.id for m in run])
+        reason = "full" if full else "prover idle" if age < self.ctx.config.batch.max_wait_seconds else "age"
         log.info(
-            "batch %d closed: %d messages (nonces %d..%d)",
+            "batch %d closed (%s): %d messages (nonces %d..%d), capacity %d",
             number,
+            reason,
             len(run),
             batch.first_nonce,
             batch.last_nonce,
+            capacity,
         )
         return batch
+
+    def _idle(self) -> bool:
+        """Nothing proving, and no proven batch waiting to be committed to L1."""
+        return not self._proving and not self.ctx.store.batches(
+            status=[BatchStatus.PROVEN, BatchStatus.COMMITTING]
+        )
 
     async def _prove(self, batch: StoredBatch) -> None:
         store, number = self.ctx.store, batch.batch_number
@@ -106,7 +121,7 @@ class Batcher:
                 f"batch {number} should hold {batch.count} messages; the store has {len(rows)}"
             )
         statement = Batch(self.ctx.chain_id, number, batch.h_start, tuple(m.message.preimage() for m in rows))
-        proven = await self.pool.prove(statement)
+        proven = await self.pool.prove(statement, batch.capacity)
         public = proven.public
         if public.h_end != batch.h_end:
             raise BatcherError(

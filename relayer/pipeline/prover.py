@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class ProverPoolError(RuntimeError):
-    """The proving key does not fit the batch circuit."""
+    """A proving key does not fit the batch circuit, or the pool has none for a capacity."""
 
 
 @dataclass(frozen=True)
@@ -50,29 +51,47 @@ def _check_key(key: str, key_path: Path, capacity: int) -> None:
 
 
 class ProverPool:
-    """Proves batches of one capacity with one proving key, in `workers` processes."""
+    """Proves batches with one proving key per capacity (`keys`: capacity → .zkey path), in `workers`
+    processes, each holding every key."""
 
-    def __init__(self, key_path: Path, capacity: int, *, workers: int = 1) -> None:
-        self.key_path = key_path
-        self.capacity = capacity
+    def __init__(self, keys: Mapping[int, Path], *, workers: int = 1) -> None:
+        if not keys:
+            raise ProverPoolError("a prover pool needs at least one proving key")
+        self.keys = dict(sorted(keys.items()))
         self.workers = workers
-        self._key = f"batch-{capacity}"
-        self._worker = ProverWorker({self._key: key_path}, workers=workers)
+        self._worker = self._new_worker()
+
+    @property
+    def capacities(self) -> tuple[int, ...]:
+        return tuple(self.keys)
+
+    def _new_worker(self) -> ProverWorker:
+        return ProverWorker({_name(c): path for c, path in self.keys.items()}, workers=self.workers)
 
     async def start(self) -> None:
-        """Read the key and build the circuit now, so a bad key fails at start, not at the first batch."""
-        await self._worker.run(_check_key, self._key, self.key_path, self.capacity)
+        """Read the keys and build the circuits now, so a bad key fails at start, not at the first batch
+        (and the first batch of the largest capacity does not wait for its circuit)."""
+        for capacity, path in self.keys.items():
+            await self._worker.run(_check_key, _name(capacity), path, capacity)
 
-    async def prove(self, batch: Batch) -> ProvenBatch:
-        """The batch's proof. A worker that died (killed, out of memory) fails this batch, and the
-        pool is started anew so the next try has live workers."""
+    async def prove(self, batch: Batch, capacity: int) -> ProvenBatch:
+        """The batch's proof with the circuit of `capacity`. A worker that died (killed, out of memory)
+        fails this batch, and the pool is started anew so the next try has live workers."""
+        if capacity not in self.keys:
+            raise ProverPoolError(
+                f"no proving key for capacity {capacity} (this pool has {', '.join(map(str, self.keys))})"
+            )
         try:
-            return await self._worker.run(_prove_batch, self._key, self.capacity, batch)
+            return await self._worker.run(_prove_batch, _name(capacity), capacity, batch)
         except BrokenProcessPool:
             log.error("a prover process died; starting the prover pool anew")
             self._worker.close(wait=False)
-            self._worker = ProverWorker({self._key: self.key_path}, workers=self.workers)
+            self._worker = self._new_worker()
             raise
 
     def close(self) -> None:
         self._worker.close(wait=False)
+
+
+def _name(capacity: int) -> str:
+    return f"batch-{capacity}"

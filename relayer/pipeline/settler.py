@@ -191,4 +191,4 @@ class Settler:
         if ctx.store.settle_batch(number, leaf_index=record.leaf_index, tx=tx, gas=gas, reason=reason):
             ctx.metrics.batch_settled()
             log.info("batch %d settled on L1 (%s, leaf %d)", number, reason, record.leaf_index)
-        ctx.wakeups.wake("pusher")
+        ctx.wakeups.wake("pusher", "batcher")  # the batcher closes on an idle pipeline
