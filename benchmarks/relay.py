@@ -1,11 +1,14 @@
 """End-to-end relay throughput and latency on the devnet, beside the raw capacity of the same node.
 
-For each batch capacity: a fresh devnet (L1, bank-a, bank-b on anvil with 1 s blocks), the hub service
-and both daemons as processes, as `xrelay demo` runs them. Then:
+For each configuration of batch capacities (one capacity, or several proven adaptively: the daemon
+proves each batch with the smallest capacity that holds it), on each broker (the embedded one, and
+Mosquitto with TLS, logins and ACLs; envelopes are always sealed to the peer's bus key): a fresh devnet
+(L1, bank-a, bank-b on anvil with 1 s blocks), the hub service and both daemons as processes, as
+`xrelay demo` runs them. Then:
 
 0. latency: 8 messages a -> b one at a time, each sent once the one before it was executed: the
-   latency of a message that waits for nothing but the pipeline (its batch closing after
-   `max_wait_seconds`, proving, settling, delivery, execution). The p50 target is checked on this.
+   latency of a message that waits for nothing but the pipeline (its batch closing, proving,
+   settling, delivery, execution). The p50 target is checked on this.
 1. relay: N plain messages (Outbox.send to bank-b's CallRecorder) from bank-a, signed beforehand with
    consecutive nonces and sent back to back without waiting for receipts; each message's submission
    wall time is recorded, and it is done when bank-b's store has it "executed". Throughput is
@@ -22,16 +25,18 @@ and both daemons as processes, as `xrelay demo` runs them. Then:
    ceiling in executes per block).
 
 Both phases sign every transaction before the clock starts: signing is not what is measured. Figures
-only, never assertions: the targets (throughput >= 0.5 x raw at capacity 64, p50 latency < 5 s) are
-reported beside them, and the relay's latency is broken down by the median time after submission at
-which the messages reached each status in bank-a's and bank-b's stores. A failed run keeps its state
-directory (logs in <state_dir>/logs/).
+only, never assertions: the targets (throughput >= 0.5 x raw at the best configuration, p50 latency
+< 5 s at every one) are reported beside them, and the relay's latency is broken down in a stage
+table: when (p50 and p90, seconds after submission) the messages reached each status in bank-a's and
+bank-b's stores. A failed run keeps its state directory (logs in <state_dir>/logs/).
 
-    python -m benchmarks.relay [--out FILE] [--capacities 16 64] [--messages N] [--timeout S] [--keep]
+    python -m benchmarks.relay [--out FILE] [--configs 8 64 256 8,64,256] [--brokers embedded mosquitto]
+                               [--messages N] [--timeout S] [--keep]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -74,12 +79,12 @@ from relayer.store import InStatus, OutStatus, Store, StoredMessage
 
 BLOCK_TIME = 1.0
 IDLE_SECONDS = 20.0  # how long the daemons' idle CPU is measured, nothing to relay
-CAPACITIES = (16, 64)
+CONFIGS = ((8,), (64,), (256,), (8, 64, 256))
+BROKERS = ("embedded", "mosquitto")
 TIMEOUT = 900.0
 GAS_MARGIN = 1.25  # over the first transaction's estimate, for every transaction of a phase
 POLL = 0.25
-TARGET_RATIO = 0.5  # relay throughput / raw capacity, at capacity 64
-TARGET_RATIO_CAPACITY = 64
+TARGET_RATIO = 0.5  # relay throughput / raw capacity, at the best configuration
 TARGET_P50 = 5.0  # seconds, with 1 s blocks
 PACED = 8  # messages sent one at a time for the latency figure
 LOG_TAIL = 15
@@ -184,31 +189,44 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 class Run:
-    """One capacity: the devnet and services up, the two phases, everything down."""
+    """One configuration of capacities on one broker: the devnet and services up, the phases,
+    everything down."""
 
     def __init__(  # noqa: PLR0917
-        self, capacity: int, messages: int, timeout: float, console: Console, keep: bool, broker: str
+        self,
+        capacities: tuple[int, ...],
+        messages: int,
+        timeout: float,
+        console: Console,
+        keep: bool,
+        broker: str,
     ) -> None:
-        self.capacity = capacity
+        self.capacities = capacities
+        self.name = f"{'/'.join(map(str, capacities))} on {broker}"
         self.broker = broker
         self.n = messages
         self.timeout = timeout
         self.console = console
         self.keep = keep
         self.user = anvil.dev_account(devnet.USER_ACCOUNT)
-        self.state_dir = Path(tempfile.mkdtemp(prefix=f"xrelay-bench-relay-{capacity}-"))
+        label = "-".join(map(str, capacities))
+        self.state_dir = Path(tempfile.mkdtemp(prefix=f"xrelay-bench-relay-{label}-{broker}-"))
 
     def run(self) -> dict[str, Any]:
         ok = False
         try:
-            with self.console.status(f"capacity {self.capacity}: devnet up (L1, bank-a, bank-b; dev key)"):
+            with self.console.status(f"{self.name}: devnet up (L1, bank-a, bank-b; dev keys)"):
                 self.manifest = devnet.up(
-                    self.state_dir, l2=2, block_time=BLOCK_TIME, capacity=self.capacity, broker=self.broker
+                    self.state_dir,
+                    l2=2,
+                    block_time=BLOCK_TIME,
+                    capacities=self.capacities,
+                    broker=self.broker,
                 )
             try:
                 self.services = Services(self.state_dir)
                 try:
-                    with self.console.status(f"capacity {self.capacity}: hub service and both daemons"):
+                    with self.console.status(f"{self.name}: hub service and both daemons"):
                         self.services.start()
                     result = self._measure()
                     ok = True
@@ -223,7 +241,7 @@ class Run:
             else:
                 if not ok:
                     self._show_logs()
-                self.console.print(f"capacity {self.capacity}: state and logs kept in {self.state_dir}")
+                self.console.print(f"{self.name}: state and logs kept in {self.state_dir}")
 
     def _show_logs(self) -> None:
         for log in sorted((self.state_dir / "logs").glob("*.log")):
@@ -341,7 +359,8 @@ class Run:
         raw = self._raw(self.n)
         ratio = relay["messages_per_second"] / raw["messages_per_second"]
         return {
-            "capacity": self.capacity,
+            "capacities": list(self.capacities),
+            "broker": self.broker,
             "messages": self.n,
             "raw_messages": self.n,
             "idle_cpu_percent": idle,
@@ -353,7 +372,6 @@ class Run:
                 "p50_latency_under_seconds": TARGET_P50,
                 "p50_latency_met": paced["latency_p50_seconds"] < TARGET_P50,
                 "throughput_ratio_at_least": TARGET_RATIO,
-                # the throughput target is for capacity 64; shown for every capacity
                 "throughput_ratio_met": ratio >= TARGET_RATIO,
             },
         }
@@ -363,10 +381,8 @@ class Run:
         was executed. (Under the flood of the relay phase, latency is mostly waiting in line.)"""
         latencies = []
         for i in range(count):
-            sent, ids = self._send_messages(f"c{self.capacity} paced {i}", 1)
-            rows = self._wait(
-                f"capacity {self.capacity}: one message ({i + 1}/{count})", "bank-b", ids, "executed"
-            )
+            sent, ids = self._send_messages(f"{self.name} paced {i}", 1)
+            rows = self._wait(f"{self.name}: one message ({i + 1}/{count})", "bank-b", ids, "executed")
             latencies.append(_executed_at(rows[ids[0]]) - sent.submitted[0])
         return {
             "messages": count,
@@ -376,10 +392,10 @@ class Run:
         }
 
     def _relay(self) -> dict[str, Any]:
-        label = f"c{self.capacity} relay"
+        label = f"{self.name} relay"
         sent, ids = self._send_messages(label, self.n)
         submitted = dict(zip(ids, sent.submitted, strict=True))
-        rows = self._wait(f"capacity {self.capacity}: relay a -> b", "bank-b", ids, "executed")
+        rows = self._wait(f"{self.name}: relay a -> b", "bank-b", ids, "executed")
         executed = {i: _executed_at(rows[i]) for i in ids}
         latencies = [executed[i] - submitted[i] for i in ids]
         seconds = max(executed.values()) - min(submitted.values())
@@ -403,6 +419,7 @@ class Run:
             "latency_mean_seconds": round(statistics.fmean(latencies), 3),
             "batches": len(proven),
             "batch_sizes": [b.count for b in proven],
+            "batch_capacities": [b.capacity for b in proven],
             "proving_seconds_mean": round(
                 statistics.fmean(b.proving_seconds for b in proven if b.proving_seconds is not None), 3
             ),
@@ -411,12 +428,14 @@ class Run:
             ),
             "execute_gas_per_message_mean": round(statistics.fmean(exec_gas)),
             "execute_transactions": len({rows[i].exec_tx for i in ids}),
-            "stages_p50_seconds": stages,
+            "stages_p50_seconds": stages[50],
+            "stages_p90_seconds": stages[90],
         }
 
-    def _stages(self, submitted: dict[str, float]) -> dict[str, float]:
+    def _stages(self, submitted: dict[str, float]) -> dict[int, dict[str, float]]:
         """Per status each message went through (bank-a's "out" ones, then bank-b's "in" ones), the
-        median over the messages of when it first got there, in seconds after its submission."""
+        50th and 90th percentiles over the messages of when it first got there, in seconds after its
+        submission."""
         reached: dict[str, list[float]] = {}
         for name, statuses in (("bank-a", STAGES_OUT), ("bank-b", STAGES_IN)):
             with self._store(name) as store:
@@ -427,15 +446,17 @@ class Run:
                     for status in statuses:
                         if status in first:
                             reached.setdefault(f"{name} {status}", []).append(first[status] - at)
-        return {stage: round(statistics.median(times), 3) for stage, times in reached.items()}
+        return {
+            q: {stage: round(percentile(times, q), 3) for stage, times in reached.items()} for q in (50, 90)
+        }
 
     def _raw(self, m: int) -> dict[str, Any]:
         a, b = self._entry("bank-a"), self._entry("bank-b")
-        with self.console.status(f"capacity {self.capacity}: stopping bank-b's daemon"):
+        with self.console.status(f"{self.name}: stopping bank-b's daemon"):
             code = self.services.daemons["bank-b"].stop()
-        self.console.print(f"capacity {self.capacity}: bank-b's daemon stopped (exit code {code})")
-        _, ids = self._send_messages(f"c{self.capacity} raw", m)
-        self._wait(f"capacity {self.capacity}: a -> L1, pushed", "bank-a", ids, "pushed")
+        self.console.print(f"{self.name}: bank-b's daemon stopped (exit code {code})")
+        _, ids = self._send_messages(f"{self.name} raw", m)
+        self._wait(f"{self.name}: a -> L1, pushed", "bank-a", ids, "pushed")
 
         l1 = Chain(self.manifest["l1"]["rpc_url"], self.user)
         hub = l1.contract("Hub", self.manifest["l1"]["contracts"]["hub"])
@@ -443,9 +464,13 @@ class Run:
             rows = {r.id: r for r in source.messages(direction="out")}
             numbers = sorted({_batch_number(rows[i]) for i in ids})
             members = {n: source.messages(direction="out", batch_number=n) for n in numbers}
+            source_batches = {n: source.batch(n) for n in numbers}
         trees, leaf_indexes = {}, {}
         for number in numbers:
-            trees[number] = PoseidonTree([r.leaf for r in members[number]], self.capacity)
+            batch = source_batches[number]
+            if batch is None:
+                raise BenchError(f"bank-a's store lacks batch {number}")
+            trees[number] = PoseidonTree([r.leaf for r in members[number]], batch.capacity)
             leaf_indexes[number] = hub_batch(hub, a["chain_id"], number).leaf_index
         size, root, paths = self._aggregated_paths(hub, sorted(set(leaf_indexes.values())))
 
@@ -465,9 +490,9 @@ class Run:
                 number, index, tuple(trees[number].proof(index)), path.leaf_index, tuple(path.siblings), root
             )
             calls.append(inbox.functions.execute(row.message.as_tuple(), proof.as_tuple()))
-        with self.console.status(f"capacity {self.capacity}: signing {m} Inbox.execute transactions"):
+        with self.console.status(f"{self.name}: signing {m} Inbox.execute transactions"):
             gas_limit, raw = sign_all(on_b, self.user, calls)
-        with self.console.status(f"capacity {self.capacity}: {m} Inbox.execute transactions to bank-b"):
+        with self.console.status(f"{self.name}: {m} Inbox.execute transactions to bank-b"):
             sent = blast(on_b, raw, timeout=self.timeout)
         self._check_executed(inbox, ids, sent.receipts)
         blocks = {int(r["blockNumber"]) for r in sent.receipts}
@@ -527,17 +552,17 @@ class Run:
             )
 
 
-def table(results: dict[str, Any]) -> Table:
-    runs = results["capacities"]
+def table(results: dict[str, Any], broker: str) -> Table:
+    runs = {name: r for name, r in results["runs"].items() if r["broker"] == broker}
     out = Table(
         title=(
-            f"relay a -> b vs raw Inbox.execute, same node\n({results['block_time_seconds']:g} s blocks, "
-            f"{results['machine']['cpu_count']} CPUs)"
+            f"relay a -> b vs raw Inbox.execute, same node, on the {broker} broker\n"
+            f"({results['block_time_seconds']:g} s blocks, {results['machine']['cpu_count']} CPUs)"
         )
     )
     out.add_column("figure")
-    for capacity in runs:
-        out.add_column(f"capacity {capacity}", justify="right")
+    for r in runs.values():
+        out.add_column(f"capacities {'/'.join(map(str, r['capacities']))}", justify="right")
 
     def row(name: str, show: Callable[[dict[str, Any]], str]) -> None:
         out.add_row(name, *(show(r) for r in runs.values()))
@@ -561,16 +586,23 @@ def table(results: dict[str, Any]) -> Table:
 
     def until(stage: str) -> Callable[[dict[str, Any]], str]:
         def show(r: dict[str, Any]) -> str:
-            seconds = r["relay"]["stages_p50_seconds"].get(stage)
-            return "-" if seconds is None else f"{seconds:.2f} s"
+            p50 = r["relay"]["stages_p50_seconds"].get(stage)
+            p90 = r["relay"]["stages_p90_seconds"].get(stage)
+            return "-" if p50 is None else f"{p50:.2f} / {p90:.2f} s"
 
         return show
 
     for stage in dict.fromkeys(stages):
-        row(f"  p50 until {stage}", until(stage))
+        row(f"  p50 / p90 until {stage}", until(stage))
     row(
-        "batches (sizes)",
-        lambda r: f"{r['relay']['batches']} ({', '.join(map(str, r['relay']['batch_sizes']))})",
+        "batches (messages/capacity)",
+        lambda r: (
+            f"{r['relay']['batches']}: "
+            + ", ".join(
+                f"{n}/{c}"
+                for n, c in zip(r["relay"]["batch_sizes"], r["relay"]["batch_capacities"], strict=True)
+            )
+        ),
     )
     row("proving per batch (mean)", lambda r: f"{r['relay']['proving_seconds_mean']:.2f} s")
     row("commit gas per batch (mean)", lambda r: f"{r['relay']['commit_gas_mean']:,}")
@@ -585,11 +617,8 @@ def table(results: dict[str, Any]) -> Table:
     row("execute gas per message (raw)", lambda r: f"{r['raw']['execute_gas_per_message_mean']:,}")
     row("relay / raw", lambda r: f"{r['throughput_ratio']:.3f}")
     row(
-        f"target: relay/raw >= {TARGET_RATIO} (at {TARGET_RATIO_CAPACITY})",
-        lambda r: (
-            ("met" if r["targets"]["throughput_ratio_met"] else "NOT met")
-            + ("" if r["capacity"] == TARGET_RATIO_CAPACITY else " (n/a)")
-        ),
+        f"target: relay/raw >= {TARGET_RATIO} (at the best)",
+        lambda r: "met" if r["targets"]["throughput_ratio_met"] else "not met",
     )
     row(
         f"target: p50 < {TARGET_P50:g} s (one at a time)",
@@ -598,17 +627,33 @@ def table(results: dict[str, Any]) -> Table:
     return out
 
 
+def _config(text: str) -> tuple[int, ...]:
+    """ "64" or "8,64,256": the capacities of one configuration."""
+    try:
+        capacities = tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: capacities separated by commas, e.g. 8,64,256") from None
+    for c in capacities:
+        if c < 8 or c > 1024 or c & (c - 1):
+            raise argparse.ArgumentTypeError(f"{text!r}: {c} is not a power of two from 8 to 1024")
+    return capacities
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = arguments("relay", __doc__ or "")
     parser.add_argument(
-        "--capacities",
-        type=int,
+        "--configs",
+        type=_config,
         nargs="+",
-        default=list(CAPACITIES),
-        help="batch capacities (default: 16 64)",
+        default=list(CONFIGS),
+        help="configurations of batch capacities, each one capacity or several separated by commas "
+        "(default: 8 64 256 8,64,256)",
     )
     parser.add_argument(
-        "--messages", type=int, help="messages per capacity, relayed and raw (default: 4 x capacity)"
+        "--messages",
+        type=int,
+        help="messages per configuration, relayed and raw (default: 256, or twice the largest capacity "
+        "when that is more)",
     )
     parser.add_argument(
         "--timeout",
@@ -618,10 +663,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep each run's state directory and logs")
     parser.add_argument(
-        "--broker",
-        choices=("mosquitto", "embedded"),
-        default="mosquitto",
-        help="the devnet's broker (default mosquitto: TLS, logins, ACLs); envelopes are always sealed",
+        "--brokers",
+        choices=BROKERS,
+        nargs="+",
+        default=list(BROKERS),
+        help="the devnet's brokers, each configuration run on each (default: both; mosquitto: TLS, "
+        "logins, ACLs); envelopes are always sealed",
     )
     args = parser.parse_args(argv)
     if args.messages is not None and args.messages < 1:
@@ -635,22 +682,37 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
         "block_time_seconds": BLOCK_TIME,
-        "broker": args.broker,
-        "capacities": {},
+        "runs": {},
     }
-    for capacity in args.capacities:
-        n = args.messages or 4 * capacity
-        try:
-            results["capacities"][str(capacity)] = Run(
-                capacity, n, args.timeout, console, args.keep, args.broker
-            ).run()
-        except (BenchError, devnet.DevnetError) as exc:
-            console.print(f"[red]capacity {capacity}: {exc}[/red]")
-            return 1
+    for broker in args.brokers:
+        for capacities in args.configs:
+            n = args.messages or max(256, 2 * max(capacities))
+            run = Run(capacities, n, args.timeout, console, args.keep, broker)
+            try:
+                results["runs"][run.name] = run.run()
+            except (BenchError, devnet.DevnetError) as exc:
+                console.print(f"[red]{run.name}: {exc}[/red]")
+                return 1
+    runs = results["runs"].values()
+    best = max(runs, key=lambda r: r["throughput_ratio"])
+    results["summary"] = {
+        "best_throughput_ratio": best["throughput_ratio"],
+        "best_configuration": f"{'/'.join(map(str, best['capacities']))} on {best['broker']}",
+        "throughput_ratio_target_met": best["throughput_ratio"] >= TARGET_RATIO,
+        "p50_latency_target_met_everywhere": all(r["targets"]["p50_latency_met"] for r in runs),
+    }
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
-    wide = Console(width=max(console.width, 100))  # a pipe's 80 columns would wrap every row
+    wide = Console(width=max(console.width, 120))  # a pipe's 80 columns would wrap every row
     with wide.capture() as captured:
-        wide.print(table(results))
+        for broker in args.brokers:
+            wide.print(table(results, broker))
+        summary = results["summary"]
+        wide.print(
+            f"best relay/raw: {summary['best_throughput_ratio']:.3f} ({summary['best_configuration']}); "
+            f"target >= {TARGET_RATIO}: {'met' if summary['throughput_ratio_target_met'] else 'NOT met'}; "
+            f"p50 < {TARGET_P50:g} s one at a time everywhere: "
+            f"{'met' if summary['p50_latency_target_met_everywhere'] else 'NOT met'}"
+        )
     report(captured.get().rstrip("\n"), results, args.out)
     return 0
 
