@@ -352,8 +352,8 @@ class PeerConfig(Section):
 class BatchConfig(Section):
     """[batch]: the batch circuits this chain proves with, and when a batch of outgoing messages closes.
 
-    A batch closes when the largest capacity is full; when the prover is idle and no proven batch
-    waits to be settled (a lone message does not wait for company); or `max_wait_seconds` after its
+    A batch closes when the largest capacity is full; when the prover is idle and at most one proven
+    batch waits for L1 (a lone message does not wait for company); or `max_wait_seconds` after its
     first message. It is proven with the smallest capacity that holds it: a lone message pays for a
     small circuit, a flood fills large ones."""
 

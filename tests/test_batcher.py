@@ -112,18 +112,24 @@ def test_a_flood_fills_the_largest_and_the_rest_waits_for_the_prover(tmp_path: P
         wait = await batcher.step()
         assert store.batch(1) is None and wait is not None
         await until_proven(store, batcher, 0)
-        # batch 0 proven but not yet on L1: the pipeline is not idle, the 5 still wait
         await batcher.step()
-        assert store.batch(1) is None
-        settle(store, 0)
-        await batcher.step()  # now idle: the 5 close together, in the smallest capacity holding them
+        # batch 0 waits for L1: the 5 are proven meanwhile, in the smallest capacity holding them
         batch = store.batch(1)
         assert batch is not None and (batch.capacity, batch.count, batch.first_nonce) == (8, 5, 16)
         await until_proven(store, batcher, 1)
-        for number in (0, 1):
+        # two batches wait for L1: a new message waits for them (or for its age), not a third commit
+        send(store, outgoing(21))
+        await batcher.step()
+        assert store.batch(2) is None
+        settle(store, 0)
+        await batcher.step()
+        batch = store.batch(2)
+        assert batch is not None and (batch.capacity, batch.count, batch.first_nonce) == (8, 1, 21)
+        await until_proven(store, batcher, 2)
+        for number in (0, 1, 2):
             check_proof(store, number, keys)
-        first = store.batch(0)
-        assert first is not None and batch.h_start == first.h_end
+        first, second = store.batch(0), store.batch(1)
+        assert first is not None and second is not None and second.h_start == first.h_end
         assert not store.messages(direction="out", status=OutStatus.SENT)
 
     run(tmp_path, keys, scenario)
@@ -145,15 +151,18 @@ def test_a_busy_pipeline_closes_on_age(tmp_path: Path, keys: Keys) -> None:
     async def scenario(store: Store, batcher: Batcher) -> None:
         send(store, outgoing(0))
         await batcher.step()
-        await until_proven(store, batcher, 0)  # proven, never settled: the pipeline stays busy
+        await until_proven(store, batcher, 0)  # proven, never settled
         send(store, outgoing(1))
+        await batcher.step()  # closes at once: one batch waiting for L1 is fine
+        await until_proven(store, batcher, 1)  # two wait now: the pipeline is busy
+        send(store, outgoing(2))
         cast(SimpleNamespace, batcher.ctx.config).batch.max_wait_seconds = 0.5
         wait = await batcher.step()
-        assert store.batch(1) is None and wait is not None and 0 < wait <= 0.5
+        assert store.batch(2) is None and wait is not None and 0 < wait <= 0.5
         await asyncio.sleep(wait)
         await batcher.step()
-        batch = store.batch(1)
+        batch = store.batch(2)
         assert batch is not None and (batch.capacity, batch.count) == (8, 1)
-        await until_proven(store, batcher, 1)
+        await until_proven(store, batcher, 2)
 
     run(tmp_path, keys, scenario)

@@ -1,10 +1,11 @@
 """The batcher: closes a batch of this chain's outgoing messages and has it proven.
 
 Batch k holds the next messages in nonce order, starting from the outbox hash batch k-1 ended on. It
-closes when the largest configured capacity is full; or when the prover is idle and no proven batch
-waits for L1 (nothing would be gained by waiting: a lone message does not wait for company, and
-under load batches fill while the prover and the settler are busy); or `batch.max_wait_seconds`
-after its oldest message arrived. It is proven with the smallest capacity that holds it.
+closes when the largest configured capacity is full; or when the prover is idle and at most one
+proven batch waits for L1 (nothing is gained by waiting: a lone message does not wait for company,
+proving overlaps the previous batch's commit, and under load batches fill while the prover and L1
+are busy); or `batch.max_wait_seconds` after its oldest message arrived. It is proven with the
+smallest capacity that holds it.
 Closing is one store step (`Store.close_batch`: the batch, its capacity and its messages' move to
 "batched"), written before proving starts; a batch found "proving" after a restart is proven again
 from the same messages and capacity, which gives the same statement. Proving runs in the prover pool
@@ -108,10 +109,11 @@ class Batcher:
         return batch
 
     def _idle(self) -> bool:
-        """Nothing proving, and no proven batch waiting to be committed to L1."""
-        return not self._proving and not self.ctx.store.batches(
-            status=[BatchStatus.PROVEN, BatchStatus.COMMITTING]
-        )
+        """Nothing proving, and at most one proven batch waiting for L1: the next proof then overlaps
+        that batch's commit, and when L1 is the slower, messages gather into larger batches instead of
+        queueing up small ones behind it."""
+        waiting = self.ctx.store.batches(status=[BatchStatus.PROVEN, BatchStatus.COMMITTING])
+        return not self._proving and len(waiting) <= 1
 
     async def _prove(self, batch: StoredBatch) -> None:
         store, number = self.ctx.store, batch.batch_number
