@@ -426,6 +426,10 @@ class Run:
             "commit_gas_mean": round(
                 statistics.fmean(b.commit_gas for b in proven if b.commit_gas is not None)
             ),
+            "l1_gas_per_message": round(
+                sum(b.commit_gas for b in proven if b.commit_gas is not None)
+                / sum(b.count for b in proven if b.commit_gas is not None)
+            ),
             "execute_gas_per_message_mean": round(statistics.fmean(exec_gas)),
             "execute_transactions": len({rows[i].exec_tx for i in ids}),
             "stages_p50_seconds": stages[50],
@@ -606,6 +610,7 @@ def table(results: dict[str, Any], broker: str) -> Table:
     )
     row("proving per batch (mean)", lambda r: f"{r['relay']['proving_seconds_mean']:.2f} s")
     row("commit gas per batch (mean)", lambda r: f"{r['relay']['commit_gas_mean']:,}")
+    row("L1 gas per message (commits)", lambda r: f"{r['relay']['l1_gas_per_message']:,}")
     row(
         "execute gas per message (relay)",
         lambda r: (
