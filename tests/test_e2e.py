@@ -156,9 +156,9 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
 
 
 def network(state: Path, *, l2: int, broker: str = "mosquitto") -> Iterator[Net]:
-    """A devnet of `l2` institution chains (capacity 8) on `broker`, with its hub service and daemons
-    running."""
-    manifest = devnet.up(state, l2=l2, capacities=(8,), broker=broker)
+    """A devnet of `l2` institution chains (capacities 8 and 16, proven adaptively) on `broker`, with
+    its hub service and daemons running."""
+    manifest = devnet.up(state, l2=l2, capacities=(8, 16), broker=broker)
     services = Services(state)
     try:
         services.start()
@@ -306,6 +306,32 @@ def test_a_deposit_from_l1_arrives_and_a_withdrawal_returns_to_l1(net: Net) -> N
     assert l1_eth_on_a.functions.balanceOf(USER.address).call() == 2 * ONE - ONE // 2
     assert l1_eth_on_a.functions.totalSupply().call() == hub.functions.balances(chain_a, eth).call() - held
     assert hub.functions.locked(eth).call() == locked + 2 * ONE - ONE // 2
+
+
+def test_a_backlog_is_proven_in_the_larger_circuit_and_a_lone_message_in_the_smaller(net: Net) -> None:
+    recorder = net.contract("bank-b", "CallRecorder")
+    count = recorder.functions.count().call()
+    daemon = net.services.daemons["bank-a"]
+    daemon.stop()  # a backlog builds while bank-a's daemon is down
+    backlog = [
+        net.send("bank-a", "bank-b", recorder.address, recorder.encode_abi("receiveMessage", [b"%d" % i]))
+        for i in range(12)
+    ]
+    time.sleep(3)  # the devnet's 1 s heartbeat blocks make all 12 final: the watcher reads them at once
+    daemon.start()
+    net.wait("bank-b", backlog)
+    lone = net.send("bank-a", "bank-b", recorder.address, recorder.encode_abi("receiveMessage", [b"lone"]))
+    net.wait("bank-b", [lone])
+    net.wait("bank-a", [*backlog, lone])
+    assert recorder.functions.count().call() == count + 13
+    with net.store("bank-a") as store:
+        rows = [store.message(key) for key in [*backlog, lone]]
+        numbers = sorted(
+            {row.batch_number for row in rows if row is not None and row.batch_number is not None}
+        )
+        batches = [store.batch(n) for n in numbers]
+    # the 12 were read together: one batch in capacity 16 (8 cannot hold them); the lone one in 8
+    assert [(b.count, b.capacity) for b in batches if b is not None] == [(12, 16), (1, 8)]
 
 
 def test_a_failed_call_is_replayed_once_after_the_target_is_fixed(net: Net) -> None:
