@@ -71,6 +71,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.verifier_gas --out $(BENCH_DIR)/verifier_gas.json
 	$(BIN)/python -m benchmarks.envelope --out $(BENCH_DIR)/envelope.json
 	$(BIN)/python -m benchmarks.priority_gas --out $(BENCH_DIR)/priority_gas.json
+	$(BIN)/python -m benchmarks.execute_gas --out $(BENCH_DIR)/execute_gas.json
 	$(BIN)/python -m benchmarks.forced --out $(BENCH_DIR)/forced.json
 	$(BIN)/python -m benchmarks.swap_gas --out $(BENCH_DIR)/swap_gas.json
 

@@ -4,10 +4,12 @@ batch commitment the L1 Hub settles (docs/protocol.md, "Messages").
 `Message` mirrors `Messages.Message` (src/lib/Messages.sol); `Message.leaf()` computes in Python what
 `Messages.leafOf` computes on-chain, through the same `proofs.message` hashing the batch circuit uses.
 `message_id` and `aggregated_leaf` are `Messages.idOf` and `Messages.aggregatedLeaf`; `MessageProof`
-mirrors `Messages.MessageProof`. `commitment`, `commit_digest` and `sign_digest` build what
-`Hub.commitBatch` takes. `BOUNCE_SENDER`, `Message.is_bounce`, `Message.bounced_id` and `bounce_of` are
-the bounce: the message a destination's Outbox sends (`Outbox.sendBounce`) to take back the value of a
-message its Inbox bounced.
+mirrors `Messages.MessageProof`, `BatchProof` `Messages.BatchProof` (one batch's part of an
+`Inbox.executeBatches` round: a multiproof of its messages' leaves and one aggregated path), and
+`batch_groups` turns the single proofs of a round's messages into its batch groups. `commitment`,
+`commit_digest` and `sign_digest` build what `Hub.commitBatch` takes. `BOUNCE_SENDER`,
+`Message.is_bounce`, `Message.bounced_id` and `bounce_of` are the bounce: the message a destination's
+Outbox sends (`Outbox.sendBounce`) to take back the value of a message its Inbox bounced.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from web3.types import TxReceipt
 
 from proofs.circuits.batch import PublicInputs
 from proofs.groth16.proof import Proof
+from proofs.merkle import multiproof_from_paths
 from proofs.message import BODY_BITS, LeafPreimage
 
 # The value slots of a batch proof as the Hub takes it (Hub.SLOTS): 6 + 4 * 4 = 22 public inputs.
@@ -193,6 +196,77 @@ class MessageProof:
             list(self.aggregated_siblings),
             self.aggregated_root,
         )
+
+
+@dataclass(frozen=True)
+class BatchProof:
+    """One batch's part of an `Inbox.executeBatches` round (`Messages.BatchProof`): the round's next
+    `len(indices)` messages are leaves of batch `batch_number` of chain `source_chain_id`, a batch tree of
+    `depth` levels (0 for an L1 deposit), at positions `indices` (strictly increasing); `nodes` is their
+    multiproof (`proofs.merkle.multiproof_nodes`), and the batch's aggregated leaf is at `aggregated_index`
+    with `aggregated_siblings` (32, bottom-up) under the round's root."""
+
+    source_chain_id: int
+    batch_number: int
+    depth: int
+    indices: tuple[int, ...]
+    nodes: tuple[int, ...]
+    aggregated_index: int
+    aggregated_siblings: tuple[bytes, ...]
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The ABI tuple of `Messages.BatchProof`, for contract calls."""
+        return (
+            self.source_chain_id,
+            self.batch_number,
+            self.depth,
+            list(self.indices),
+            list(self.nodes),
+            self.aggregated_index,
+            list(self.aggregated_siblings),
+        )
+
+
+@dataclass(frozen=True)
+class BatchGroup:
+    """A batch's messages in an execution round, in the order of their positions, and their proof."""
+
+    messages: tuple[Message, ...]
+    proof: BatchProof
+
+
+def batch_groups(items: Iterable[tuple[Message, MessageProof]]) -> list[BatchGroup]:
+    """The batch groups of a round from each message's single proof (all against one aggregated root):
+    one group per batch (source chain, batch number, aggregated leaf, depth), in the order of each batch's
+    first message, its messages sorted by position. Two messages at one position of one batch (one of them
+    cannot be genuine) go to groups of their own, so that a group never names a position twice.
+    ValueError if the proofs are against different roots."""
+    roots: set[bytes] = set()
+    batches: dict[tuple[int, int, int, int], list[dict[int, tuple[Message, MessageProof]]]] = {}
+    for message, proof in items:
+        roots.add(proof.aggregated_root)
+        key = (message.source_chain_id, proof.batch_number, proof.aggregated_index, len(proof.batch_siblings))
+        groups = batches.setdefault(key, [])
+        for group in groups:
+            if proof.index not in group:
+                group[proof.index] = (message, proof)
+                break
+        else:
+            groups.append({proof.index: (message, proof)})
+    if len(roots) > 1:
+        raise ValueError(f"a round's proofs are against one aggregated root, not {len(roots)}")
+    found = []
+    for (source, number, aggregated_index, depth), groups in batches.items():
+        for group in groups:
+            indices = sorted(group)
+            first = group[indices[0]][1]
+            nodes = multiproof_from_paths({i: group[i][1].batch_siblings for i in indices}, depth)
+            siblings = first.aggregated_siblings
+            batch = BatchProof(
+                source, number, depth, tuple(indices), tuple(nodes), aggregated_index, siblings
+            )
+            found.append(BatchGroup(tuple(group[i][0] for i in indices), batch))
+    return found
 
 
 def _check_slots(public_inputs: PublicInputs) -> None:

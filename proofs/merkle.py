@@ -18,12 +18,19 @@ In both trees a path is its sibling list bottom-up: siblings[h] is the sibling a
 holds the leaves), and bit h of the index is 1 when the path's node at level h is a right child.
 `*_root_from_path` refuses malformed input (an index that does not fit the path, a value outside
 its domain) with `MerkleError`; `*_verify` returns whether a well-formed path leads to the root.
+
+A **multiproof** proves several leaves of one tree at once (the Inbox's `executeBatches`, one per
+batch): the leaves at positions i_0 < i_1 < ... (strictly increasing) and the nodes their paths need
+that are neither one of them nor computed from them, level by level bottom-up, left to right within a
+level (`multiproof_nodes`; `PoseidonMerkle.rootOfMany` takes them in that order). A node that several
+paths share is given, and hashed, once. `poseidon_root_from_multiproof` is the contract's check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
+from typing import TypeVar
 
 from eth_hash.auto import keccak
 
@@ -36,6 +43,8 @@ MAX_BATCH_CAPACITY = 1024
 
 AGGREGATED_TREE_DEPTH = 32
 EMPTY_LEAF = bytes(32)
+
+T = TypeVar("T")
 
 
 class MerkleError(ValueError):
@@ -130,6 +139,11 @@ class PoseidonTree:
         _check_index(index, self.depth)
         return [self._node(h, (index >> h) ^ 1) for h in range(self.depth)]
 
+    def multiproof(self, indices: Sequence[int]) -> list[int]:
+        """The multiproof nodes of the leaves at `indices` (strictly increasing), in the order
+        `poseidon_root_from_multiproof` and the Inbox take them."""
+        return multiproof_nodes(indices, self.depth, self._node)
+
     def _node(self, level: int, position: int) -> int:
         nodes = self._levels[level]
         return nodes[position] if position < len(nodes) else self._zeros[level]
@@ -155,6 +169,118 @@ def poseidon_verify(leaf: int, index: int, siblings: Sequence[int], root: int) -
     """Whether the path leads from `leaf` at `index` to `root`. The caller fixes the depth: check
     len(siblings) against the batch's capacity, or an inner node could pose as a leaf."""
     return poseidon_root_from_path(leaf, index, siblings) == root
+
+
+# ---------------------------------------------------------------------------------------------
+# Multiproofs
+
+
+def _check_indices(indices: Sequence[int], depth: int) -> None:
+    if not indices:
+        raise MerkleError("a multiproof proves at least one leaf")
+    for i, index in enumerate(indices):
+        _check_index(index, depth)
+        if i and index <= indices[i - 1]:
+            raise MerkleError(f"multiproof indices must be strictly increasing: {indices[i - 1]}, {index}")
+
+
+def multiproof_nodes(indices: Sequence[int], depth: int, node_at: Callable[[int, int], T]) -> list[T]:
+    """The multiproof nodes of the leaves at `indices` (strictly increasing, each below 2^depth) in a
+    tree of `depth` levels whose node at (level, position) is node_at(level, position): for each level
+    bottom-up, left to right, the sibling of every known node whose sibling is not known."""
+    _check_indices(indices, depth)
+    nodes: list[T] = []
+    known = list(indices)
+    for level in range(depth):
+        above: list[int] = []
+        i = 0
+        while i < len(known):
+            position = known[i]
+            if position % 2 == 0 and i + 1 < len(known) and known[i + 1] == position + 1:
+                i += 2
+            else:
+                nodes.append(node_at(level, position ^ 1))
+                i += 1
+            above.append(position >> 1)
+        known = above
+    return nodes
+
+
+def multiproof_from_paths(paths: Mapping[int, Sequence[T]], depth: int) -> list[T]:
+    """The multiproof of several leaves of one tree from their single paths ({index: siblings bottom-up},
+    each of `depth` siblings): what a relayer that holds only each message's own path sends."""
+    for index, siblings in paths.items():
+        if len(siblings) != depth:
+            raise MerkleError(f"the path of leaf {index} has {len(siblings)} siblings, not {depth}")
+    indices = sorted(paths)
+    # The known node at (level, position) covers the leaves whose index >> level is position; its
+    # sibling is the level-th sibling of any of them.
+    by_node = {(level, index >> level): index for index in indices for level in range(depth)}
+
+    def sibling_of(level: int, position: int) -> T:
+        return paths[by_node[level, position ^ 1]][level]
+
+    return multiproof_nodes(indices, depth, sibling_of)
+
+
+def root_from_multiproof(
+    leaves: Sequence[T],
+    indices: Sequence[int],
+    nodes: Sequence[T],
+    depth: int,
+    node: Callable[[T, T], T],
+) -> T:
+    """The root that `leaves` at `indices` lead to with the multiproof `nodes` in a tree of `depth`
+    levels hashed with `node`. MerkleError if the multiproof is malformed: no leaves, as many indices as
+    leaves, indices not strictly increasing or out of range, a node missing or left over."""
+    if len(leaves) != len(indices):
+        raise MerkleError(f"{len(leaves)} leaves but {len(indices)} indices")
+    _check_indices(indices, depth)
+    known = list(zip(indices, leaves, strict=True))
+    taken = 0
+    for _ in range(depth):
+        above: list[tuple[int, T]] = []
+        i = 0
+        while i < len(known):
+            position, value = known[i]
+            if position % 2 == 0 and i + 1 < len(known) and known[i + 1][0] == position + 1:
+                parent = node(value, known[i + 1][1])
+                i += 2
+            else:
+                if taken == len(nodes):
+                    raise MerkleError(f"the multiproof has too few nodes: {len(nodes)}")
+                sibling = nodes[taken]
+                taken += 1
+                parent = node(sibling, value) if position & 1 else node(value, sibling)
+                i += 1
+            above.append((position >> 1, parent))
+        known = above
+    if taken != len(nodes):
+        raise MerkleError(f"the multiproof has {len(nodes) - taken} node(s) left over of {len(nodes)}")
+    [(_, root)] = known
+    return root
+
+
+def poseidon_root_from_multiproof(
+    leaves: Sequence[int], indices: Sequence[int], nodes: Sequence[int], depth: int
+) -> int:
+    """The batch tree root of a multiproof (`PoseidonMerkle.rootOfMany`): MerkleError where the contract
+    says not ok (malformed, or a value not a field element)."""
+    for i, leaf in enumerate(leaves):
+        _check_field(f"leaf {i}", leaf)
+    for i, value in enumerate(nodes):
+        _check_field(f"node {i}", value)
+    return root_from_multiproof(leaves, indices, nodes, depth, poseidon_node)
+
+
+def poseidon_verify_multiproof(
+    leaves: Sequence[int], indices: Sequence[int], nodes: Sequence[int], depth: int, root: int
+) -> bool:
+    """Whether the multiproof is well formed and leads to `root` (the caller fixes the depth)."""
+    try:
+        return poseidon_root_from_multiproof(leaves, indices, nodes, depth) == root
+    except MerkleError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------

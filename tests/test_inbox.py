@@ -1,6 +1,8 @@
 """The Inbox on a real anvil node (chain_b, 902), executing messages settled by a Hub on chain_a (the
 L1, 901) with real batch proofs, its roots imported by the chain's operator: value and context, the
-all-or-nothing rule, the nullifier, reentrancy, every refusal, executeMany, and L1 deposits."""
+all-or-nothing rule, the nullifier, reentrancy, every refusal, executeMany, a round by batch
+(executeBatchesWithRoot; its multiproofs and their forgeries: tests/test_inbox_multiproof.py), and L1
+deposits."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from web3.types import TxReceipt, Wei
 
 from bridge_contracts import anvil, deploy
 from bridge_contracts.chain import Chain, Reverted, decode_revert
-from bridge_contracts.messages import Message, MessageProof, SentMessage, sent_messages
+from bridge_contracts.messages import Message, MessageProof, SentMessage, batch_groups, sent_messages
 from tests.settlement import (
     E18,
     NATIVE,
@@ -361,6 +363,53 @@ def test_the_operator_imports_a_root_and_executes_against_it_in_one_transaction(
     assert world.recorder.functions.count().call() == 2
 
 
+def test_a_round_by_batch_carries_value_and_context_and_isolates_a_failure(
+    funded: tuple[World, Contract],
+) -> None:
+    """executeBatchesWithRoot over two batches a real Hub settled (the root imported in the round): native
+    value, a released and a minted ERC-20, a plain message and a failing one, each with its context."""
+    world, token = funded
+    token_id = bytes(world.router.functions.assetIdOfToken(token.address).call())
+    failing = world.chain.deploy("CallRecorder")
+    world.chain.send(failing.functions.setFailing(True))
+    native = world.to_recorder(0, b"native", asset=B_ETH, amount=2 * E18, assetdata=ether_data(B))
+    erc20 = world.to_recorder(
+        1, b"erc20", asset=token_id, amount=40, assetdata=world.router.functions.assetDataOf(token_id).call()
+    )
+    minted = world.to_recorder(2, b"minted", asset=C_TOKEN_ID, amount=7, assetdata=C_TOKEN_DATA)
+    plain = world.to_recorder(3, b"plain")
+    fails = world.to_recorder(4, b"fails", failing)
+    world.hub.commit(C, [native, erc20, plain], OPERATOR_C)
+    world.hub.commit(C, [minted, fails], OPERATOR_C)
+    root = world.hub.tree.root  # not imported yet
+    items = [(m, world.hub.proof(m)) for m in (plain, fails, native, minted, erc20)]
+    groups = batch_groups(items)
+    assert [[m.nonce for m in g.messages] for g in groups] == [[0, 1, 3], [2, 4]]
+    fn = world.inbox.functions.executeBatchesWithRoot(
+        root, [m.as_tuple() for g in groups for m in g.messages], [g.proof.as_tuple() for g in groups]
+    )
+    assert fn.call({"from": OPERATOR_B.address}) == [0, 0, 0, 0, 1]
+    receipt = world.chain.with_signer(OPERATOR_B).send(fn)
+    assert events(world.inbox, "RootImported", receipt) == [{"root": root}]
+    assert [e["nonce"] for e in events(world.inbox, "MessageExecuted", receipt)] == [0, 1, 3, 2]
+    [failed] = events(world.inbox, "MessageFailed", receipt)
+    assert (failed["nonce"], decode_revert(failed["reason"])) == (4, "TargetFailing()")
+    assert [world.record(i) for i in range(4)] == [
+        (C, SENDER, B_ETH, 2 * E18, 2 * E18, b"native"),
+        (C, SENDER, token_id, 40, 0, b"erc20"),
+        (C, SENDER, bytes(32), 0, 0, b"plain"),
+        (C, SENDER, C_TOKEN_ID, 7, 0, b"minted"),
+    ]
+    assert world.chain.w3.eth.get_balance(world.recorder.address) == 2 * E18
+    assert token.functions.balanceOf(world.recorder.address).call() == 40
+    assert not world.inbox.functions.executed(fails.id()).call()
+    assert call_error(world.inbox.functions.context()) == "NoMessage()"
+    # The failed one is executed later, alone, with its single proof, once its target works.
+    world.chain.send(failing.functions.setFailing(False))
+    world.execute(fails)
+    assert failing.functions.count().call() == 1
+
+
 def test_only_the_owner_imports_roots(world: World) -> None:
     root = b"\x07" * 32
     with pytest.raises(Reverted, match=r"OwnableUnauthorizedAccount"):
@@ -418,3 +467,38 @@ def test_l1_deposits_execute_on_the_l2(world: World) -> None:
     proof = world.hub.proof(other)
     with pytest.raises(Reverted, match=r"BadPath\(\)"):
         world.execute(other, dataclasses.replace(proof, batch_siblings=(0, 0, 0)))
+
+
+@pytest.mark.parametrize("target", ["router", "router, with value", "inbox", "outbox"])
+def test_a_message_cannot_make_the_inbox_call_its_own_contracts(world: World, target: str) -> None:
+    """A message whose target is the Inbox, its router or its Outbox would make them take the Inbox's
+    own calls (applyMessage, releaseOrMint, sendBounce) as genuine: it fails (ForbiddenTarget), nothing
+    is minted, released or sent, and it stays bounceable."""
+    thief = USER.address
+    forged = message(C, B, 9, thief, asset=C_TOKEN_ID, amount=10**6, assetdata=C_TOKEN_DATA)
+    contract = {"inbox": world.inbox, "outbox": world.outbox}.get(target, world.router)
+    fn = {
+        "inbox": lambda: world.inbox.functions.applyMessage(forged.as_tuple()),
+        "outbox": lambda: world.outbox.functions.sendBounce(forged.as_tuple()),
+    }.get(target, lambda: world.router.functions.releaseOrMint(C_TOKEN_ID, thief, 10**6, C_TOKEN_DATA))()
+    value = {"asset": C_TOKEN_ID, "amount": 5, "assetdata": C_TOKEN_DATA} if "value" in target else {}
+    m = message(C, B, 0, contract.address, data=calldata(fn), **value)  # type: ignore[arg-type]
+    world.settle([m])
+    for receipt in (
+        world.execute(m),
+        world.chain.with_signer(USER).send(
+            world.inbox.functions.executeBatches(
+                world.hub.tree.root,
+                [m.as_tuple()],
+                [batch_groups([(m, world.hub.proof(m))])[0].proof.as_tuple()],
+            )
+        ),
+    ):
+        [failed] = events(world.inbox, "MessageFailed", receipt)
+        assert decode_revert(failed["reason"]) == f"ForbiddenTarget(target={contract.address})"
+        assert not events(world.outbox, "MessageSent", receipt)
+    assert world.router.functions.assets(C_TOKEN_ID).call()[2] == "0x" + "00" * 20  # nothing minted
+    assert not world.inbox.functions.executed(forged.id()).call()
+    proof = world.hub.proof(m).as_tuple()
+    world.chain.with_signer(OPERATOR_B).send(world.inbox.functions.bounce(m.as_tuple(), proof, "forbidden"))
+    assert world.inbox.functions.bounced(m.id()).call()

@@ -1,8 +1,10 @@
 """The batch tree (Poseidon) and the aggregated tree (keccak) of proofs.merkle, against naive
-full-tree computations and under tampering."""
+full-tree computations and under tampering, and the batch tree's multiproofs (the Inbox's round by
+batch; on chain: tests/test_inbox_multiproof.py)."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -118,6 +120,95 @@ def test_a_tampered_path_fails(tree: PoseidonTree, data: st.DataObject) -> None:
     changed = data.draw(field_elements.filter(lambda x: x != siblings[h]), label="other sibling")
     assert not merkle.poseidon_verify(leaf, index, [*siblings[:h], changed, *siblings[h + 1 :]], tree.root)
     assert not merkle.poseidon_verify(leaf, index, siblings, (tree.root + 1) % R)
+
+
+# --- multiproofs (Inbox.executeBatches) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("capacity", [8, 16, 64])
+def test_python_multiproofs_of_every_kind_of_subset(capacity: int) -> None:
+    rng = random.Random(capacity)
+    tree = PoseidonTree([rng.randrange(1, R) for _ in range(capacity - 3)], capacity)
+    subsets = [[0], [capacity - 1], list(range(capacity)), [1, 2], [0, capacity // 2 + 1]]
+    subsets += [sorted(rng.sample(range(capacity), rng.randrange(1, capacity))) for _ in range(6)]
+    for indices in subsets:
+        leaves = [tree.leaf(i) for i in indices]
+        nodes = tree.multiproof(indices)
+        assert merkle.poseidon_root_from_multiproof(leaves, indices, nodes, tree.depth) == tree.root
+        # The same nodes from the single paths, as a relayer holding only those makes them.
+        paths = {i: tree.proof(i) for i in indices}
+        assert merkle.multiproof_from_paths(paths, tree.depth) == nodes
+        # Never more nodes than the single paths have, and none at all for the whole tree.
+        assert len(nodes) <= len(indices) * tree.depth
+    assert tree.multiproof(list(range(capacity))) == []
+    assert tree.multiproof([3]) == tree.proof(3)
+
+
+def test_python_multiproof_refusals() -> None:
+    tree = PoseidonTree([11, 12, 13, 14, 15], 8)
+    leaves, indices = [11, 13, 14], [0, 2, 3]
+    nodes = tree.multiproof(indices)
+    check = merkle.poseidon_root_from_multiproof
+    with pytest.raises(MerkleError, match="strictly increasing"):
+        check([13, 11, 14], [2, 0, 3], nodes, 3)
+    with pytest.raises(MerkleError, match="strictly increasing"):
+        check([11, 11, 14], [0, 0, 3], nodes, 3)
+    with pytest.raises(MerkleError, match="out of range"):
+        check(leaves, [0, 2, 8], nodes, 3)
+    with pytest.raises(MerkleError, match="left over"):
+        check(leaves, indices, [*nodes, 0], 3)
+    with pytest.raises(MerkleError, match="too few"):
+        check(leaves, indices, nodes[:-1], 3)
+    with pytest.raises(MerkleError, match="at least one"):
+        check([], [], [], 3)
+    with pytest.raises(MerkleError, match="field element"):
+        check(leaves, indices, [*nodes[:-1], R], 3)
+    with pytest.raises(MerkleError, match="2 leaves but 3 indices"):
+        check(leaves[:2], indices, nodes, 3)
+    assert merkle.poseidon_verify_multiproof(leaves, indices, nodes, 3, tree.root)
+    assert not merkle.poseidon_verify_multiproof([11, 14, 13], indices, nodes, 3, tree.root)  # swapped
+    assert not merkle.poseidon_verify_multiproof(leaves, indices, nodes, 3, tree.root + 1)
+    with pytest.raises(MerkleError, match="has 2 siblings, not 3"):
+        merkle.multiproof_from_paths({0: tree.proof(0)[:2]}, 3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch_trees(distinct_leaves.filter(bool)), st.data())
+def test_multiproofs_prove_their_leaves_and_nothing_else(tree: PoseidonTree, data: st.DataObject) -> None:
+    indices = sorted(data.draw(st.sets(st.integers(0, tree.capacity - 1), min_size=1), label="indices"))
+    leaves = [tree.leaf(i) for i in indices]
+    nodes = tree.multiproof(indices)
+    assert merkle.poseidon_verify_multiproof(leaves, indices, nodes, tree.depth, tree.root)
+    # Each leaf's own path is implied: a leaf alone with its single proof gives the same root.
+    k = data.draw(st.integers(0, len(indices) - 1), label="leaf")
+    assert merkle.poseidon_verify(leaves[k], indices[k], tree.proof(indices[k]), tree.root)
+    # Any one change is refused.
+    change = data.draw(st.sampled_from(["leaf", "index", "node", "extra", "drop", "depth"]), label="change")
+    depth = tree.depth
+    if change == "leaf":
+        leaves[k] = data.draw(field_elements.filter(lambda x: x != leaves[k]), label="other leaf")
+    elif change == "index":
+        # Another position whose leaf differs (padding named at another padding position is still true).
+        others = [i for i in range(tree.capacity) if i not in indices and tree.leaf(i) != leaves[k]]
+        if not others:
+            return
+        indices[k] = data.draw(st.sampled_from(others), label="other index")
+        pairs = sorted(zip(indices, leaves, strict=True))
+        indices, leaves = [i for i, _ in pairs], [x for _, x in pairs]
+    elif change == "node":
+        if not nodes:
+            return
+        h = data.draw(st.integers(0, len(nodes) - 1), label="node")
+        nodes[h] = data.draw(field_elements.filter(lambda x: x != nodes[h]), label="other node")
+    elif change == "extra":
+        nodes.append(data.draw(field_elements, label="extra node"))
+    elif change == "drop":
+        if not nodes:
+            return
+        del nodes[data.draw(st.integers(0, len(nodes) - 1), label="dropped")]
+    else:
+        depth = data.draw(st.sampled_from([depth - 1, depth + 1]), label="depth")
+    assert not merkle.poseidon_verify_multiproof(leaves, indices, nodes, depth, tree.root)
 
 
 @pytest.mark.parametrize("capacity", [0, 1, 4, 7, 12, 2048, -8, True, 8.0])

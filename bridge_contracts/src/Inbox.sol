@@ -20,6 +20,12 @@ import {PoseidonMerkle} from "./lib/PoseidonMerkle.sol";
 ///         The depth (the batch path's length) is part of the aggregated leaf, so a path of another
 ///         length than the batch's never reaches a root; an L1 deposit is a batch of depth 0.
 ///
+///         A round of messages grouped by batch (executeBatches) is checked the same way, but once
+///         per batch: the group's leaves and one multiproof (PoseidonMerkle.rootOfMany: each leaf bound
+///         to its position, every node of the batch tree hashed once) give the batch root, whose
+///         aggregated leaf one aggregated path puts under the round's root. A group that fails rejects
+///         all of its items, and none of the other groups'.
+///
 ///         Execution is never half-applied: the nullifier executed[id] is set, then one inner call
 ///         of this contract to itself (applyMessage) releases or mints the value through the
 ///         AssetRouter and calls the target with the message's data; native value is released to
@@ -27,6 +33,8 @@ import {PoseidonMerkle} from "./lib/PoseidonMerkle.sol";
 ///         target. If that inner call reverts, nothing of it is applied, the nullifier is cleared,
 ///         MessageFailed is emitted and execute returns false: the message can be executed again.
 ///         During the target call, context() tells the target who sent the message and what it carries.
+///         A message may not call this Inbox, its AssetRouter or its Outbox (each trusts the Inbox's own
+///         calls): it fails with ForbiddenTarget(target) (and can be bounced).
 ///         An inner call that ran out of gas reverts the whole transaction (NotEnoughGas()) instead:
 ///         a message is never recorded as failed for want of gas.
 ///
@@ -114,6 +122,9 @@ contract Inbox is Ownable2Step {
     /// @notice The priority queue's rolling hash after the processed operations (Messages.nextPriorityHash).
     bytes32 public priorityHash;
 
+    /// @dev The chain's Outbox (router.outbox()), kept once the router is connected (it never changes).
+    address private _outbox;
+
     // The message whose target is being called; restored after a nested execution.
     bool private transient _active;
     uint64 private transient _sourceChainId;
@@ -152,6 +163,11 @@ contract Inbox is Ownable2Step {
     error OnlySelf(address caller);
     error OnlyRouter(address caller);
     error NoMessage();
+    /// @notice A message may not call this Inbox, its AssetRouter or its chain's Outbox: each takes the
+    ///         Inbox's own calls as genuine (applyMessage, releaseOrMint, sendBounce).
+    error ForbiddenTarget(address target);
+    /// @notice executeBatches: batch group `group` names no message.
+    error EmptyBatch(uint256 group);
     error NotEnoughGas();
     error StalePriorityRound(uint64 cursor, uint64 fromIndex);
     error WrongPriorityOp(uint64 cursor, bytes32 named, bytes32 computed);
@@ -207,8 +223,59 @@ contract Inbox is Ownable2Step {
         }
     }
 
-    /// @notice The operator's round: imports `root` (if it is new) and executes the messages against
-    ///         it, in one transaction instead of two.
+    /// @notice Executes a round of settled messages against one imported aggregated root, grouped by
+    ///         batch: `batches[g]` proves the next batches[g].indices.length messages (in order) to be
+    ///         leaves of one batch, with one multiproof of that batch tree and one aggregated path for
+    ///         them all (Messages.BatchProof), so that each batch tree node and aggregated path is
+    ///         hashed once per round, not once per message.
+    ///
+    ///         A group whose proof does not reach `root` (a message of another source chain than the
+    ///         group's, a bad multiproof, a wrong depth, a bad aggregated path) or that is too deep or
+    ///         from this chain has every item REJECTED with that reason (BadPath(), BatchTooDeep(depth),
+    ///         SourceIsThisChain()); the other groups are not affected. In a group that verifies, an
+    ///         item for another chain (WrongDestination) or executed already (AlreadyExecuted, also
+    ///         earlier in this round) is REJECTED alone; every other item is executed as execute does
+    ///         (EXECUTED, or FAILED when its target reverts: nothing applied, retryable).
+    /// @return outcomes per message, as executeMany's.
+    function executeBatches(
+        bytes32 root,
+        Messages.Message[] calldata messages,
+        Messages.BatchProof[] calldata batches
+    ) public returns (uint8[] memory outcomes) {
+        if (!importedRoots[root]) revert UnknownRoot(root);
+        uint256 total;
+        for (uint256 g; g < batches.length; ++g) {
+            uint256 count = batches[g].indices.length;
+            if (count == 0) revert EmptyBatch(g);
+            total += count;
+        }
+        if (total != messages.length) revert LengthMismatch(messages.length, total);
+        outcomes = new uint8[](messages.length);
+        uint256 first;
+        for (uint256 g; g < batches.length; ++g) {
+            Messages.BatchProof calldata batch = batches[g];
+            uint256 end = first + batch.indices.length;
+            bytes memory refusal = _checkBatch(root, messages, first, batch);
+            for (uint256 i = first; i < end; ++i) {
+                outcomes[i] = _executeVerified(messages[i], refusal);
+            }
+            first = end;
+        }
+    }
+
+    /// @notice The operator's round by batch: imports `root` (if it is new), then executeBatches.
+    function executeBatchesWithRoot(
+        bytes32 root,
+        Messages.Message[] calldata messages,
+        Messages.BatchProof[] calldata batches
+    ) external onlyOwner returns (uint8[] memory outcomes) {
+        _importRoot(root);
+        return executeBatches(root, messages, batches);
+    }
+
+    /// @notice The operator's round with a proof per message: imports `root` (if it is new) and
+    ///         executes the messages against it, in one transaction instead of two (executeBatchesWithRoot
+    ///         costs less when several messages share a batch).
     function executeManyWithRoot(
         bytes32 root,
         Messages.Message[] calldata messages,
@@ -324,6 +391,7 @@ contract Inbox is Ownable2Step {
             _refund(message);
             return;
         }
+        _checkTarget(message.target);
         uint256 amount = message.amount;
         uint256 value;
         if (amount != 0) {
@@ -373,10 +441,63 @@ contract Inbox is Ownable2Step {
         );
     }
 
+    /// @dev An item of executeBatches whose group was checked (`refusal`: why the group is rejected;
+    ///      empty if it verified): REJECTED with the group's refusal, or its own (WrongDestination,
+    ///      AlreadyExecuted), else executed.
+    function _executeVerified(Messages.Message calldata message, bytes memory refusal) private returns (uint8) {
+        bytes32 id = Messages.idOf(message.sourceChainId, message.nonce);
+        if (refusal.length == 0) {
+            if (message.destChainId != chainId) {
+                refusal = abi.encodeWithSelector(WrongDestination.selector, message.destChainId);
+            } else if (executed[id]) {
+                refusal = abi.encodeWithSelector(AlreadyExecuted.selector, id);
+            } else {
+                return _run(id, message) ? EXECUTED : FAILED;
+            }
+        }
+        emit MessageRejected(id, refusal);
+        return REJECTED;
+    }
+
+    /// @dev Every check of a batch group of executeBatches but the per-message ones (destination,
+    ///      nullifier) for its messages, messages[first:first + batch.indices.length]: empty if they are
+    ///      leaves of the batch that its aggregated path puts under `root`, else the error (ABI-encoded)
+    ///      that rejects all of them. Reverts only for want of gas.
+    function _checkBatch(
+        bytes32 root,
+        Messages.Message[] calldata messages,
+        uint256 first,
+        Messages.BatchProof calldata batch
+    ) private view returns (bytes memory refusal) {
+        uint64 source = batch.sourceChainId;
+        uint256 depth = batch.depth;
+        if (depth > MAX_BATCH_DEPTH) return abi.encodeWithSelector(BatchTooDeep.selector, depth);
+        if (source == chainId) return abi.encodeWithSelector(SourceIsThisChain.selector);
+        uint256 count = batch.indices.length;
+        uint256[] memory leaves = new uint256[](count);
+        for (uint256 i; i < count; ++i) {
+            Messages.Message calldata message = messages[first + i];
+            // A message of another chain is no leaf of this batch; an amount outside the field is no
+            // leaf at all (and Poseidon would revert on it).
+            if (message.sourceChainId != source || message.amount >= PoseidonMerkle.FIELD_SIZE) {
+                return abi.encodeWithSelector(BadPath.selector);
+            }
+            leaves[i] = Messages.leafOfCalldata(message);
+        }
+        (bool ok, uint256 batchRoot) = PoseidonMerkle.rootOfMany(leaves, batch.indices, batch.nodes, depth);
+        if (!ok) return abi.encodeWithSelector(BadPath.selector);
+        bytes32 aggLeaf = Messages.aggregatedLeaf(source, batch.batchNumber, uint32(depth), batchRoot);
+        if (
+            batch.aggregatedSiblings.length != KeccakMerkle.DEPTH || batch.aggregatedIndex >> KeccakMerkle.DEPTH != 0
+                || KeccakMerkle.rootOf(aggLeaf, batch.aggregatedIndex, batch.aggregatedSiblings) != root
+        ) return abi.encodeWithSelector(BadPath.selector);
+    }
+
     /// @dev Executes a verified message (nullifier set, value and target call all or nothing): true if
     ///      it was executed, false if its inner call reverted (nothing applied, retryable).
     function _run(bytes32 id, Messages.Message calldata message) private returns (bool) {
         executed[id] = true;
+        if (message.amount == 0 && !Messages.isBounce(message)) return _runPlain(id, message);
         uint256 gasBefore = gasleft();
         try this.applyMessage(message) {
             emit MessageExecuted(id, message.sourceChainId, message.nonce, message.target, message.assetId, message.amount);
@@ -387,6 +508,71 @@ contract Inbox is Ownable2Step {
             emit MessageFailed(id, message.sourceChainId, message.nonce, reason);
             return false;
         }
+    }
+
+    /// @dev _run for a message without value that is not a bounce: its one effect is the target call, so
+    ///      it is made from here, without applyMessage's inner call (a reverted target call undoes itself,
+    ///      and the context is restored here). Its return data is never copied; its revert reason is.
+    function _runPlain(bytes32 id, Messages.Message calldata message) private returns (bool) {
+        address target = message.target;
+        if (target == address(this) || target == address(router) || target == _outboxAddress()) {
+            executed[id] = false;
+            emit MessageFailed(
+                id, message.sourceChainId, message.nonce, abi.encodeWithSelector(ForbiddenTarget.selector, target)
+            );
+            return false;
+        }
+        uint256 gasBefore = gasleft();
+        if (_callPlain(message)) {
+            emit MessageExecuted(id, message.sourceChainId, message.nonce, message.target, message.assetId, 0);
+            return true;
+        }
+        bytes memory reason;
+        assembly ("memory-safe") {
+            let size := returndatasize()
+            reason := mload(0x40)
+            mstore(reason, size)
+            returndatacopy(add(reason, 0x20), 0, size)
+            mstore(0x40, add(add(reason, 0x20), and(add(size, 31), not(31))))
+        }
+        _checkNotStarved(gasBefore, reason);
+        executed[id] = false;
+        emit MessageFailed(id, message.sourceChainId, message.nonce, reason);
+        return false;
+    }
+
+    /// @dev Reverts ForbiddenTarget unless `target` may be called with a message's data (see the error).
+    function _checkTarget(address target) private {
+        if (target == address(this) || target == address(router) || target == _outboxAddress()) {
+            revert ForbiddenTarget(target);
+        }
+    }
+
+    /// @dev router.outbox(), read from the router until it is connected, then from _outbox.
+    function _outboxAddress() private returns (address outbox) {
+        outbox = _outbox;
+        if (outbox == address(0)) {
+            outbox = router.outbox();
+            if (outbox != address(0)) _outbox = outbox;
+        }
+    }
+
+    /// @dev _runPlain's target call, with the message's context set for it (and the context of an
+    ///      execution it is nested in restored afterwards). The return data is left in the return buffer.
+    function _callPlain(Messages.Message calldata message) private returns (bool ok) {
+        (bool outerActive, uint64 outerSource, address outerSender, bytes32 outerAsset, uint256 outerAmount) =
+            (_active, _sourceChainId, _sender, _assetId, _amount);
+        (_active, _sourceChainId, _sender, _assetId, _amount) =
+            (true, message.sourceChainId, message.sender, message.assetId, 0);
+        address target = message.target;
+        bytes calldata data = message.data;
+        assembly ("memory-safe") {
+            let input := mload(0x40)
+            calldatacopy(input, data.offset, data.length)
+            ok := call(gas(), target, 0, input, data.length, 0, 0)
+        }
+        (_active, _sourceChainId, _sender, _assetId, _amount) =
+            (outerActive, outerSource, outerSender, outerAsset, outerAmount);
     }
 
     /// @dev Every check of execute but the nullifier's for a priority item, whose priority id must be

@@ -58,6 +58,24 @@ library Messages {
         bytes32 aggregatedRoot;
     }
 
+    /// @notice One batch's part of an execution round (Inbox.executeBatches): the round's next
+    ///         indices.length messages are leaves of batch `batchNumber` of chain `sourceChainId`, a batch
+    ///         tree of `depth` levels (log2(capacity); 0 for an L1 deposit), at positions `indices`
+    ///         (strictly increasing, each below 2^depth). `nodes` is the multiproof of those leaves:
+    ///         the batch tree nodes that are neither one of them nor computed from them, level by level
+    ///         bottom-up, left to right within a level (PoseidonMerkle.rootOfMany). The batch's aggregated
+    ///         leaf is at `aggregatedIndex` of the aggregated tree (exactly 32 siblings, bottom-up); the
+    ///         root is the round's.
+    struct BatchProof {
+        uint64 sourceChainId;
+        uint64 batchNumber;
+        uint32 depth;
+        uint256[] indices;
+        uint256[] nodes;
+        uint256 aggregatedIndex;
+        bytes32[] aggregatedSiblings;
+    }
+
     /// @notice What L1 learns of a forced message (Hub.requestPriorityOp): its source, and the fields
     ///         of its leaf, to check that leaf in the source's settled batch. Its body is a hash:
     ///         sender, target, nonce, data and assetData stay hidden.
@@ -92,6 +110,18 @@ library Messages {
     /// @notice The message's leaf, as the batch circuit computes it.
     function leafOf(Message memory message) internal pure returns (uint256) {
         return leafOf(message.destChainId, message.assetId, message.amount, bodyOf(message));
+    }
+
+    /// @notice leafOf for a message in calldata (no copy of the whole message to memory).
+    function leafOfCalldata(Message calldata message) internal pure returns (uint256) {
+        uint256 body = uint256(
+            keccak256(
+                abi.encode(
+                    message.sourceChainId, message.nonce, message.sender, message.target, message.data, message.assetData
+                )
+            )
+        ) >> 8;
+        return leafOf(message.destChainId, message.assetId, message.amount, body);
     }
 
     /// @notice The message's body: the hash of everything in it that is not a field of its leaf.
