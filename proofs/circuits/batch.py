@@ -19,10 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, partial
 
+import numpy as np
+
 from proofs import merkle
+from proofs.bn254 import field
 from proofs.field import join128, split128
 from proofs.message import AMOUNT_BITS, LeafPreimage, roll
-from proofs.r1cs import LC, R1CS, Builder, gadgets, weighted_sum
+from proofs.r1cs import LC, R1CS, Builder, gadgets, hints, weighted_sum
 
 DEFAULT_SLOTS = 4
 
@@ -163,6 +166,9 @@ class BatchCircuit:
             public = expected
         else:
             self._check_public(batch, public, expected)
+        return self._named_inputs(batch, public)
+
+    def _named_inputs(self, batch: Batch, public: PublicInputs) -> dict[str, int | list[int]]:
         n, k = self.capacity, self.slots
         padding = [0] * (n - len(batch.messages))
         fields = [m.fields() for m in batch.messages]
@@ -180,16 +186,56 @@ class BatchCircuit:
         named["slotSelect"] = [s for row in selectors for s in row]
         return named
 
-    def witness(self, batch: Batch, public: PublicInputs | None = None) -> list[int]:
-        return self.r1cs.witness(self.inputs(batch, public))
+    def witness(
+        self, batch: Batch, public: PublicInputs | None = None, *, compiled: bool = True
+    ) -> list[int]:
+        """The witness of the proof of `batch` (see `inputs` for `public`), as ints. By default computed by
+        `public_and_witness`; with compiled=False, the reference: `inputs` in Python, then
+        `R1CS.witness` over Python ints."""
+        if not compiled:
+            return self.r1cs.witness(self.inputs(batch, public))
+        return field.ints(self.public_and_witness(batch, public)[1])
 
-    def _expected(self, batch: Batch, leaves: list[int]) -> PublicInputs:
+    def witness_limbs(self, batch: Batch, public: PublicInputs | None = None) -> np.ndarray:
+        """The witness of `witness(batch, public)` as the prover takes it: (n_wires, 4) uint64 plain limbs."""
+        return self.public_and_witness(batch, public)[1]
+
+    def public_and_witness(
+        self, batch: Batch, public: PublicInputs | None = None
+    ) -> tuple[PublicInputs, np.ndarray]:
+        """What the proof of `batch` states, and its witness as (n_wires, 4) uint64 plain limbs (what
+        the prover takes), from the circuit's compiled witness program (R1CS.witness_limbs). The hashes,
+        h_end and batch_root, are the circuit's own (derived inputs), not computed again in Python.
+        `public` as in `inputs`: the same BatchErrors refuse what the messages contradict (when several
+        things are wrong, h_end and batch_root are reported last)."""
+        self._check_messages(batch)
+        slots = value_slots(batch.messages, self.slots)
+        unhashed = self._expected_unhashed(batch, slots)
+        if public is not None:
+            self._check_public(batch, public, unhashed, hashes=False)
+        named = self._named_inputs(batch, public if public is not None else unhashed)
+        del named["hEnd"], named["batchRoot"]
+        witness = self.r1cs.witness_limbs(named)
+        stated = PublicInputs.from_values(field.ints(witness[1 : 1 + self.r1cs.n_public]), self.slots)
+        if public is not None:
+            self._check_hashes(public, stated)
+        return stated, witness
+
+    def _check_messages(self, batch: Batch) -> None:
         if not batch.messages:
             raise BatchError("a batch holds at least one message")
         if len(batch.messages) > self.capacity:
             raise BatchError(
                 f"the batch has {len(batch.messages)} messages; the circuit's capacity is {self.capacity}"
             )
+
+    def _expected_unhashed(self, batch: Batch, slots: tuple[ValueSlot, ...]) -> PublicInputs:
+        """The public inputs of `batch` but h_end and batch_root (0 here), which take Poseidon hashes."""
+        count = len(batch.messages)
+        return PublicInputs(batch.chain_id, batch.batch_number, count, batch.h_start, 0, 0, slots)
+
+    def _expected(self, batch: Batch, leaves: list[int]) -> PublicInputs:
+        self._check_messages(batch)
         h_end = batch.h_start
         for leaf in leaves:
             h_end = roll(h_end, leaf)
@@ -203,7 +249,11 @@ class BatchCircuit:
             slots=value_slots(batch.messages, self.slots),
         )
 
-    def _check_public(self, batch: Batch, public: PublicInputs, expected: PublicInputs) -> None:
+    def _check_public(
+        self, batch: Batch, public: PublicInputs, expected: PublicInputs, *, hashes: bool = True
+    ) -> None:
+        """Refuse `public` where it contradicts `expected` (the messages'); with hashes=False, but for
+        h_end and batch_root (see _check_hashes)."""
         if len(public.slots) != self.slots:
             raise BatchError(f"the circuit has {self.slots} value slots; {len(public.slots)} were given")
         keys = [slot.key() for slot in public.slots]
@@ -217,11 +267,7 @@ class BatchCircuit:
             given, computed = getattr(public, name), getattr(expected, name)
             if given != computed:
                 raise BatchError(f"{name}: {given} was given, the batch has {computed}")
-        for name in ("h_start", "h_end", "batch_root"):
-            given, computed = getattr(public, name), getattr(expected, name)
-            if given != computed:
-                hint = " (is h_start the previous batch's h_end?)" if name == "h_end" else ""
-                raise BatchError(f"{name}: {given:#x} was given, the messages give {computed:#x}{hint}")
+        self._check_hashes(public, expected, ("h_start", "h_end", "batch_root") if hashes else ("h_start",))
         # Python fills one slot per (destination, asset): the first one with that key.
         totals = {slot.key(): slot.amount for slot in expected.slots if slot.amount}
         for slot in public.slots:
@@ -232,14 +278,20 @@ class BatchCircuit:
                     f"states {slot.amount}; the messages send {computed} (in the first slot with that key)"
                 )
 
+    @staticmethod
+    def _check_hashes(
+        public: PublicInputs, expected: PublicInputs, names: Sequence[str] = ("h_end", "batch_root")
+    ) -> None:
+        for name in names:
+            given, computed = getattr(public, name), getattr(expected, name)
+            if given != computed:
+                hint = " (is h_start the previous batch's h_end?)" if name == "h_end" else ""
+                raise BatchError(f"{name}: {given:#x} was given, the messages give {computed:#x}{hint}")
+
 
 PUBLIC_NAMES = ("chainId", "batchNumber", "count", "hStart", "hEnd", "batchRoot")
 SLOT_NAMES = ("slotDest", "slotAssetHi", "slotAssetLo", "slotAmount")
 MESSAGE_FIELDS = ("dest", "assetHi", "assetLo", "amount", "body")
-
-
-def _active_hint(capacity: int, values: list[int]) -> list[int]:
-    return [int(i < values[0]) for i in range(capacity)]
 
 
 @cache
@@ -254,7 +306,7 @@ def build_r1cs(capacity: int, slots: int) -> R1CS:
 
     # active[i] = (i < count): boolean, 1 first, never 1 after a 0, summing to count.
     with b.scope("active"):
-        active = b.hint("i < count", partial(_active_hint, n), [count], n)
+        active = b.hint("i < count", partial(hints.less_than, n), [count], n)
         for flag in active:
             gadgets.assert_boolean(b, flag)
         gadgets.assert_equal(b, active[0], 1)
@@ -292,9 +344,14 @@ def build_r1cs(capacity: int, slots: int) -> R1CS:
         for j in range(k):
             gadgets.assert_equal(b, weighted_sum([1] * n, contributions[j]), slot_amount[j])
     with b.scope("h_end"):
-        gadgets.assert_equal(b, gadgets.rolling_hash(b, h_start, leaves, active), h_end)
+        computed_h_end = gadgets.rolling_hash(b, h_start, leaves, active)
+        gadgets.assert_equal(b, computed_h_end, h_end)
     with b.scope("batch_root"):
-        gadgets.assert_equal(b, gadgets.merkle_root(b, tree_leaves), batch_root)
+        computed_root = gadgets.merkle_root(b, tree_leaves)
+        gadgets.assert_equal(b, computed_root, batch_root)
+    # A witness may leave both hashes out: it computes them (BatchCircuit.public_and_witness).
+    b.derive("hEnd", computed_h_end)
+    b.derive("batchRoot", computed_root)
     b.bind(chain_id)
     b.bind(batch_number)
     return b.build()

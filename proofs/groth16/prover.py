@@ -41,18 +41,31 @@ def _combine_g2(points: list[G2Point], scalars: list[int]) -> G2Point:
     return msm_g2(g2_table(points), field.limbs([k % R for k in scalars]))
 
 
-def prove(pk: ProvingKey, witness: Sequence[int]) -> Proof:
+def prove(pk: ProvingKey, witness: Sequence[int] | np.ndarray) -> Proof:
     """A proof that `witness` satisfies the circuit of `pk`, with fresh random r and s. The witness must
-    satisfy it (as R1CS.witness guarantees): for one that does not, the proof is simply invalid."""
+    satisfy it (as R1CS.witness guarantees): for one that does not, the proof is simply invalid. It is
+    a sequence of ints, or the same as an (n, 4) uint64 array of plain limbs (R1CS.witness_limbs)."""
     if len(witness) != pk.n_vars:
         raise ProverError(f"the witness has {len(witness)} wires; this key's circuit has {pk.n_vars}")
-    if witness[0] != 1:
-        raise ProverError(f"wire 0 of a witness is the constant 1, not {witness[0]}")
-    if any(not 0 <= v < R for v in witness):
-        raise ProverError("every wire of a witness is a field element in [0, r)")
+    if isinstance(witness, np.ndarray):
+        if witness.dtype != np.uint64 or witness.shape != (pk.n_vars, 4):
+            raise ProverError(
+                f"a witness array holds (wires, 4) uint64 limbs, not {witness.dtype} {witness.shape}"
+            )
+        plain = np.ascontiguousarray(witness)
+        if plain[0].tolist() != [1, 0, 0, 0]:
+            raise ProverError(f"wire 0 of a witness is the constant 1, not {field.ints(plain[:1])[0]}")
+        top = R >> 192  # below r: a top limb below r's, or equal to it and the whole value below r
+        if (plain[:, 3] > top).any() or any(v >= R for v in field.ints(plain[plain[:, 3] == top])):
+            raise ProverError("every wire of a witness is a field element in [0, r)")
+    else:
+        if witness[0] != 1:
+            raise ProverError(f"wire 0 of a witness is the constant 1, not {witness[0]}")
+        if any(not 0 <= v < R for v in witness):
+            raise ProverError("every wire of a witness is a field element in [0, r)")
+        plain = field.limbs(list(witness))
     r, s = secrets.randbelow(R), secrets.randbelow(R)
 
-    plain = field.limbs(list(witness))
     h = qap.h_values(pk.coefficients, field.to_montgomery(plain, R), pk.domain_size)
     private = np.ascontiguousarray(plain[pk.n_public + 1 :])
 

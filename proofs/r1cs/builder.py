@@ -25,7 +25,9 @@ gadgets built on it, e.g. assert_equal) adds a constraint whose sides may be lin
 sides are all constants is checked at build time and dropped, or refused when false.
 
 Hints (`hint`) are witness steps computed outside the constraints (bit decompositions, inverses): their
-outputs are free wires until the circuit constrains them.
+outputs are free wires until the circuit constrains them. The standard ones are in proofs.r1cs.hints.
+`derive(name, value)` lets a witness compute a scalar input (a hash the circuit states, say) when the
+inputs leave it out: after the steps, as `value`; the circuit must still constrain the input to it.
 
 Wires, as snarkjs and circom number them: 0 is the constant one, then the public inputs in declaration
 order, then the private inputs in declaration order, then the internal wires in creation order.
@@ -37,6 +39,10 @@ Constraint(a, b, c) of sparse Rows: wires ascending, coefficients in [1, R)), `l
 constraint) and `wire_labels` (one per wire); `witness(inputs)`, `check(witness)` and
 `public_values(witness)` work on it. proofs.formats.r1cs and proofs.formats.wtns write it for snarkjs.
 
+Two witness paths give the same witness and the same errors: `witness(inputs)` is the reference, readable
+Python over ints; `witness_limbs(inputs)` (or `witness(inputs, compiled=True)`, as ints) runs the same
+steps as compiled code (proofs.r1cs.compiled), tens of times faster, and returns the limbs the prover takes.
+
 Errors: `CircuitError` while building, `WitnessError` for bad inputs and failing hints, and
 `ConstraintFailed` (a WitnessError) naming the constraint's index and label and the values of A, B, C.
 """
@@ -46,9 +52,14 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from proofs.field import R
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from proofs.r1cs.compiled import WitnessProgram
 
 _ONE = 0  # the variable (and wire) that always holds 1
 
@@ -206,6 +217,21 @@ class _HintStep(NamedTuple):
     label: str
 
 
+def hint_outputs(step: _HintStep, args: list[int]) -> list[int]:
+    """The values a hint step gives its output wires for the values of its inputs, reduced mod R;
+    WitnessError when the hint raises or returns the wrong number of values or a non-int."""
+    try:
+        outs = list(step.compute(args))
+    except Exception as e:
+        raise WitnessError(f"hint {step.label} failed on {[_show(a) for a in args]}: {e!r}") from e
+    if len(outs) != len(step.outs):
+        raise WitnessError(f"hint {step.label} returned {len(outs)} values, not {len(step.outs)}")
+    for value in outs:
+        if not isinstance(value, int):
+            raise WitnessError(f"hint {step.label} returned {value!r}, not an int")
+    return [value % R for value in outs]
+
+
 class _Input(NamedTuple):
     wires: tuple[int, ...]
     is_array: bool
@@ -238,6 +264,7 @@ class R1CS:
         wire_labels: Sequence[str] = (),
         inputs: Mapping[str, _Input] | None = None,
         steps: Sequence[_MulStep | _HintStep] = (),
+        derived: Mapping[str, Row] | None = None,
     ) -> None:
         if 1 + n_public + n_private > n_wires:
             raise CircuitError(
@@ -253,6 +280,13 @@ class R1CS:
         self.wire_labels = tuple(wire_labels)  # one per wire, or none
         self._inputs = dict(inputs) if inputs is not None else None
         self._steps = tuple(steps)
+        self._derived = dict(derived or {})  # input name -> the row that computes it (Builder.derive)
+        self._program: WitnessProgram | None = None  # the compiled witness program, made on first use
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_program"] = None  # large, and quick to make again where it is needed
+        return state
 
     @property
     def n_constraints(self) -> int:
@@ -266,31 +300,81 @@ class R1CS:
     def label(self, index: int) -> str:
         return self.labels[index] if self.labels else ""
 
-    def witness(self, inputs: Mapping[str, int | Sequence[int]]) -> list[int]:
+    def witness(self, inputs: Mapping[str, int | Sequence[int]], *, compiled: bool = False) -> list[int]:
         """The full assignment of the wires for these named inputs (ints in [0, R); arrays as sequences),
-        checked against every constraint."""
+        checked against every constraint. This is the reference: readable Python over ints. With
+        `compiled`, the same witness comes from `witness_limbs` (the compiled program), as ints."""
+        if compiled:
+            return self._compiled().witness(inputs)
         if self._inputs is None:
             raise CircuitError("this R1CS has no witness steps (it was read from a file, not built)")
         w = [0] * self.n_wires
         w[_ONE] = 1
-        self._assign_inputs(inputs, w)
+        for wire, value in zip(*self.input_wires(inputs), strict=True):
+            w[wire] = value
         for step in self._steps:
             if type(step) is _MulStep:
                 out, a, b = step
                 w[out] = a.evaluate(w) * b.evaluate(w) % R
             else:
                 assert isinstance(step, _HintStep)
-                self._run_hint(step, w)
+                args = [row.evaluate(w) for row in step.inputs]
+                for wire, value in zip(step.outs, hint_outputs(step, args), strict=True):
+                    w[wire] = value
+        for wire, row in self.derived_rows(inputs):
+            w[wire] = row.evaluate(w)
         self.check(w)
         return w
 
-    def _assign_inputs(self, inputs: Mapping[str, int | Sequence[int]], w: list[int]) -> None:
+    def witness_limbs(self, inputs: Mapping[str, int | Sequence[int]]) -> np.ndarray:
+        """The witness of `witness(inputs)` computed by compiled code (proofs.r1cs.compiled), as an
+        (n_wires, 4) uint64 array of plain (not Montgomery) limbs, least significant first: what the
+        prover takes. Bad inputs, failing hints and failing constraints raise the same errors as
+        `witness`. The first call compiles the program (kept on this R1CS, not pickled with it)."""
+        return self._compiled().run(inputs)
+
+    def _compiled(self) -> WitnessProgram:
+        if self._inputs is None:
+            raise CircuitError("this R1CS has no witness steps (it was read from a file, not built)")
+        if self._program is None:
+            # Here, not at the top: numba loads only where a compiled witness is asked for, and
+            # proofs.r1cs.compiled imports this module.
+            from proofs.r1cs.compiled import WitnessProgram  # noqa: PLC0415
+
+            self._program = WitnessProgram(self)
+        return self._program
+
+    @property
+    def derived_inputs(self) -> list[str]:
+        """The inputs a witness computes when they are left out (Builder.derive)."""
+        return list(self._derived)
+
+    def derived_rows(self, inputs: Mapping[str, object]) -> list[tuple[int, Row]]:
+        """(wire, row) for each derived input left out of `inputs`: after the steps, the wire is set to
+        the row's value."""
+        assert self._inputs is not None
+        return [
+            (self._inputs[name].wires[0], row) for name, row in self._derived.items() if name not in inputs
+        ]
+
+    @property
+    def steps(self) -> tuple[_MulStep | _HintStep, ...]:
+        """The witness steps, in order (empty for an R1CS read from a file)."""
+        return self._steps
+
+    def input_wires(self, inputs: Mapping[str, int | Sequence[int]]) -> tuple[list[int], list[int]]:
+        """(wires, values) that the named inputs assign, each value checked: an int in [0, R), arrays of
+        their declared length, no name unknown, none missing but derived ones (WitnessError otherwise)."""
         assert self._inputs is not None
         unknown = [name for name in inputs if name not in self._inputs]
         if unknown:
             raise WitnessError(f"unknown input {unknown[0]!r}; the inputs are {', '.join(self._inputs)}")
+        wires: list[int] = []
+        checked: list[int] = []
         for name, spec in self._inputs.items():
             if name not in inputs:
+                if name in self._derived:
+                    continue
                 raise WitnessError(f"missing input {name!r}")
             given = inputs[name]
             if spec.is_array:
@@ -304,26 +388,14 @@ class R1CS:
                 names = [f"{name}[{i}]" for i in range(len(given))]
             else:
                 values, names = [given], [name]
-            for wire, value, shown in zip(spec.wires, values, names, strict=True):
+            for value, shown in zip(values, names, strict=True):
                 if not isinstance(value, int) or isinstance(value, bool):
                     raise WitnessError(f"input {shown!r} must be an int, not {type(value).__name__}")
                 if not 0 <= value < R:
                     raise WitnessError(f"input {shown!r} = {value} is not in [0, R)")
-                w[wire] = value
-
-    @staticmethod
-    def _run_hint(step: _HintStep, w: list[int]) -> None:
-        args = [row.evaluate(w) for row in step.inputs]
-        try:
-            outs = list(step.compute(args))
-        except Exception as e:
-            raise WitnessError(f"hint {step.label} failed on {[_show(a) for a in args]}: {e!r}") from e
-        if len(outs) != len(step.outs):
-            raise WitnessError(f"hint {step.label} returned {len(outs)} values, not {len(step.outs)}")
-        for wire, value in zip(step.outs, outs, strict=True):
-            if not isinstance(value, int):
-                raise WitnessError(f"hint {step.label} returned {value!r}, not an int")
-            w[wire] = value % R
+                checked.append(value)
+            wires.extend(spec.wires)
+        return wires, checked
 
     def check(self, witness: Sequence[int]) -> None:
         """Raise ConstraintFailed at the first constraint the witness does not satisfy."""
@@ -356,6 +428,7 @@ class Builder:
         self._constraints: list[tuple[LC, LC, LC]] = []
         self._labels: list[str] = []
         self._steps: list[_PendingMul | _PendingHint] = []
+        self._derived: dict[str, LC] = {}
         self._built = False
 
     # Inputs
@@ -444,6 +517,18 @@ class Builder:
         name = self._var_labels[next(iter(x.terms))] if len(x.terms) == 1 else "value"
         self.enforce(x, 1, x, label=f"bind({name})")
 
+    def derive(self, name: str, value: LC) -> None:
+        """Let a witness compute the scalar input `name` as `value` when its inputs leave it out: after
+        the steps, as their result (a hash the circuit computes and states as a public input, say). The
+        circuit must still constrain the input to it (e.g. assert_equal): this only computes. No step may
+        read the input, and `value` may not use a derived input (build() refuses either)."""
+        self._check_open()
+        if name not in self._inputs or self._inputs[name][2]:
+            raise CircuitError(f"derive: {name!r} is not a scalar input")
+        if name in self._derived:
+            raise CircuitError(f"derive: {name!r} is already derived")
+        self._derived[name] = as_lc(value)
+
     def hint(
         self,
         name: str,
@@ -489,12 +574,16 @@ class Builder:
                 "(any value would verify): use them, or bind them with Builder.bind"
             )
 
-        def row(x: LC) -> Row:
-            if not x.terms:
-                return Row((), ())
-            pairs = sorted(zip(map(wire_of.__getitem__, x.terms), x.terms.values(), strict=True))
-            return Row(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+        rows: dict[int, Row] = {}  # id(LC) -> its row: an LC used twice (x·x) gives one Row object
 
+        def row(x: LC) -> Row:
+            made = rows.get(id(x))
+            if made is None:
+                pairs = sorted(zip(map(wire_of.__getitem__, x.terms), x.terms.values(), strict=True))
+                made = rows[id(x)] = Row(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+            return made
+
+        self._check_derived()
         constraints = [Constraint(row(a), row(b), row(c)) for a, b, c in self._constraints]
         steps: list[_MulStep | _HintStep] = []
         for step in self._steps:
@@ -520,4 +609,28 @@ class Builder:
             wire_labels=[self._var_labels[v] for v in order],
             inputs=inputs,
             steps=steps,
+            derived={name: row(value) for name, value in self._derived.items()},
         )
+
+    def _check_derived(self) -> None:
+        """Refuse a derived input that a step reads, or a derived value that uses a derived input."""
+        derived = {self._inputs[name][1][0]: name for name in self._derived}
+        if not derived:
+            return
+        for name, value in self._derived.items():
+            used = [derived[v] for v in value.terms if v in derived]
+            if used:
+                raise CircuitError(f"derive: the value of {name!r} uses the derived input {used[0]!r}")
+        for step in self._steps:
+            if isinstance(step, _PendingMul):
+                x, y, _ = self._constraints[step.constraint]
+                reads = [x, y]
+            else:
+                reads = step.inputs
+            for lc in reads:
+                used = [name for v, name in derived.items() if v in lc.terms]
+                if used:
+                    raise CircuitError(
+                        f"derive: a witness step reads the derived input {used[0]!r}, which is only "
+                        "computed after the steps"
+                    )

@@ -19,20 +19,10 @@ from functools import partial
 
 from proofs.field import R
 from proofs.poseidon import params
+from proofs.r1cs import hints
 from proofs.r1cs.builder import LC, Builder, CircuitError, Value, as_lc, weighted_sum
 
 MAX_BITS = 253  # 2^253 < R: a decomposition into at most 253 bits is unique
-
-
-# Hints are module-level functions (not lambdas) so that a built R1CS can be pickled to worker processes.
-
-
-def _bits_hint(n: int, values: list[int]) -> list[int]:
-    return [values[0] >> i & 1 for i in range(n)]
-
-
-def _inverse_hint(values: list[int]) -> list[int]:
-    return [pow(values[0], -1, R) if values[0] else 0]
 
 
 def assert_equal(b: Builder, x: Value, y: Value) -> None:
@@ -61,7 +51,7 @@ def to_bits(b: Builder, x: Value, n: int, name: str | None = None) -> list[LC]:
             if k >> n:
                 raise CircuitError(f"to_bits: the constant {k} does not fit in {n} bits")
             return [LC.constant(k >> i & 1) for i in range(n)]
-        bits = b.hint("bits", partial(_bits_hint, n), [x], n)
+        bits = b.hint("bits", partial(hints.bits, n), [x], n)
         for i, bit in enumerate(bits):
             b.enforce(bit, bit - 1, 0, label=f"bit {i}")
         b.enforce(weighted_sum([1 << i for i in range(n)], bits), 1, x, label="sum of bits")
@@ -75,7 +65,7 @@ def is_zero(b: Builder, x: Value) -> LC:
     if k is not None:
         return LC.constant(int(k == 0))
     with b.scope("is_zero"):
-        (inv,) = b.hint("inverse", _inverse_hint, [x])
+        (inv,) = b.hint("inverse", hints.inverse_or_zero, [x])
         out = 1 - b.mul(x, inv, label="x·inverse")
         b.enforce(x, out, 0, label="x·out = 0")
         return out

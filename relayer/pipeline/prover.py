@@ -36,8 +36,8 @@ class ProvenBatch:
 def _prove_batch(key: str, capacity: int, batch: Batch) -> ProvenBatch:
     started = time.perf_counter()
     circuit = BatchCircuit(capacity)
-    public = circuit.public_inputs(batch)
-    proof = prove(proving_key(key), circuit.witness(batch, public))
+    public, witness = circuit.public_and_witness(batch)  # compiled; the hashes from the circuit itself
+    proof = prove(proving_key(key), witness)
     return ProvenBatch(public, proof, time.perf_counter() - started)
 
 
