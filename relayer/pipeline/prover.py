@@ -18,6 +18,7 @@ from proofs.circuits.batch import Batch, BatchCircuit, PublicInputs
 from proofs.groth16.proof import Proof
 from proofs.groth16.prover import prove
 from proofs.groth16.worker import ProverWorker, proving_key
+from proofs.message import LeafPreimage
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,16 @@ def _prove_batch(key: str, capacity: int, batch: Batch) -> ProvenBatch:
 
 
 def _check_key(key: str, key_path: Path, capacity: int) -> None:
-    pk, r1cs = proving_key(key), BatchCircuit(capacity).r1cs
+    """Read the key and check it fits the circuit; then compute one witness, so that the circuit's
+    compiled witness program is built (and its kernels loaded) before the first batch needs it."""
+    circuit = BatchCircuit(capacity)
+    pk, r1cs = proving_key(key), circuit.r1cs
     if (pk.n_vars, len(pk.vk.ic) - 1) != (r1cs.n_wires, r1cs.n_public):
         raise ProverPoolError(
             f"{key_path} is not a key of the batch circuit of capacity {capacity}: it has {pk.n_vars} wires "
             f"and {len(pk.vk.ic) - 1} public inputs, the circuit {r1cs.n_wires} and {r1cs.n_public}"
         )
+    circuit.public_and_witness(Batch(1, 0, 0, (LeafPreimage(2, 0, 0, 0),)))
 
 
 class ProverPool:
