@@ -1,17 +1,23 @@
 """The executor: runs verified messages on this chain through its Inbox.
 
 It takes the L1 Hub's latest aggregated root (the hub service says which; L1 itself confirms it),
-fetches each message's aggregated-tree path against it from the hub service, and calls
-`Inbox.executeManyWithRoot` (which imports the root if it is new there, in the same transaction) for
-up to `MAX_PER_TX` messages at a time. The messages are marked "executing" before the transaction is
-sent; after a restart, the Inbox's nullifiers say which of them were executed. Each message's
-outcome comes from the transaction's events: executed, failed (the target reverted: nothing was
-applied, and `xrelay replay` runs it again) or rejected by the Inbox. The sender gets a receipt for
-each.
+fetches the aggregated-tree path of each batch its messages are in against it from the hub service
+(once per batch), and calls `Inbox.executeBatchesWithRoot` (which imports the root if it is new there,
+in the same transaction) for up to `MAX_PER_TX` messages at a time, grouped by (source chain, batch):
+each group goes with one multiproof of its messages' leaves in their batch tree, made from the single
+batch paths the messages are stored with (`bridge_contracts.messages.batch_groups`), and its batch's one
+aggregated path, so the Inbox hashes every node once per round (docs/protocol.md, "A round by batch").
+A group the Inbox cannot verify has all its messages rejected, and no other (each stored path was
+checked against its batch's root on L1 when the message arrived, so a group's multiproof verifies; two
+messages at one position go to groups of their own). The messages are marked "executing" before the
+transaction is sent; after a restart, the Inbox's nullifiers say which of them were executed. Each
+message's outcome comes from the transaction's events: executed, failed (the target reverted: nothing
+was applied, and `xrelay replay` runs it again) or rejected by the Inbox. The sender gets a receipt
+for each.
 
 Messages to be bounced ("bouncing": settled, but refused by a peering rule or given up by the
-operator) go the same way into `Inbox.bounceManyWithRoot`, which sends their value home; the sender
-gets a "bounced" receipt.
+operator) go into `Inbox.bounceManyWithRoot` with a proof each, which sends their value home; the
+sender gets a "bounced" receipt.
 
 Each execution and bounce is confirmed once its block is final on this chain (the outbox watcher
 keeps the final head): the Inbox must still have the message processed at that block, else the
@@ -38,7 +44,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from bridge_contracts.chain import Reverted, decode_revert
-from bridge_contracts.messages import Message, MessageProof
+from bridge_contracts.messages import Message, MessageProof, batch_groups
 from hub.client import HubClientError
 from hub.delivery import Receipt, delivery_from_json
 from relayer.pipeline.context import Context, now
@@ -59,7 +65,7 @@ from relayer.store import (
 
 log = logging.getLogger(__name__)
 
-MAX_PER_TX = 64  # about 18M gas of plain messages: a round fits a 30M block
+MAX_PER_TX = 64  # plain messages: about 10M gas from one batch, 21M from 64 batches; a 30M block fits it
 BRIDGED_TOKEN_DEPLOY_GAS = 1_500_000  # a BridgedToken's deployment costs about 1.2M
 
 
@@ -128,7 +134,7 @@ class _Proofs:
 class Executor:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._round = MAX_PER_TX  # messages per executeMany: 1 while looking for one no gas limit runs
+        self._round = MAX_PER_TX  # messages per round: 1 while looking for one no gas limit runs
         self._single_rounds = 0
         self._priority_round = PRIORITY_PER_TX  # halved while rounds are refused, back after one lands
 
@@ -437,8 +443,11 @@ class Executor:
         ctx = self.ctx
         ids = [m.id for m, _ in work]
         ctx.store.start_execution(ids)
-        fn = ctx.inbox.functions.executeManyWithRoot(  # imports the root too, if it is new
-            root, [m.message.as_tuple() for m, _ in work], [proof.as_tuple() for _, proof in work]
+        groups = batch_groups((m.message, proof) for m, proof in work)  # each batch's messages together
+        fn = ctx.inbox.functions.executeBatchesWithRoot(  # imports the root too, if it is new
+            root,
+            [message.as_tuple() for group in groups for message in group.messages],
+            [group.proof.as_tuple() for group in groups],
         )
         failures: list[str] = []
 
@@ -448,7 +457,7 @@ class Executor:
 
         receipt = await self._send(
             fn,
-            f"executeMany of {len(work)}",
+            f"executeBatches of {len(work)} ({len(groups)} batches)",
             ids,
             not_sent=not_sent,
             failure="execute",
