@@ -827,6 +827,33 @@ class Store:
                 )
             return self._batch_in(db, batch_number)
 
+    def change_capacity(self, batch_number: int, capacity: int) -> StoredBatch:
+        """Prove a "proving" batch with the circuit of another `capacity` (one that holds it): nothing
+        of a batch is on L1, on a peer or pushed before it is proven, so its capacity may still
+        change (after the configured capacities did)."""
+        now = time.time()
+        with self._write() as db:
+            batch = self._batch_in(db, batch_number)
+            if batch.status != BatchStatus.PROVING:
+                raise StepRefused(f"batch {batch_number} is {batch.status}: its capacity is fixed")
+            if batch.count > capacity:
+                raise StepRefused(
+                    f"batch {batch_number} has {batch.count} messages; capacity {capacity} is less"
+                )
+            db.execute(
+                "UPDATE batches SET capacity = ?, updated_at = ? WHERE batch_number = ?",
+                [capacity, now, batch_number],
+            )
+            self._record_batch(
+                db,
+                batch_number,
+                BatchStatus.PROVING,
+                BatchStatus.PROVING,
+                reason=f"capacity {batch.capacity} -> {capacity} (not configured any more)",
+                at=now,
+            )
+            return self._batch_in(db, batch_number)
+
     def record_proof(
         self,
         batch_number: int,
@@ -837,15 +864,24 @@ class Store:
         seconds: float,
         h_start: int | None = None,
         h_end: int | None = None,
+        capacity: int | None = None,
     ) -> bool:
-        """A "proving" batch's proof, of a statement from outbox hash `h_start` to `h_end`: the batch
-        becomes "proven". False if it was not "proving" (a second proof of it, after a restart) or is
-        no longer that batch (dropped by a rewind and closed again over other messages meanwhile):
-        nothing changes."""
+        """A "proving" batch's proof, of a statement from outbox hash `h_start` to `h_end` with the
+        circuit of `capacity`: the batch becomes "proven". False if it was not "proving" (a second
+        proof of it, after a restart) or is no longer that batch (dropped by a rewind and closed again
+        over other messages meanwhile, or proven with another capacity since): nothing changes."""
         now = time.time()
         with self._write() as db:
             batch = self._batch_in(db, batch_number)
             if batch.status != BatchStatus.PROVING:
+                return False
+            if capacity is not None and capacity != batch.capacity:
+                log.warning(
+                    "batch %d: a proof with capacity %d, the batch has %d",
+                    batch_number,
+                    capacity,
+                    batch.capacity,
+                )
                 return False
             if h_start is not None and h_end is not None and (batch.h_start, batch.h_end) != (h_start, h_end):
                 log.warning(

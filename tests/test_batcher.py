@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
 
 import pytest
 
+from bridge_contracts.messages import Message
 from proofs.circuits.batch import BatchCircuit
 from proofs.formats import snarkjs_json, zkey
 from proofs.groth16.keys import ProvingKey
@@ -62,9 +63,9 @@ class Harness:
         return self.store.active_halt("outbox")
 
 
-def run(tmp_path: Path, keys: Keys, scenario: Scenario) -> None:
+def run(tmp_path: Path, keys: Keys, scenario: Scenario, capacities: tuple[int, ...] = CAPACITIES) -> None:
     async def main() -> None:
-        pool = ProverPool({c: path for c, (_, path) in keys.items()})
+        pool = ProverPool({c: path for c, (_, path) in keys.items() if c in capacities})
         try:
             await pool.start()
             store = Store(tmp_path / "bank-a.sqlite")
@@ -166,3 +167,52 @@ def test_a_busy_pipeline_closes_on_age(tmp_path: Path, keys: Keys) -> None:
         await until_proven(store, batcher, 2)
 
     run(tmp_path, keys, scenario)
+
+
+def test_a_fifth_value_pair_opens_the_next_batch(tmp_path: Path, keys: Keys) -> None:
+    """The circuit has four value slots: a batch never carries value to five (destination, asset)
+    pairs, however much room its capacity has (such a batch could never be proven)."""
+
+    def paying(nonce: int, asset: int) -> Message:
+        return replace(outgoing(nonce, amount=nonce + 1), asset_id=asset.to_bytes(32, "big"))
+
+    async def scenario(store: Store, batcher: Batcher) -> None:
+        # assets 1, 2, 1, 3, 4, then 5 (a fifth pair), then a plain message and asset 1 again
+        send(store, *(paying(n, a) for n, a in enumerate((1, 2, 1, 3, 4, 5))), outgoing(6), paying(7, 1))
+        await batcher.step()
+        batch = store.batch(0)
+        assert batch is not None and (batch.capacity, batch.count) == (8, 5)
+        await until_proven(store, batcher, 0)
+        await batcher.step()
+        batch = store.batch(1)
+        assert batch is not None and (batch.capacity, batch.count, batch.first_nonce) == (8, 3, 5)
+        await until_proven(store, batcher, 1)
+        for number in (0, 1):
+            check_proof(store, number, keys)
+            slots = public_inputs(store.batch(number)).slots  # type: ignore[arg-type]
+            assert sum(slot.amount for slot in slots) == sum(
+                m.message.amount for m in store.messages(direction="out", batch_number=number)
+            )
+
+    run(tmp_path, keys, scenario)
+
+
+def test_a_batch_closed_with_a_capacity_no_longer_configured_is_proven_with_one_that_is(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario(store: Store, batcher: Batcher) -> None:
+        send(store, *(outgoing(n) for n in range(12)))
+        store.close_batch(0, capacity=16, message_ids=[f"901:{n}" for n in range(3)])  # before a restart
+        await batcher.step()  # the pool has capacity 8 only now
+        batch = store.batch(0)
+        assert batch is not None and (batch.capacity, batch.count) == (8, 3)
+        await until_proven(store, batcher, 0)
+        check_proof(store, 0, keys)
+        settle(store, 0)
+        # 9 messages closed with 16: no configured capacity holds them; the batch stays, unproven
+        store.close_batch(1, capacity=16, message_ids=[f"901:{n}" for n in range(3, 12)])
+        assert await batcher.step() is not None
+        batch = store.batch(1)
+        assert batch is not None and (batch.status, batch.capacity) == (BatchStatus.PROVING, 16)
+
+    run(tmp_path, keys, scenario, capacities=(8,))
