@@ -288,6 +288,23 @@ class Daemon:
                 info.operator,
                 self.signer.address,
             )
+        missing = [
+            c
+            for c in ctx.config.batch.capacities
+            if int(await ctx.call(ctx.hub.functions.verifiers(ctx.chain_id, c)), 16) == 0
+        ]
+        if missing:  # a batch of such a capacity would be proven and then never settle
+            shown = ", ".join(map(str, missing))
+            raise ConfigError(
+                self.config_path,
+                [
+                    (
+                        "batch.capacities",
+                        f"the Hub has no verifier of chain {ctx.chain_id}'s batches of capacity {shown}: "
+                        "register one (Hub.setVerifier) or leave the capacity out",
+                    )
+                ],
+            )
         if not (await ctx.keyring(fresh=True)).keys:
             log.error(
                 "the L1 Hub's bus key for chain %d is none of this daemon's keys (bus.key, bus.previous_key):"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -93,7 +94,7 @@ def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
             assert len(w3.eth.get_code(address)) > 0
     l1 = Web3(Web3.HTTPProvider(manifest["l1"]["rpc_url"]))
     hub = l1.eth.contract(address=manifest["l1"]["contracts"]["hub"], abi=artifacts.load("Hub").abi)
-    verifiers = manifest["l1"]["contracts"]["batch_verifiers"]
+    contracts = manifest["l1"]["contracts"]
     keys = devnet / "keys"
     assert manifest["batch"] == {"capacities": [8, 64], "keys_dir": str(keys)}
     for capacity in (8, 64):
@@ -114,7 +115,10 @@ def test_up_starts_chains_deploys_and_writes_configs(devnet: Path) -> None:
         }
         assert hub_chain(hub, chain["chain_id"]) == HubChain(True, True, chain["operator"], 0, outbox_hash=0)
         for capacity in (8, 64):
-            assert hub.functions.verifiers(chain["chain_id"], capacity).call() == verifiers[str(capacity)]
+            assert (
+                hub.functions.verifiers(chain["chain_id"], capacity).call()
+                == contracts[f"batch_verifier_{capacity}"]
+            )
         assert hub.functions.verifiers(chain["chain_id"], 16).call() == "0x" + "00" * 20
         w3 = Web3(Web3.HTTPProvider(chain["rpc_url"]))
         router = w3.eth.contract(
@@ -261,6 +265,9 @@ def test_the_daemon_refuses_to_start_on_contracts_that_are_not_the_right_ones(de
     data = tomllib.loads(Path(entry["config"]).read_text())
     env = {entry["admin_token_env"]: "token"}
     no_code = "0x000000000000000000000000000000000000dEaD"
+    keys_16 = devnet / "keys-16"
+    shutil.copytree(devnet / "keys", keys_16, dirs_exist_ok=True)
+    shutil.copyfile(keys_16 / "batch-8.zkey", keys_16 / "batch-16.zkey")
     cases = {
         "l1.hub": ({"l1": {**data["l1"], "hub": no_code}}, f"{no_code} has no code"),
         "chain.contracts.inbox": (
@@ -271,6 +278,11 @@ def test_the_daemon_refuses_to_start_on_contracts_that_are_not_the_right_ones(de
                 }
             },
             "does not answer as the Inbox does",
+        ),
+        # a proving key of capacity 16 is there, but L1 has no verifier for it
+        "batch.capacities": (
+            {"batch": {**data["batch"], "capacities": [8, 16], "keys_dir": str(keys_16)}},
+            "the Hub has no verifier of chain 901's batches of capacity 16",
         ),
     }
     for key, (change, message) in cases.items():

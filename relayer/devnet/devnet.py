@@ -344,7 +344,7 @@ def _write_batch_key(keys_dir: Path, capacity: int) -> VerifyingKey:
     return pk.vk
 
 
-def _deploy_l1(node: AnvilNode, chains: list[dict[str, Any]], vks: dict[int, VerifyingKey]) -> dict[str, Any]:
+def _deploy_l1(node: AnvilNode, chains: list[dict[str, Any]], vks: dict[int, VerifyingKey]) -> dict[str, str]:
     """The L1 Hub (owned by the deployer, standing for governance) and the verifier of each batch
     key; every institution chain registered with its operator, those verifiers and its deposit token."""
     deployer = Chain(node.rpc_url, anvil.dev_account(DEPLOYER_ACCOUNT))
@@ -359,7 +359,7 @@ def _deploy_l1(node: AnvilNode, chains: list[dict[str, Any]], vks: dict[int, Ver
         for capacity, verifier in verifiers.items():
             deployer.send(hub.functions.setVerifier(chain_id, capacity, verifier))
         deployer.send(hub.functions.registerAsset(chain_id, entry["contracts"]["deposit_token"]))
-    return {"hub": hub.address, "batch_verifiers": {str(c): v for c, v in verifiers.items()}}
+    return {"hub": hub.address} | {f"batch_verifier_{c}": v for c, v in verifiers.items()}
 
 
 def _write_hub_config(state_dir: Path, manifest: dict[str, Any]) -> dict[str, str]:
