@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 from web3.contract import Contract
@@ -18,8 +19,8 @@ from bridge_contracts.chain import Chain
 from bridge_contracts.verifier_gen import calldata, deploy_verifier
 from proofs.bn254.field import P
 from proofs.field import R
-from proofs.formats import snarkjs_json, wtns, zkey
-from proofs.groth16.keys import ProvingKey
+from proofs.formats import FormatError, snarkjs_json, wtns, zkey
+from proofs.groth16.keys import ProvingKey, read_proving_key
 from proofs.groth16.proof import Proof
 from proofs.groth16.prover import ProverError, prove
 from proofs.groth16.setup import SetupRefused, setup
@@ -27,6 +28,7 @@ from proofs.groth16.verifier import verify, verify_batch
 from proofs.groth16.worker import ProverWorker
 from tests import snarkjs
 from tests.snarkjs import small_ceremony, small_circuit, small_witness
+from tests.test_zkey import MALFORMED
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,49 @@ def test_the_same_seed_gives_the_same_key_and_another_seed_another(dev_key: tupl
     other = setup(small_circuit(), seed=b"other", development=True)
     assert again.vk == pk.vk and (again.h_query == pk.h_query).all()
     assert other.vk.alpha_1 != pk.vk.alpha_1
+
+
+def _same_key(a: ProvingKey, b: ProvingKey) -> bool:
+    tables = ("a_query", "b1_query", "b2_query", "c_query", "h_query")
+    coefficients = ("matrix", "constraint", "signal", "value")
+    return (
+        (a.vk, a.n_vars, a.domain_size, a.beta_1, a.delta_1, a.contributions)
+        == (b.vk, b.n_vars, b.domain_size, b.beta_1, b.delta_1, b.contributions)
+        and all(np.array_equal(getattr(a, t), getattr(b, t)) for t in tables)
+        and all(np.array_equal(getattr(a.coefficients, c), getattr(b.coefficients, c)) for c in coefficients)
+        and all(getattr(a, t).flags.writeable and getattr(a, t).flags.c_contiguous for t in tables)
+        and isinstance(a.contributions, bytes)
+    )
+
+
+def test_the_lean_reader_reads_the_key_zkey_reads(
+    dev_key: tuple[ProvingKey, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _, path = dev_key
+    ceremony = small_ceremony(tmp_path_factory)
+    assert _same_key(read_proving_key(path), zkey.read(path))
+    assert _same_key(read_proving_key(ceremony), zkey.read(ceremony))
+    mapped = Path("/proc/self/maps")
+    if mapped.exists():  # Linux: the file's mapping is gone once the key is read
+        assert str(ceremony) not in mapped.read_text()
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_the_lean_reader_refuses_what_zkey_refuses(
+    case: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    corrupt, message = MALFORMED[case]
+    path = tmp_path / "bad.zkey"
+    path.write_bytes(corrupt(small_ceremony(tmp_path_factory).read_bytes()))
+    with pytest.raises(FormatError, match=f"^{path}: ") as raised:
+        read_proving_key(path)
+    assert message in str(raised.value)
+
+
+def test_the_lean_reader_refuses_an_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "empty.zkey").write_bytes(b"")
+    with pytest.raises(FormatError, match=r"empty\.zkey: not a zkey file"):
+        read_proving_key(tmp_path / "empty.zkey")
 
 
 def test_snarkjs_reads_our_key_as_we_wrote_it(dev_key: tuple[ProvingKey, Path], tmp_path: Path) -> None:
@@ -250,3 +295,4 @@ def test_the_kernels_load_from_the_disk_cache_in_a_new_process(dev_key: tuple[Pr
         env={**os.environ},
     ).stdout
     assert "MISSES []" in out, out
+

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numba
 import numpy as np
@@ -432,8 +433,10 @@ def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
     return [(n * k // parts, n * (k + 1) // parts) for k in range(parts)]
 
 
+@lru_cache(maxsize=64)
 def _plan(n_gen: int, n_one: int, nthreads: int) -> _Plan:
-    """Choose c and the tasks for n_gen general and n_one 1-scalar points."""
+    """Choose c and the tasks for n_gen general and n_one 1-scalar points (a few ms: kept, since a
+    prover's MSMs come back with the same counts proof after proof). The plan is never modified."""
     one_parts = max(1, min(nthreads, n_one // _MIN_CHUNK))
     batch_one = max(8, min(_MAX_BATCH, n_one // (8 * one_parts)))
     one_tasks = [(-1, lo, hi) for lo, hi in _chunks(n_one, one_parts)] if n_one else []
@@ -484,9 +487,16 @@ def _msm(points: np.ndarray, scalars: np.ndarray) -> np.ndarray:
     return out
 
 
+def _kernel_array(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous, writable uint64 array (a copy only when needed): numba compiles a kernel apart for
+    each kind of array (read-only ones included), and `warm` compiles them for this kind."""
+    array = np.ascontiguousarray(array, dtype=np.uint64)
+    return array if array.flags.writeable else array.copy()
+
+
 def _inputs(points: np.ndarray, scalars: np.ndarray, coord: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    points = np.ascontiguousarray(points, dtype=np.uint64)
-    scalars = np.ascontiguousarray(scalars, dtype=np.uint64)
+    points = _kernel_array(points)
+    scalars = _kernel_array(scalars)
     if points.shape[1:] != (2, *coord) or scalars.ndim != 2 or scalars.shape[1] != 4:
         raise ValueError(f"an MSM takes points (n, 2, {', '.join(map(str, coord))}) and scalars (n, 4)")
     if points.shape[0] != scalars.shape[0]:

@@ -4,7 +4,8 @@
     python -m proofs.groth16 verify verification_key.json public.json proof.json
 
 The files are snarkjs's own formats, so either tool can check the other's work. `prove --timings` prints
-the seconds spent reading the files and proving, as JSON (benchmarks/prover.py reads it).
+the seconds spent reading the files, proving and in each phase of the proof, as JSON
+(benchmarks/prover.py reads it).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import click
 
-from proofs.formats import FormatError, snarkjs_json, wtns, zkey
-from proofs.groth16.prover import ProverError, prove
-from proofs.groth16.verifier import verify
+from proofs.formats import FormatError, snarkjs_json, wtns
+from proofs.groth16.keys import read_proving_key
+from proofs.groth16.prover import ProverError, prove, record_phases
 
 
 def _json(path: Path) -> object:
@@ -43,17 +44,20 @@ def prove_command(key: Path, witness: Path, proof_out: Path, public_out: Path, t
     """Prove WITNESS (.wtns) with KEY (.zkey); write the proof and public signals as snarkjs JSON."""
     start = time.perf_counter()
     try:
-        pk = zkey.read(key)
+        pk = read_proving_key(key)
         w = wtns.read(witness)
         loaded = time.perf_counter()
-        proof = prove(pk, w)
+        with record_phases() as phases:
+            proof = prove(pk, w)
     except (FormatError, ProverError) as error:
         raise click.ClickException(str(error)) from error
     proved = time.perf_counter()
     proof_out.write_text(json.dumps(snarkjs_json.proof_to_json(proof), indent=1) + "\n")
     public_out.write_text(json.dumps(snarkjs_json.public_to_json(w[1 : pk.n_public + 1])) + "\n")
     if timings:
-        click.echo(json.dumps({"read_seconds": loaded - start, "prove_seconds": proved - loaded}))
+        phases["witness"] = proved - loaded - sum(phases.values())
+        report = {"read_seconds": loaded - start, "prove_seconds": proved - loaded, "phases": phases}
+        click.echo(json.dumps(report))
 
 
 @main.command("verify")
@@ -62,6 +66,8 @@ def prove_command(key: Path, witness: Path, proof_out: Path, public_out: Path, t
 @click.argument("proof_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def verify_command(vk_path: Path, public_path: Path, proof_path: Path) -> None:
     """Verify a proof (snarkjs JSON) against a verification key and public signals; exit 1 if invalid."""
+    from proofs.groth16.verifier import verify  # noqa: PLC0415  (py_ecc: imported only for `verify`)
+
     try:
         vk = snarkjs_json.verifying_key_from_json(_json(vk_path), str(vk_path))
         public = snarkjs_json.public_from_json(_json(public_path), str(public_path))

@@ -9,15 +9,19 @@ Points outside the kernels are plain integers in affine form:
 The proving key's point tables are numpy arrays in the .zkey's own layout (affine, Montgomery form,
 four little-endian 64-bit limbs per coordinate, infinity as all zeros) so that a .zkey is read without
 conversion and the kernels use them as they are.
+
+`read_proving_key` reads a .zkey for proving: `proofs.formats.zkey.read` from a mapping of the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import mmap
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
-from py_ecc import optimized_bn128 as bn
 
 from proofs.bn254.field import P
 
@@ -28,8 +32,16 @@ G1_INFINITY: G1Point = (0, 0)
 G2_INFINITY: G2Point = ((0, 0), (0, 0))
 
 
+def _py_ecc() -> Any:
+    """py_ecc's optimized_bn128, imported on first use: the prover never needs it (70 ms of its start)."""
+    from py_ecc import optimized_bn128  # noqa: PLC0415
+
+    return optimized_bn128
+
+
 def g1_to_py_ecc(point: G1Point) -> Any:
     """py_ecc's (optimized_bn128) projective form of a G1 point."""
+    bn = _py_ecc()
     if point == G1_INFINITY:
         return bn.Z1
     return (bn.FQ(point[0]), bn.FQ(point[1]), bn.FQ.one())
@@ -37,6 +49,7 @@ def g1_to_py_ecc(point: G1Point) -> Any:
 
 def g2_to_py_ecc(point: G2Point) -> Any:
     """py_ecc's projective form of a G2 point (FQ2([c0, c1]) is c0 + c1·u)."""
+    bn = _py_ecc()
     if point == G2_INFINITY:
         return bn.Z2
     (x0, x1), (y0, y1) = point
@@ -45,6 +58,7 @@ def g2_to_py_ecc(point: G2Point) -> Any:
 
 def g1_from_py_ecc(point: Any) -> G1Point:
     """A py_ecc G1 point as plain affine integers."""
+    bn = _py_ecc()
     if bn.is_inf(point):
         return G1_INFINITY
     x, y = bn.normalize(point)
@@ -53,6 +67,7 @@ def g1_from_py_ecc(point: Any) -> G1Point:
 
 def g2_from_py_ecc(point: Any) -> G2Point:
     """A py_ecc G2 point as plain affine integers, real part first."""
+    bn = _py_ecc()
     if bn.is_inf(point):
         return G2_INFINITY
     x, y = bn.normalize(point)
@@ -160,3 +175,26 @@ class ProvingKey:
     @property
     def development(self) -> bool:
         return self.vk.development
+
+
+def read_proving_key(path: Path | str) -> ProvingKey:
+    """The proving key of a .zkey file, as `proofs.formats.zkey.read` reads it (the same checks, the same
+    errors), from a read-only mapping of the file instead of its bytes. `zkey.read` holds the file's
+    bytes, a copy of every section and the key's arrays at once, three times the key; here the sections
+    are views of the mapping, so the peak is the mapped pages and the arrays, and the mapping goes as
+    soon as the key is read (its pages stay in the page cache, shared, for the next reader)."""
+    from proofs.formats import zkey  # noqa: PLC0415  (proofs.formats.zkey imports this module)
+
+    source = str(path)
+    with open(path, "rb") as file:
+        try:
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped: zkey says what it is not
+            return zkey.from_bytes(b"", source)
+    view = memoryview(mapped)
+    # zkey.from_bytes slices, unpacks and copies its data, so a memoryview serves as bytes: its sections
+    # are views, not copies. The one it keeps (the contributions) is copied out here; the mapping is
+    # unmapped when its last view goes, on return (or with the error raised).
+    pk = zkey.from_bytes(cast(bytes, view), source)
+    contributions = None if pk.contributions is None else bytes(pk.contributions)
+    return dataclasses.replace(pk, contributions=contributions)

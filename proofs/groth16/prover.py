@@ -10,13 +10,16 @@ where l = n_public and hⱼ are the values of A·B - C on the odd coset (qap.h_v
 multi-scalar multiplication; the few extra terms are folded into small ones.
 
 The prover is CPU-bound for seconds: the daemon runs it in a worker process (`ProverWorker`), never on its
-event loop.
+event loop. Within `record_phases()`, each proof adds the seconds of its phases (H, each MSM, the small
+combinations) to a dict, for benchmarks.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -31,6 +34,33 @@ from proofs.groth16.proof import Proof
 
 class ProverError(ValueError):
     """A witness that cannot be proven with this key."""
+
+
+_recording: list[dict[str, float]] = []
+
+
+@contextmanager
+def record_phases() -> Iterator[dict[str, float]]:
+    """Within the block, every proof adds the seconds of its phases to the dict yielded: "h" (the H
+    values: NTTs), "msm_a", "msm_b1", "msm_b2", "msm_c", "msm_h" and "combine" (the small MSMs that
+    fold in α, β, δ, r and s). The witness's conversion is what `prove` takes beyond their sum."""
+    phases: dict[str, float] = {}
+    _recording.append(phases)
+    try:
+        yield phases
+    finally:
+        _recording.remove(phases)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        for phases in _recording:
+            phases[phase] = phases.get(phase, 0.0) + now - self.last
+        self.last = now
 
 
 def _combine_g1(points: list[G1Point], scalars: list[int]) -> G1Point:
@@ -66,15 +96,25 @@ def prove(pk: ProvingKey, witness: Sequence[int] | np.ndarray) -> Proof:
         plain = field.limbs(list(witness))
     r, s = secrets.randbelow(R), secrets.randbelow(R)
 
+    clock = _Clock()
     h = qap.h_values(pk.coefficients, field.to_montgomery(plain, R), pk.domain_size)
-    private = np.ascontiguousarray(plain[pk.n_public + 1 :])
+    clock.lap("h")
+    sum_h = msm_g1(pk.h_query, h)
+    del h
+    clock.lap("msm_h")
+    sum_a = msm_g1(pk.a_query, plain)
+    clock.lap("msm_a")
+    sum_b1 = msm_g1(pk.b1_query, plain)
+    clock.lap("msm_b1")
+    sum_b2 = msm_g2(pk.b2_query, plain)
+    clock.lap("msm_b2")
+    sum_c = msm_g1(pk.c_query, np.ascontiguousarray(plain[pk.n_public + 1 :]))  # rows: a view, no copy
+    clock.lap("msm_c")
 
     vk = pk.vk
-    a = _combine_g1([vk.alpha_1, msm_g1(pk.a_query, plain), pk.delta_1], [1, 1, r])
-    b1 = _combine_g1([pk.beta_1, msm_g1(pk.b1_query, plain), pk.delta_1], [1, 1, s])
-    b = _combine_g2([vk.beta_2, msm_g2(pk.b2_query, plain), vk.delta_2], [1, 1, s])
-    c = _combine_g1(
-        [msm_g1(pk.c_query, private), msm_g1(pk.h_query, h), a, b1, pk.delta_1],
-        [1, 1, s, r, -r * s],
-    )
+    a = _combine_g1([vk.alpha_1, sum_a, pk.delta_1], [1, 1, r])
+    b1 = _combine_g1([pk.beta_1, sum_b1, pk.delta_1], [1, 1, s])
+    b = _combine_g2([vk.beta_2, sum_b2, vk.delta_2], [1, 1, s])
+    c = _combine_g1([sum_c, sum_h, a, b1, pk.delta_1], [1, 1, s, r, -r * s])
+    clock.lap("combine")
     return Proof(a=a, b=b, c=c)

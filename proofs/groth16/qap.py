@@ -272,14 +272,12 @@ def _products(a, b):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, parallel=True)
 def _join(a, b, c):  # type: ignore[no-untyped-def]
-    """Plain a·b - c (from Montgomery inputs)."""
+    """c = plain a·b - c (from Montgomery inputs), in place."""
     n = a.shape[0]
-    out = np.empty_like(a)
     one = (np.uint64(1), np.uint64(0), np.uint64(0), np.uint64(0))
     for t in prange((n + _CHUNK - 1) // _CHUNK):
         for i in range(t * _CHUNK, min(n, (t + 1) * _CHUNK)):
-            store(out, i, fr_mul(fr_sub(fr_mul(load(a, i), load(b, i)), load(c, i)), one))
-    return out
+            store(c, i, fr_mul(fr_sub(fr_mul(load(a, i), load(b, i)), load(c, i)), one))
 
 
 def h_values(
@@ -295,12 +293,12 @@ def h_values(
     PLAIN array, ready as the scalars of the MSM with the H points. The witness is (n_vars, 4)
     Montgomery. g is snarkjs's `coset_shift(domain_size)` unless `shift` (plain) says otherwise."""
     a, b = evaluate_rows(coeffs, witness, domain_size, n_vars=n_vars)
-    c = _products(a, b)
+    c: np.ndarray = _products(a, b)
     g = coset_shift(domain_size) if shift is None else shift % R
     for poly in (a, b, c):
         ntt.coset_values_inplace(poly, g)
-    h: np.ndarray = _join(a, b, c)
-    return h
+    _join(a, b, c)  # h in c's rows (its own array: a and b, one array, go on return)
+    return c
 
 
 # --- the setup: the polynomials at τ --------------------------------------------------------------------

@@ -27,8 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
-from proofs.formats import zkey
-from proofs.groth16.keys import ProvingKey
+from proofs.groth16.keys import ProvingKey, read_proving_key
 from proofs.groth16.proof import Proof
 from proofs.groth16.prover import prove
 
@@ -62,7 +61,7 @@ def proving_key(name: str) -> ProvingKey:
     if name not in _keys:
         if name not in _paths:
             raise KeyError(f"no proving key named {name!r} (known: {', '.join(sorted(_paths)) or 'none'})")
-        _keys[name] = zkey.read(_paths[name])
+        _keys[name] = read_proving_key(_paths[name])
     return _keys[name]
 
 
