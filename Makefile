@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := bridge_contracts/node_modules/.installed
+WARM_STAMP := $(VENV)/.kernels-warm
 DEMO_DIR := .xrelay/demo
 
 BENCH_DIR := bench-results
 
 .PHONY: setup mosquitto demo test lint typecheck unit bench bench-prover bench-relay bench-swaps contracts constraints clean
 
-setup: $(PY_STAMP) $(NPM_STAMP) mosquitto
+setup: $(PY_STAMP) $(NPM_STAMP) mosquitto $(WARM_STAMP)
 
 # The real broker of `xrelay devnet up --broker mosquitto` and tests/test_broker.py (Mosquitto 2.0 or
 # newer, with its dynamic security plugin): installed with apt-get when missing and we are root.
@@ -43,6 +44,12 @@ constraints:
 
 $(NPM_STAMP): bridge_contracts/package.json bridge_contracts/package-lock.json
 	cd bridge_contracts && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The prover's kernels compiled into numba's disk cache now, with progress (a minute or two on a fresh
+# machine), not in the first proof of `make demo`; again when their sources change.
+$(WARM_STAMP): $(PY_STAMP) $(wildcard proofs/bn254/*.py) proofs/groth16/qap.py
+	$(BIN)/python -m proofs.groth16 warm
 	touch $@
 
 # The main job: the devnet, the hub service and two daemons; messages, a call with value and a

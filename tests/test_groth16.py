@@ -296,3 +296,17 @@ def test_the_kernels_load_from_the_disk_cache_in_a_new_process(dev_key: tuple[Pr
     ).stdout
     assert "MISSES []" in out, out
 
+
+def test_warm_compiles_every_kernel_the_setup_and_a_proof_need() -> None:
+    """`python -m proofs.groth16 warm` (run by `make setup`) fills numba's cache: run again, it compiles
+    nothing, and its last steps are a whole development setup and a proof read from the key file."""
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "proofs.groth16", "warm"],
+            capture_output=True,
+            text=True,
+            timeout=280,
+            check=True,
+        )
+        assert "kernels 10/10: a proof from the key file" in done.stderr, done.stderr
+    assert "kernels ready in" in done.stderr and ": 0 functions compiled" in done.stderr, done.stderr

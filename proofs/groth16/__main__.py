@@ -2,10 +2,13 @@
 
     python -m proofs.groth16 prove circuit.zkey witness.wtns proof.json public.json
     python -m proofs.groth16 verify verification_key.json public.json proof.json
+    python -m proofs.groth16 warm
 
 The files are snarkjs's own formats, so either tool can check the other's work. `prove --timings` prints
 the seconds spent reading the files, proving and in each phase of the proof, as JSON
-(benchmarks/prover.py reads it).
+(benchmarks/prover.py reads it). `warm` compiles every kernel of the setup and the prover into numba's
+disk cache, with progress (`make setup` runs it once): on a fresh machine that takes a minute or two,
+which the first proof would otherwise spend.
 """
 
 from __future__ import annotations
@@ -78,6 +81,17 @@ def verify_command(vk_path: Path, public_path: Path, proof_path: Path) -> None:
         click.echo("INVALID proof")
         sys.exit(1)
     click.echo("OK")
+
+
+@main.command("warm")
+def warm_command() -> None:
+    """Compile every kernel of the setup and the prover into numba's disk cache now, with progress.
+
+    A fresh machine takes a minute or two (numba compiles each kernel for this CPU); after that, and
+    until the kernels' sources change, this loads them from the cache in seconds."""
+    from proofs.groth16 import warm  # noqa: PLC0415  (rich, py_ecc and the setup: not for `prove`)
+
+    warm.warm()
 
 
 if __name__ == "__main__":
