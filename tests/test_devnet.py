@@ -23,7 +23,7 @@ from bridge_contracts import artifacts
 from bridge_contracts.views import HubChain, hub_chain
 from proofs.formats import snarkjs_json
 from relayer import config
-from relayer.devnet.devnet import DESK_INVENTORY, nodes
+from relayer.devnet.devnet import DESK_INVENTORY, nodes, write_batch_key
 
 XRELAY = [sys.executable, "-m", "relayer"]
 
@@ -292,3 +292,21 @@ def test_the_daemon_refuses_to_start_on_contracts_that_are_not_the_right_ones(de
         assert result.returncode != 0, key
         assert key in result.stderr and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_development_key_is_made_once_and_a_damaged_cached_one_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XRELAY_KEY_CACHE", str(tmp_path / "cache"))
+    made = write_batch_key(tmp_path / "first", 8)
+    (cached,) = (tmp_path / "cache").iterdir()
+    assert write_batch_key(tmp_path / "second", 8) == made
+    assert (tmp_path / "second" / "batch-8.zkey").read_bytes() == cached.read_bytes()
+    damaged = bytearray(cached.read_bytes())
+    damaged[1000] ^= 1
+    cached.write_bytes(bytes(damaged))
+    assert write_batch_key(tmp_path / "third", 8) == made  # made again, not read from the damaged file
+    assert (tmp_path / "third" / "batch-8.zkey").read_bytes() == (
+        tmp_path / "first" / "batch-8.zkey"
+    ).read_bytes()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [cached.name]

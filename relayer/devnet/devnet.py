@@ -13,12 +13,13 @@ well-known development keys and development proving keys: it is for development 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import string
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,8 @@ from proofs import merkle
 from proofs.circuits.batch import BatchCircuit
 from proofs.formats import r1cs as r1cs_format
 from proofs.formats import snarkjs_json, zkey
+from proofs.groth16 import keys as keys_module
+from proofs.groth16 import setup as setup_module
 from proofs.groth16.keys import VerifyingKey
 from proofs.groth16.setup import setup
 from relayer.devnet.mosquitto import (
@@ -204,7 +207,7 @@ def up(
         manifest["batch"] = {"capacities": capacities, "keys_dir": str(state_dir / KEYS_DIR)}
         mosquitto = _start_bus(state_dir, manifest, broker)
         _write_manifest(state_dir, manifest)  # pids on disk before anything else can fail
-        vks = {c: _write_batch_key(state_dir / KEYS_DIR, c) for c in capacities}
+        vks = {c: write_batch_key(state_dir / KEYS_DIR, c) for c in capacities}
         chain_ids = [chain_id for _, chain_id in specs]
         for entry, node in zip(manifest["chains"], started[1:], strict=True):
             destinations = [c for c in chain_ids if c != entry["chain_id"]]
@@ -310,35 +313,49 @@ def _new_manifest(
 def dev_key_cache() -> Path:
     """Where development keys are kept between devnets: $XRELAY_KEY_CACHE, else
     ~/.cache/xrelay/dev-keys (or under $XDG_CACHE_HOME). A key is filed under a hash of its circuit
-    (the .r1cs bytes) and its seed, so a changed circuit never picks up an old key."""
+    (the .r1cs bytes), its seed and the source of the code that makes and writes keys, so a changed
+    circuit or setup never picks up an old key; and under a hash of its own bytes, checked on every
+    use, so a damaged file is made again rather than used."""
     chosen = os.environ.get("XRELAY_KEY_CACHE")
     user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return Path(chosen) if chosen else user_cache / "xrelay" / "dev-keys"
 
 
-def _write_batch_key(keys_dir: Path, capacity: int) -> VerifyingKey:
+_KEY_CODE = (setup_module.__file__, keys_module.__file__, zkey.__file__)
+
+
+def write_batch_key(keys_dir: Path, capacity: int) -> VerifyingKey:
     """A DEVELOPMENT proving key of the batch circuit of `capacity` (its secrets come from a public
     seed: anyone can forge proofs for it), shared by every institution chain: keys_dir/batch-<capacity>
     .zkey and its verifying key keys_dir/batch-<capacity>.vk.json (snarkjs's formats). The same
     circuit and seed always give the same key, so it is made once and copied from the cache after."""
     r1cs, seed = BatchCircuit(capacity).r1cs, f"xrelay devnet batch {capacity}".encode()
-    fingerprint = hashlib.sha256(r1cs_format.to_bytes(r1cs) + b"\0" + seed).hexdigest()[:24]
-    cached = dev_key_cache() / f"batch-{capacity}-{fingerprint}.zkey"
+    made_by = hashlib.sha256(r1cs_format.to_bytes(r1cs) + b"\0" + seed)
+    for source in _KEY_CODE:
+        made_by.update(Path(source).read_bytes())
+    prefix = f"batch-{capacity}-{made_by.hexdigest()[:24]}-"
     keys_dir.mkdir(parents=True, exist_ok=True)
     target = keys_dir / f"batch-{capacity}.zkey"
-    if cached.is_file():
-        shutil.copyfile(cached, target)
-        pk = zkey.read(target)
-    else:
+    cache = dev_key_cache()
+    pk = None
+    for cached in cache.glob(f"{prefix}*.zkey"):
+        data = cached.read_bytes()
+        if cached.stem.removeprefix(prefix) == hashlib.sha256(data).hexdigest()[:24]:
+            target.write_bytes(data)
+            pk = zkey.read(target)
+            break
+        cached.unlink(missing_ok=True)  # damaged: made again below
+    if pk is None:
         pk = setup(r1cs, seed=seed, development=True)
         zkey.write(pk, target)
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(f".{os.getpid()}.part")
-            shutil.copyfile(target, partial)
-            partial.replace(cached)  # whole or not at all, also with two devnets starting at once
-        except OSError:
-            pass  # no cache: the key is made again next time
+        with contextlib.suppress(OSError):  # no cache: the key is made again next time
+            cache.mkdir(parents=True, exist_ok=True)
+            data = target.read_bytes()
+            fd, partial = tempfile.mkstemp(dir=cache, suffix=".part")
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            # whole or not at all, also with two devnets starting at once
+            Path(partial).replace(cache / f"{prefix}{hashlib.sha256(data).hexdigest()[:24]}.zkey")
     vk_json = json.dumps(snarkjs_json.verifying_key_to_json(pk.vk), indent=2) + "\n"
     (keys_dir / f"batch-{capacity}.vk.json").write_text(vk_json)
     return pk.vk
@@ -349,7 +366,7 @@ def _deploy_l1(node: AnvilNode, chains: list[dict[str, Any]], vks: dict[int, Ver
     key; every institution chain registered with its operator, those verifiers and its deposit token."""
     deployer = Chain(node.rpc_url, anvil.dev_account(DEPLOYER_ACCOUNT))
     hub = deploy.deploy_hub(deployer, deployer.signer.address)
-    verifiers = {capacity: deploy_verifier(deployer, vk).address for capacity, vk in vks.items()}
+    verifiers: dict[int, str] = {c: deploy_verifier(deployer, vk).address for c, vk in vks.items()}
     for entry in chains:
         chain_id = entry["chain_id"]
         deployer.send(hub.functions.registerChain(chain_id, entry["operator"], True))
