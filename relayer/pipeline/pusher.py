@@ -38,7 +38,17 @@ def batch_tree(store: Store, number: int) -> tuple[StoredBatch, PoseidonTree]:
     batch = store.batch(number)
     assert batch is not None and batch.status == BatchStatus.SETTLED, f"batch {number} is not settled"
     messages = store.messages(direction="out", batch_number=number)
-    return batch, PoseidonTree([m.leaf for m in messages], batch.capacity)
+    tree = PoseidonTree([m.leaf for m in messages], batch.capacity)
+    if tree.root != batch.batch_root:  # the proof's root comes from the circuit; the paths from here
+        raise BatchTreeError(
+            f"batch {number}: its messages' tree has root {tree.root:#x}, the proof states "
+            f"{batch.batch_root or 0:#x}: no path of it would verify"
+        )
+    return batch, tree
+
+
+class BatchTreeError(RuntimeError):
+    """A settled batch's messages do not make the tree its proof states."""
 
 
 class Pusher:
