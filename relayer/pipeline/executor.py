@@ -65,7 +65,8 @@ from relayer.store import (
 
 log = logging.getLogger(__name__)
 
-MAX_PER_TX = 64  # plain messages: about 10M gas from one batch, 21M from 64 batches; a 30M block fits it
+MAX_PER_TX = 128  # plain messages: about 20M gas from one batch; a round too big for a block is halved
+GROW_AFTER = 8  # rounds that landed at a smaller size before the size doubles again
 BRIDGED_TOKEN_DEPLOY_GAS = 1_500_000  # a BridgedToken's deployment costs about 1.2M
 
 
@@ -134,8 +135,8 @@ class _Proofs:
 class Executor:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._round = MAX_PER_TX  # messages per round: 1 while looking for one no gas limit runs
-        self._single_rounds = 0
+        self._round = MAX_PER_TX  # messages per round: halved while no gas limit runs one
+        self._landed = 0  # rounds landed at the current smaller size
         self._priority_round = PRIORITY_PER_TX  # halved while rounds are refused, back after one lands
 
     async def recover(self) -> None:
@@ -467,10 +468,10 @@ class Executor:
             if failures and failures[0].startswith("NotEnoughGas"):
                 await self._starving([m for m, _ in work])
             return
-        if self._round == 1:
-            self._single_rounds += 1
-            if self._single_rounds >= MAX_PER_TX:
-                self._round = MAX_PER_TX
+        if self._round < MAX_PER_TX:
+            self._landed += 1
+            if self._landed >= GROW_AFTER:
+                self._round, self._landed = min(MAX_PER_TX, 2 * self._round), 0
         tx, gas_each = receipt["transactionHash"].to_0x_hex(), receipt["gasUsed"] // len(work)
         found = self._outcomes(receipt)
         outcomes: list[Outcome] = []
@@ -530,14 +531,19 @@ class Executor:
             return None
 
     async def _starving(self, messages: list[StoredMessage]) -> None:
-        """An execute round that the node refuses at every gas limit (NotEnoughGas): a message in it
-        starves its transaction (its target uses up every gas it is given, or floods it with revert
-        data), and would hold up every round it is in. Rounds go one message at a time until it is
-        alone; then it is failed without being executed (the operator may bounce it home)."""
+        """An execute round that the node refuses at every gas limit (NotEnoughGas): the round does
+        not fit a block, or a message in it starves its transaction (its target uses up every gas it
+        is given, or floods it with revert data) and would hold up every round it is in. Rounds are
+        halved until they fit, or until that message is alone; then it is failed without being
+        executed (the operator may bounce it home). Rounds grow back after GROW_AFTER land."""
         ctx = self.ctx
         if len(messages) > 1:
-            self._round, self._single_rounds = 1, 0
-            log.warning("an execute round runs out of gas at every limit: executing one message at a time")
+            self._round, self._landed = max(1, len(messages) // 2), 0
+            log.warning(
+                "an execute round of %d runs out of gas at every limit: rounds of %d",
+                len(messages),
+                self._round,
+            )
             return
         m = messages[0]
         refusal = bounce_refusal(ctx.config, m.message)
