@@ -15,8 +15,8 @@ conversion and the kernels use them as they are.
 
 from __future__ import annotations
 
-import dataclasses
 import mmap
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -24,6 +24,7 @@ from typing import Any, cast
 import numpy as np
 
 from proofs.bn254.field import P
+from proofs.field import R as _R
 
 G1Point = tuple[int, int]
 G2Point = tuple[tuple[int, int], tuple[int, int]]
@@ -178,23 +179,207 @@ class ProvingKey:
 
 
 def read_proving_key(path: Path | str) -> ProvingKey:
-    """The proving key of a .zkey file, as `proofs.formats.zkey.read` reads it (the same checks, the same
-    errors), from a read-only mapping of the file instead of its bytes. `zkey.read` holds the file's
-    bytes, a copy of every section and the key's arrays at once, three times the key; here the sections
-    are views of the mapping, so the peak is the mapped pages and the arrays, and the mapping goes as
-    soon as the key is read (its pages stay in the page cache, shared, for the next reader)."""
-    from proofs.formats import zkey  # noqa: PLC0415  (proofs.formats.zkey imports this module)
+    """The proving key of a .zkey file: the key `proofs.formats.zkey.read` gives, with the same checks
+    and the same errors, read lean. `zkey.read` holds the file's bytes, a copy of every section and the
+    key's arrays at once (three times the key: a 2^16 key of 87 MiB, most of it coefficients, peaks at
+    about 260 MiB); here the file is mapped read-only, each part is copied (coefficients converted) out of
+    the mapping a slice at a time into its final array, and the slice's pages are dropped from this
+    process as soon as it is done (madvise; they stay in the page cache for the next reader), so the peak
+    is the key's arrays and a few MiB. zkey's own helpers check each part."""
+    from proofs.formats import unpack_sections  # noqa: PLC0415  (proofs.formats.zkey imports this module)
 
     source = str(path)
     with open(path, "rb") as file:
         try:
             mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:  # an empty file cannot be mapped: zkey says what it is not
-            return zkey.from_bytes(b"", source)
-    view = memoryview(mapped)
-    # zkey.from_bytes slices, unpacks and copies its data, so a memoryview serves as bytes: its sections
-    # are views, not copies. The one it keeps (the contributions) is copied out here; the mapping is
-    # unmapped when its last view goes, on return (or with the error raised).
-    pk = zkey.from_bytes(cast(bytes, view), source)
-    contributions = None if pk.contributions is None else bytes(pk.contributions)
-    return dataclasses.replace(pk, contributions=contributions)
+        except ValueError:  # an empty file cannot be mapped
+            unpack_sections(b"", b"zkey", 1, source)  # raises: not a zkey file
+            raise
+    # The mapping is unmapped when its last view goes: on return, or with the error raised (whose
+    # traceback holds views of it; closing it here would fail on those).
+    return _KeyReader(mapped, memoryview(mapped), source).read()
+
+
+class _KeyReader:
+    """read_proving_key's work: the sections of a mapped .zkey as views, read one by one (zkey.from_bytes's
+    order and checks, zkey's helpers), each section's pages dropped once it is read."""
+
+    _SLICE = 1 << 16  # coefficients converted per step: 2.8 MiB of the file
+
+    def __init__(self, mapped: mmap.mmap, view: memoryview, source: str) -> None:
+        from proofs.formats import unpack_sections, zkey  # noqa: PLC0415
+
+        self.mapped, self.view, self.source, self.zkey = mapped, view, source, zkey
+        _, self.sections = unpack_sections(cast(bytes, view), zkey.MAGIC, zkey.VERSION, source)
+        self.offsets: dict[int, int] = {}  # where each section's content starts in the file
+        pos = 12
+        while pos < len(view):
+            kind, size = struct.unpack_from("<IQ", view, pos)
+            self.offsets.setdefault(kind, pos + 12)
+            pos += 12 + size
+
+    def section(self, kind: int) -> memoryview:
+        from proofs.formats import unique_section  # noqa: PLC0415
+
+        return cast(memoryview, unique_section(self.sections, kind, self.source))
+
+    def drop(self, kind: int, start: int = 0, length: int | None = None) -> None:
+        """Drop the pages of bytes [start, start + length) of section `kind` from this process."""
+        if not hasattr(self.mapped, "madvise"):
+            return
+        size = len(self.section(kind))
+        first = self.offsets[kind] + start
+        end = self.offsets[kind] + (size if length is None else min(size, start + length))
+        aligned = first - first % mmap.PAGESIZE
+        if end > aligned:
+            self.mapped.madvise(mmap.MADV_DONTNEED, aligned, end - aligned)
+
+    def read(self) -> ProvingKey:
+        from proofs.formats import FormatError  # noqa: PLC0415
+
+        zkey, source = self.zkey, self.source
+        header = self.section(zkey.HEADER)
+        if len(header) != 4:
+            raise FormatError(f"{source}: the header section has {len(header)} bytes, not 4")
+        (protocol,) = struct.unpack("<I", header)
+        if protocol != zkey.GROTH16_PROTOCOL:
+            name = zkey._PROTOCOLS.get(protocol, "unknown")
+            raise FormatError(f"{source}: the key is for protocol {protocol} ({name}), not Groth16 (1)")
+        n_vars, n_public, domain_size, points = self._groth16_header()
+        ic = self._ic(n_public)
+        vk = VerifyingKey(
+            alpha_1=points["alpha_1"],  # type: ignore[arg-type]
+            beta_2=points["beta_2"],  # type: ignore[arg-type]
+            gamma_2=points["gamma_2"],  # type: ignore[arg-type]
+            delta_2=points["delta_2"],  # type: ignore[arg-type]
+            ic=ic,
+            development=zkey.DEVELOPMENT_SECTION in self.sections,
+        )
+        if vk.development:
+            self.section(zkey.DEVELOPMENT_SECTION)
+        contributions = bytes(self.section(zkey.CONTRIBUTIONS))
+        if len(contributions) < len(zkey._NO_CONTRIBUTIONS):
+            raise FormatError(
+                f"{source}: the contributions section has {len(contributions)} bytes, less than the "
+                f"{len(zkey._NO_CONTRIBUTIONS)} of its circuit hash and count"
+            )
+        return ProvingKey(
+            vk=vk,
+            n_vars=n_vars,
+            domain_size=domain_size,
+            beta_1=points["beta_1"],  # type: ignore[arg-type]
+            delta_1=points["delta_1"],  # type: ignore[arg-type]
+            a_query=self._table(zkey.POINTS_A, n_vars, (2, 4), "A"),
+            b1_query=self._table(zkey.POINTS_B1, n_vars, (2, 4), "B1"),
+            b2_query=self._table(zkey.POINTS_B2, n_vars, (2, 2, 4), "B2"),
+            c_query=self._table(zkey.POINTS_C, n_vars - n_public - 1, (2, 4), "C"),
+            h_query=self._table(zkey.POINTS_H, domain_size, (2, 4), "H"),
+            coefficients=self._coefficients(n_vars, domain_size),
+            contributions=contributions,
+        )
+
+    def _groth16_header(self) -> tuple[int, int, int, dict[str, G1Point | G2Point]]:
+        from proofs.formats import FormatError  # noqa: PLC0415
+
+        zkey, source = self.zkey, self.source
+        g16 = bytes(self.section(zkey.GROTH16_HEADER))
+        n8q = struct.unpack_from("<I", g16)[0] if len(g16) >= 4 else None
+        if n8q != zkey.N8:
+            raise FormatError(f"{source}: the base field takes {n8q} bytes, not BN254's {zkey.N8}")
+        if len(g16) != zkey._HEADER_SIZE:
+            raise FormatError(f"{source}: the Groth16 header has {len(g16)} bytes, not {zkey._HEADER_SIZE}")
+        n8 = zkey.N8
+        q = int.from_bytes(g16[4 : 4 + n8], "little")
+        (n8r,) = struct.unpack_from("<I", g16, 4 + n8)
+        r = int.from_bytes(g16[8 + n8 : 8 + 2 * n8], "little")
+        if q != P or n8r != n8 or r != _R:
+            raise FormatError(
+                f"{source}: the curve is not BN254 (base field prime {q}, scalar field prime {r} "
+                f"of {n8r} bytes; BN254 has {P} and {_R})"
+            )
+        pos = 8 + 2 * n8
+        n_vars, n_public, domain_size = zkey._COUNTS.unpack_from(g16, pos)
+        pos += zkey._COUNTS.size
+        if not n_public + 1 <= n_vars:
+            raise FormatError(f"{source}: {n_public} public inputs need more than {n_vars} wires")
+        if domain_size < 2 or domain_size & (domain_size - 1) or domain_size > zkey._MAX_DOMAIN:
+            raise FormatError(f"{source}: the domain size {domain_size} is not a power of two in [2, 2^28]")
+        points: dict[str, G1Point | G2Point] = {}
+        for name, size in (
+            ("alpha_1", zkey.G1_BYTES),
+            ("beta_1", zkey.G1_BYTES),
+            ("beta_2", zkey.G2_BYTES),
+            ("gamma_2", zkey.G2_BYTES),
+            ("delta_1", zkey.G1_BYTES),
+            ("delta_2", zkey.G2_BYTES),
+        ):
+            chunk, what = g16[pos : pos + size], f"the header's {name}"
+            g1 = size == zkey.G1_BYTES
+            points[name] = zkey._read_g1(chunk, source, what) if g1 else zkey._read_g2(chunk, source, what)
+            pos += size
+        return n_vars, n_public, domain_size, points
+
+    def _ic(self, n_public: int) -> tuple[G1Point, ...]:
+        from proofs.formats import FormatError  # noqa: PLC0415
+
+        zkey, source, size = self.zkey, self.source, self.zkey.G1_BYTES
+        data = bytes(self.section(zkey.IC))
+        if len(data) != (n_public + 1) * size:
+            raise FormatError(
+                f"{source}: the IC section has {len(data)} bytes; {n_public + 1} points take "
+                f"{(n_public + 1) * size}"
+            )
+        return tuple(
+            zkey._read_g1(data[i * size : (i + 1) * size], source, f"IC point {i}")
+            for i in range(n_public + 1)
+        )
+
+    def _table(self, kind: int, count: int, shape: tuple[int, ...], what: str) -> np.ndarray:
+        table: np.ndarray = self.zkey._table(cast(bytes, self.section(kind)), count, shape, self.source, what)
+        self.drop(kind)
+        return table
+
+    def _coefficients(self, n_vars: int, domain_size: int) -> Coefficients:
+        """zkey._read_coefficients's checks and result, a slice of entries at a time: the file's values
+        (c·2^512 mod r) become `Coefficients.value` (c·2^256) slice by slice, into the final array."""
+        from proofs.bn254.field import from_montgomery  # noqa: PLC0415
+        from proofs.formats import FormatError  # noqa: PLC0415
+
+        zkey, source = self.zkey, self.source
+        data = self.section(zkey.COEFFICIENTS)
+        if len(data) < 4:
+            raise FormatError(f"{source}: the coefficients section has {len(data)} bytes, no count")
+        (count,) = struct.unpack_from("<I", data)
+        entry = zkey._COEFFICIENT.itemsize
+        if len(data) != 4 + count * entry:
+            raise FormatError(
+                f"{source}: the coefficients section has {len(data)} bytes; {count} coefficients take "
+                f"{4 + count * entry}"
+            )
+        matrix = np.empty(count, np.uint32)
+        constraint = np.empty(count, np.uint32)
+        signal = np.empty(count, np.uint32)
+        value = np.empty((count, 4), np.uint64)
+        for lo in range(0, count, self._SLICE):
+            hi = min(count, lo + self._SLICE)
+            records = np.frombuffer(data, dtype=zkey._COEFFICIENT, count=hi - lo, offset=4 + lo * entry)
+            matrix[lo:hi] = records["matrix"]
+            constraint[lo:hi] = records["constraint"]
+            signal[lo:hi] = records["signal"]
+            stored = records["value"].astype(np.uint64)
+            del records
+            faults = (
+                (matrix[lo:hi] > 1, "its matrix is neither 0 (A) nor 1 (B)"),
+                (
+                    constraint[lo:hi] >= domain_size,
+                    f"its constraint is not below the domain size {domain_size}",
+                ),
+                (signal[lo:hi] >= n_vars, f"its signal is not below the number of wires {n_vars}"),
+                (~zkey._below(stored, _R), "its value is not below r"),
+            )
+            for bad, fault in faults:
+                if bad.any():
+                    raise FormatError(f"{source}: coefficient {lo + int(np.argmax(bad))} is invalid: {fault}")
+            value[lo:hi] = from_montgomery(stored, _R)
+            self.drop(zkey.COEFFICIENTS, 4 + lo * entry, (hi - lo) * entry)
+        return Coefficients(matrix=matrix, constraint=constraint, signal=signal, value=value)
