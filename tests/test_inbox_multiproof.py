@@ -12,10 +12,12 @@ contract on every one of them."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 from dataclasses import dataclass
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from web3.contract import Contract
@@ -34,6 +36,9 @@ from bridge_contracts.messages import (
 from proofs import merkle
 from proofs.field import R
 from proofs.merkle import KeccakTree, PoseidonTree
+from relayer.pipeline.context import Context
+from relayer.pipeline.executor import OUT_OF_GAS, Executor
+from relayer.sender import Sender
 from tests.settlement import asset_data, asset_id, call_error, events, message
 
 B, C, L1 = 902, 903, 901
@@ -423,3 +428,84 @@ def test_gas_of_a_full_round(world: World) -> None:
     print(f"\ngas executeBatches (a full batch of 64, CallRecorder): {receipt['gasUsed']}"
           f" = {receipt['gasUsed'] // 64} per message")  # fmt: skip
     assert world.recorder.functions.count().call() == 64
+
+
+# --- what the daemon's executor reads of a round (found by an outside review) ---------------------
+
+
+def _forwarder(world: World) -> str:
+    """A contract whose fallback calls the Inbox with its own calldata (all gas), ignoring the result."""
+    inbox = bytes.fromhex(world.inbox.address[2:])
+    runtime = bytes.fromhex("36600060003760006000366000600073") + inbox + bytes.fromhex("5af15000")
+    init = bytes.fromhex(f"60{len(runtime):02x}80600b6000396000f3") + runtime
+    contract = world.chain.w3.eth.contract(abi=[], bytecode=init)
+    return str(world.chain.send(contract.constructor())["contractAddress"])
+
+
+def _round_failure(world: World, messages: list[Message], root: bytes, groups: list[Any]) -> str:
+    """The reason the operator's round of `messages` (in `groups`) fails at every gas limit, as the
+    executor reads it."""
+    fn = world.inbox.functions.executeBatchesWithRoot(
+        root, [m.as_tuple() for m in messages], [g.proof.as_tuple() for g in groups]
+    )
+    try:
+        asyncio.run(
+            Sender(world.chain.with_signer(OPERATOR_B), stuck_after=5).send(fn, what="round", until_fed=True)
+        )
+    except Exception as exc:
+        return exc.error if isinstance(exc, Reverted) else str(exc)
+    raise AssertionError("the round landed")
+
+
+def test_a_target_flooding_revert_data_starves_its_round_as_NotEnoughGas(world: World) -> None:
+    """A plain message to a target that reverts with all the data it can afford: its round reverts
+    NotEnoughGas (the copied reason is capped), which the executor halves and isolates."""
+    trap = world.chain.deploy("GasTrap")
+    settled = world.settle([world.note(0), message(C, B, 1, trap.address, data=b"\x01")], 8)
+    group = SimpleNamespace(proof=world.proof(settled, [0, 1]))
+    reason = _round_failure(world, list(settled.messages), world.tree.root, [group])
+    assert reason.startswith("NotEnoughGas"), reason[:200]
+
+
+def test_a_rejection_a_target_forges_does_not_hide_an_executed_message(world: World) -> None:
+    """A target in the round makes the Inbox emit MessageRejected for the next message's id (its own
+    executeMany with a bogus copy): the executor goes by the nullifier, and records it executed."""
+    victim = world.note(1)
+    bogus = MessageProof(0, 0, (), 0, tuple(bytes(32) for _ in range(32)), b"\x77" * 32)
+    forged = world.inbox.functions.executeMany(
+        [message(C, B, 1, USER.address).as_tuple()], [bogus.as_tuple()]
+    )
+    attacker = message(C, B, 0, _forwarder(world), data=calldata(forged))
+    settled = world.settle([attacker, victim], 8)
+    fn = world.inbox.functions.executeBatchesWithRoot(
+        world.tree.root, [m.as_tuple() for m in settled.messages], [world.proof(settled, [0, 1]).as_tuple()]
+    )
+    receipt = world.chain.with_signer(OPERATOR_B).send(fn)
+    assert world.inbox.functions.executed(victim.id()).call()
+    assert [bytes(e["id"]) for e in events(world.inbox, "MessageRejected", receipt)] == [victim.id()]
+    ctx = SimpleNamespace(inbox=world.inbox, call=lambda fn: asyncio.to_thread(fn.call))
+    executor = Executor(cast(Context, ctx))
+    found = executor._outcomes(receipt)
+    assert found[victim.id()][0] == "rejected"  # what the events alone say
+    kind, _ = asyncio.run(executor.outcome(victim, found, receipt["blockNumber"]))
+    assert kind == "already executed"  # recorded executed
+
+
+def test_a_round_too_big_for_a_block_fails_as_out_of_gas(world: World) -> None:
+    """128 messages, each alone in a batch of capacity 1024: the round does not fit a 30M block, and it
+    fails in the Inbox's own work (not NotEnoughGas): the executor halves rounds on that too."""
+    items = []
+    for n in range(128):
+        m = world.note(n)
+        tree = PoseidonTree([m.leaf()], 1024)
+        index = world.tree.append(aggregated_leaf(C, n, tree.depth, tree.root))
+        items.append((m, tree, index))
+    root = world.tree.root
+    proven = [
+        (m, MessageProof(n, 0, tuple(tree.proof(0)), index, tuple(world.tree.proof(index)), root))
+        for n, (m, tree, index) in enumerate(items)
+    ]
+    groups = batch_groups(proven)
+    reason = _round_failure(world, [m for g in groups for m in g.messages], root, groups)
+    assert not reason.startswith("NotEnoughGas")
+    assert any(sign in reason.lower() for sign in OUT_OF_GAS), reason[:200]

@@ -527,9 +527,13 @@ contract Inbox is Ownable2Step {
             emit MessageExecuted(id, message.sourceChainId, message.nonce, message.target, message.assetId, 0);
             return true;
         }
+        // At most MAX_REASON_BYTES of the revert reason are copied: a target that reverts with all the
+        // data it can afford would otherwise make the round run out of gas here, before the starvation
+        // check could say so (NotEnoughGas), and hold up every round it is in.
         bytes memory reason;
         assembly ("memory-safe") {
             let size := returndatasize()
+            if gt(size, MAX_REASON_BYTES) { size := MAX_REASON_BYTES }
             reason := mload(0x40)
             mstore(reason, size)
             returndatacopy(add(reason, 0x20), 0, size)

@@ -67,6 +67,9 @@ log = logging.getLogger(__name__)
 
 MAX_PER_TX = 128  # plain messages: about 20M gas from one batch; a round too big for a block is halved
 GROW_AFTER = 8  # rounds that landed at a smaller size before the size doubles again
+OUT_OF_GAS = ("out of gas", "gas required exceeds", "exceeds block gas limit", "no reason given")
+"""How a round too big for a block fails (its gas runs out in the Inbox's own work, before the
+starvation check could say NotEnoughGas): the round is halved."""
 BRIDGED_TOKEN_DEPLOY_GAS = 1_500_000  # a BridgedToken's deployment costs about 1.2M
 
 
@@ -416,6 +419,11 @@ class Executor:
         receipts: dict[str, list[Receipt]] = {}
         for m, _ in work:
             kind, reason = found.get(m.message.id(), ("rejected", "no event"))
+            if kind != "executed" and await self._nullified(m.message, receipt["blockNumber"]):
+                # The Inbox's events are not the record: a target may make the Inbox reject any id
+                # (an executeMany of its own with a bogus proof), inside this very round. Its
+                # nullifier at the round's block is.
+                kind, reason = "rejected", "AlreadyExecuted (its nullifier is set)"
             if kind == "rejected" and reason.startswith("AlreadyExecuted"):
                 kind = await self._closed_as(m.message)
                 if kind == "executed":
@@ -443,8 +451,8 @@ class Executor:
     async def _execute(self, root: bytes, work: list[tuple[StoredMessage, MessageProof]]) -> None:
         ctx = self.ctx
         ids = [m.id for m, _ in work]
-        ctx.store.start_execution(ids)
         groups = batch_groups((m.message, proof) for m, proof in work)  # each batch's messages together
+        ctx.store.start_execution(ids)
         fn = ctx.inbox.functions.executeBatchesWithRoot(  # imports the root too, if it is new
             root,
             [message.as_tuple() for group in groups for message in group.messages],
@@ -465,8 +473,12 @@ class Executor:
             deploying=[m.message for m, _ in work],
         )
         if receipt is None:
-            if failures and failures[0].startswith("NotEnoughGas"):
+            reason = failures[0] if failures else ""
+            if reason.startswith("NotEnoughGas"):
                 await self._starving([m for m, _ in work])
+            elif len(work) > 1 and any(sign in reason.lower() for sign in OUT_OF_GAS):
+                self._round, self._landed = max(1, len(work) // 2), 0
+                log.warning("a round of %d does not fit a block: rounds of %d", len(work), self._round)
             return
         if self._round < MAX_PER_TX:
             self._landed += 1
@@ -477,12 +489,7 @@ class Executor:
         outcomes: list[Outcome] = []
         receipts: dict[str, list[Receipt]] = {}
         for m, _ in work:
-            kind, reason = found.get(m.message.id(), ("rejected", "no event"))
-            if kind == "rejected" and reason.startswith("AlreadyExecuted"):
-                if await self._closed_as(m.message) == "bounced":
-                    reason = "bounced already: never executed here"
-                else:
-                    kind = "already executed"
+            kind, reason = await self.outcome(m.message, found, receipt["blockNumber"])
             if kind in ("executed", "already executed"):
                 outcomes.append(
                     Outcome(
@@ -555,6 +562,28 @@ class Executor:
             log.error("message %s: %s", m.id, reason)
             await send_receipts(ctx, m.peer, [Receipt(m.id, "failed", None, reason)])
         self._round = MAX_PER_TX
+
+    async def outcome(
+        self, message: Message, found: dict[bytes, tuple[str, str]], block: int
+    ) -> tuple[str, str]:
+        """(kind, reason) of a message in a round that landed in `block`, from the round's events
+        (`found`, by `_outcomes`): "executed", "already executed", "failed" or "rejected"."""
+        kind, reason = found.get(message.id(), ("rejected", "no event"))
+        if kind != "executed" and await self._nullified(message, block):
+            # The Inbox's events are not the record: a target may make the Inbox reject any id (an
+            # executeMany of its own with a bogus proof) inside this very round. Its nullifier is.
+            kind, reason = "rejected", "AlreadyExecuted (its nullifier is set)"
+        if kind == "rejected" and reason.startswith("AlreadyExecuted"):
+            if await self._closed_as(message) == "bounced":
+                reason = "bounced already: never executed here"
+            else:
+                kind = "already executed"
+        return kind, reason
+
+    async def _nullified(self, message: Message, block: int) -> bool:
+        """Whether the Inbox had the message executed (or bounced) as of `block`."""
+        fn = self.ctx.inbox.functions.executed(message.id())
+        return bool(await asyncio.to_thread(fn.call, block_identifier=block))
 
     async def _closed_as(self, message: Message) -> str:
         """What a closed message (the Inbox's AlreadyExecuted, or CLOSED) was: "bounced" or "executed"."""
