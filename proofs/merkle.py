@@ -154,14 +154,18 @@ def batch_root(leaves: Sequence[int], capacity: int) -> int:
     return PoseidonTree(leaves, capacity).root
 
 
-def poseidon_root_from_path(leaf: int, index: int, siblings: Sequence[int]) -> int:
-    """The batch tree root that leaf `leaf` at `index` with these siblings (bottom-up) leads to."""
+def poseidon_root_from_path(
+    leaf: int, index: int, siblings: Sequence[int], node_hash: Callable[[int, int], int] = poseidon_node
+) -> int:
+    """The batch tree root that leaf `leaf` at `index` with these siblings (bottom-up) leads to.
+    `node_hash`: poseidon_node, or a memoized copy of it when many paths of one tree are checked (they
+    share their upper nodes)."""
     _check_field("leaf", leaf)
     _check_index(index, len(siblings))
     node = leaf
     for h, sibling in enumerate(siblings):
         _check_field(f"sibling {h}", sibling)
-        node = poseidon_node(sibling, node) if index >> h & 1 else poseidon_node(node, sibling)
+        node = node_hash(sibling, node) if index >> h & 1 else node_hash(node, sibling)
     return node
 
 

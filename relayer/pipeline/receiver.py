@@ -24,9 +24,11 @@ update this chain's outgoing messages.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import orjson
 
@@ -276,10 +278,16 @@ class Receiver:
         bouncing: dict[str, str] = {}
         batch_verdict = await self._check_batch(batch)
         bad_batch = None if batch_verdict == NOT_SETTLED else batch_verdict
+        node_hash = functools.cache(merkle.poseidon_node)  # the paths of one batch share their upper nodes
         for item in items:
             key, m = _key(item), item.message
             # A bad batch refuses all its messages; a batch not settled yet leaves the good ones waiting.
-            refusal = self._misaddressed(m) or bad_batch or self._check_path(batch, item) or batch_verdict
+            refusal = (
+                self._misaddressed(m)
+                or bad_batch
+                or self._check_path(batch, item, node_hash)
+                or batch_verdict
+            )
             if refusal is None:
                 rule = peering_rule(self.ctx, peer, m)
                 if rule is None:
@@ -330,7 +338,11 @@ class Receiver:
         return await self._proof_verifies(batch)
 
     @staticmethod
-    def _check_path(batch: BatchEvidence, item: DeliveredMessage) -> str | None:
+    def _check_path(
+        batch: BatchEvidence,
+        item: DeliveredMessage,
+        node_hash: Callable[[int, int], int] = merkle.poseidon_node,
+    ) -> str | None:
         """Whether one message belongs to the batch: its leaf, recomputed, reaches the batch root
         through exactly log2(capacity) siblings."""
         m = item.message
@@ -347,7 +359,7 @@ class Receiver:
                 f"bad path: {len(item.siblings)} siblings, a batch of capacity {batch.capacity} needs {depth}"
             )
         try:
-            reached = merkle.poseidon_root_from_path(m.leaf(), item.index, item.siblings)
+            reached = merkle.poseidon_root_from_path(m.leaf(), item.index, item.siblings, node_hash)
         except (ValueError, merkle.MerkleError) as exc:
             return f"bad path: {exc}"
         if reached != batch.batch_root:
