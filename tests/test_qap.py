@@ -23,6 +23,7 @@ from proofs.circuits.batch import Batch, BatchCircuit
 from proofs.field import R
 from proofs.formats import r1cs as r1cs_file
 from proofs.groth16 import qap
+from proofs.groth16.keys import Coefficients
 from proofs.message import LeafPreimage
 from proofs.r1cs import R1CS, Builder
 
@@ -178,6 +179,36 @@ def test_evaluate_rows() -> None:
     a, b = qap.evaluate_rows(qap.coefficients(SMALL), mont(w), ref.n)
     assert ints(from_montgomery(a, R)) == ref.a_rows
     assert ints(from_montgomery(b, R)) == ref.b_rows
+
+
+def test_evaluate_rows_on_compact_coefficients() -> None:
+    """Each distinct value once and an index per entry (how read_proving_key keeps them): same rows."""
+    full = qap.coefficients(SMALL)
+    table = qap.ValueTable()
+    index = table.add(full.value)
+    compact = Coefficients(full.matrix, full.constraint, full.signal, table.values(), index)
+    assert len(compact.value) < len(full.value)
+    assert np.array_equal(compact.expanded().value, full.value)
+    w = mont(witness_of(SMALL, 1))
+    for got, want in zip(qap.evaluate_rows(compact, w, 16), qap.evaluate_rows(full, w, 16), strict=True):
+        assert np.array_equal(got, want)
+    bad = Coefficients(full.matrix, full.constraint, full.signal, table.values()[:1], index)
+    with pytest.raises(qap.QAPError, match="value index"):
+        qap.evaluate_rows(bad, w, 16)
+
+
+def test_value_table_keeps_each_distinct_row_once_as_it_grows() -> None:
+    rng = np.random.default_rng(5)
+    pool = rng.integers(0, 2**63, size=(30_000, 4), dtype=np.uint64)
+    table = qap.ValueTable()
+    rows, indices = [], []
+    for size in (1, 700, 5_000, 20_000, 40_000):  # the table grows past its first sizes
+        chunk = pool[rng.integers(0, len(pool), size=size)]
+        rows.append(chunk)
+        indices.append(table.add(chunk))
+    values = table.values()
+    assert len(np.unique(values, axis=0)) == len(values) <= len(pool)
+    assert np.array_equal(values[np.concatenate(indices)], np.concatenate(rows))
 
 
 # --- the prover's H ---------------------------------------------------------------------------------

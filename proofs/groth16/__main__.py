@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from proofs.bn254 import field
 from proofs.formats import FormatError, snarkjs_json, wtns
 from proofs.groth16.keys import read_proving_key
 from proofs.groth16.prover import ProverError, prove, record_phases
@@ -49,14 +50,17 @@ def prove_command(key: Path, witness: Path, proof_out: Path, public_out: Path, t
     try:
         pk = read_proving_key(key)
         w = wtns.read(witness)
+        public = w[1 : pk.n_public + 1]
+        plain = field.limbs(w)  # the prover's form; the list of ints goes before the proof
+        del w
         loaded = time.perf_counter()
         with record_phases() as phases:
-            proof = prove(pk, w)
+            proof = prove(pk, plain)
     except (FormatError, ProverError) as error:
         raise click.ClickException(str(error)) from error
     proved = time.perf_counter()
     proof_out.write_text(json.dumps(snarkjs_json.proof_to_json(proof), indent=1) + "\n")
-    public_out.write_text(json.dumps(snarkjs_json.public_to_json(w[1 : pk.n_public + 1])) + "\n")
+    public_out.write_text(json.dumps(snarkjs_json.public_to_json(public)) + "\n")
     if timings:
         phases["witness"] = proved - loaded - sum(phases.values())
         report = {"read_seconds": loaded - start, "prove_seconds": proved - loaded, "phases": phases}

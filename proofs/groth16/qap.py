@@ -143,15 +143,77 @@ def _entries(r1cs: R1CS, matrices: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     )
 
 
-def _montgomery_array(values: list[int]) -> np.ndarray:
-    """The values in Montgomery form, converting each distinct value once: circuits repeat a few
-    coefficients (1, -1, Poseidon's constants) over and over."""
+def _distinct_montgomery(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(each distinct value once in Montgomery form, the index of each value among them (uint32)):
+    circuits repeat a few coefficients (1, -1, Poseidon's constants) over and over."""
     if not values:
-        return np.zeros((0, 4), dtype=np.uint64)
+        return np.zeros((0, 4), dtype=np.uint64), _NO_INDEX
     index: dict[int, int] = {}
-    ids = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
+    ids = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.uint32, count=len(values))
     table: np.ndarray = to_montgomery(limbs(list(index)), R)
-    return table[ids]
+    return table, ids
+
+
+def _montgomery_array(values: list[int]) -> np.ndarray:
+    """The values in Montgomery form, converting each distinct value once."""
+    table, ids = _distinct_montgomery(values)
+    return table[ids] if values else table
+
+
+_NO_INDEX = np.zeros(0, dtype=np.uint32)  # writable, as every index is: one kernel specialisation
+
+
+class ValueTable:
+    """Each distinct value once, as rows are added slice by slice (read_proving_key's compact
+    coefficients): `add` gives each row's index in `values()`."""
+
+    def __init__(self) -> None:
+        self._slots = np.full(1 << 12, -1, dtype=np.int64)
+        self._rows = np.empty((1 << 11, 4), dtype=np.uint64)
+        self._count = 0
+
+    def add(self, rows: np.ndarray) -> np.ndarray:
+        """The index of each of `rows` ((n, 4) uint64) among the distinct values, new ones added."""
+        rows = np.ascontiguousarray(rows, dtype=np.uint64)
+        needed = self._count + rows.shape[0]
+        if 2 * needed > self._slots.shape[0]:  # at most half full, so every probe ends soon
+            capacity = 1 << (2 * needed - 1).bit_length()
+            grown = np.empty((capacity // 2, 4), dtype=np.uint64)
+            grown[: self._count] = self._rows[: self._count]
+            self._rows, self._slots = grown, np.full(capacity, -1, dtype=np.int64)
+            _intern(self._rows[: self._count], self._slots, self._rows, 0, np.empty(self._count, np.uint32))
+        out = np.empty(rows.shape[0], dtype=np.uint32)
+        self._count = _intern(rows, self._slots, self._rows, self._count, out)
+        return out
+
+    def values(self) -> np.ndarray:
+        return self._rows[: self._count].copy()
+
+
+@njit(cache=True)
+def _intern(rows, slots, table, count, out):  # type: ignore[no-untyped-def]
+    """out[i] = the index of rows[i] in table[:count], appending it when new; slots is an open-addressing
+    hash of the table's rows (-1 empty, a power of two long, at most half full). Returns the new count."""
+    mask = slots.shape[0] - 1
+    for i in range(rows.shape[0]):
+        a, b, c, d = rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3]
+        h = (a ^ (b * np.uint64(0x9E3779B97F4A7C15)) ^ (c * np.uint64(0xC2B2AE3D27D4EB4F)) ^ d) * np.uint64(
+            0x165667B19E3779F9
+        )
+        slot = np.int64(h >> np.uint64(32)) & mask
+        while True:
+            s = slots[slot]
+            if s < 0:
+                table[count, 0], table[count, 1], table[count, 2], table[count, 3] = a, b, c, d
+                slots[slot] = count
+                out[i] = count
+                count += 1
+                break
+            if table[s, 0] == a and table[s, 1] == b and table[s, 2] == c and table[s, 3] == d:
+                out[i] = s
+                break
+            slot = (slot + 1) & mask
+    return count
 
 
 def coefficients(r1cs: R1CS) -> Coefficients:
@@ -167,12 +229,14 @@ def coefficients(r1cs: R1CS) -> Coefficients:
 
 
 @njit(cache=True, parallel=True)
-def _accumulate(matrix, out_index, in_index, value, vec, out, bounds):  # type: ignore[no-untyped-def]  # noqa: PLR0917
-    """out[matrix[e]][out_index[e]] += value[e]·vec[in_index[e]] over the entries e, Montgomery. Each
-    task owns the outputs out_index in [bounds[p], bounds[p + 1]) and scans every entry, so no two
-    threads write the same row and the entries may come in any order."""
+def _accumulate(matrix, out_index, in_index, value, value_index, vec, out, bounds):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+    """out[matrix[e]][out_index[e]] += value[v]·vec[in_index[e]] over the entries e, Montgomery, where v is
+    value_index[e] or, when value_index is empty, e. Each task owns the outputs out_index in
+    [bounds[p], bounds[p + 1]) and scans every entry, so no two threads write the same row and the
+    entries may come in any order."""
     n_mats = out.shape[0]
     count = matrix.shape[0]
+    indexed = value_index.shape[0] > 0
     for p in prange(bounds.shape[0] - 1):
         lo = bounds[p]
         hi = bounds[p + 1]
@@ -182,7 +246,8 @@ def _accumulate(matrix, out_index, in_index, value, vec, out, bounds):  # type: 
             if k < lo or k >= hi or m >= n_mats:
                 continue
             target = out[m]
-            x = fr_mul(load(value, e), load(vec, np.int64(in_index[e])))
+            v = np.int64(value_index[e]) if indexed else e
+            x = fr_mul(load(value, v), load(vec, np.int64(in_index[e])))
             store(target, k, fr_add(load(target, k), x))
 
 
@@ -203,12 +268,22 @@ def _bounds(out_index: np.ndarray, n_out: int) -> np.ndarray:
 def _check_coefficients(coeffs: Coefficients, domain_size: int) -> int:
     """Checks the arrays' shapes and that every row fits the domain; returns 1 + the largest signal."""
     m = coeffs.matrix.shape[0]
-    if coeffs.constraint.shape != (m,) or coeffs.signal.shape != (m,) or coeffs.value.shape != (m, 4):
+    index = coeffs.value_index
+    values = coeffs.value.shape[0] if index is not None and coeffs.value.ndim == 2 else m
+    if (
+        coeffs.constraint.shape != (m,)
+        or coeffs.signal.shape != (m,)
+        or coeffs.value.shape != (values, 4)
+        or (index is not None and index.shape != (m,))
+    ):
         raise QAPError(
             f"coefficient arrays disagree: matrix {coeffs.matrix.shape}, constraint "
-            f"{coeffs.constraint.shape}, signal {coeffs.signal.shape}, value {coeffs.value.shape} "
-            "(want (m,), (m,), (m,), (m, 4))"
+            f"{coeffs.constraint.shape}, signal {coeffs.signal.shape}, value {coeffs.value.shape}, value "
+            f"index {None if index is None else index.shape} (want (m,), (m,), (m,), (m, 4), None; or "
+            "(m,), (m,), (m,), (k, 4), (m,))"
         )
+    if index is not None and m and int(index.max()) >= values:
+        raise QAPError(f"a coefficient's value index is {int(index.max())}, past the {values} values")
     if m and int(coeffs.constraint.max()) >= domain_size:
         raise QAPError(
             f"a coefficient is in row {int(coeffs.constraint.max())}, "
@@ -245,11 +320,13 @@ def evaluate_rows(
     needed = _check_coefficients(coeffs, domain_size)
     w = _check_witness(witness, needed, n_vars)
     out = np.zeros((2, domain_size, 4), dtype=np.uint64)
+    index = _NO_INDEX if coeffs.value_index is None else coeffs.value_index.astype(np.uint32, copy=False)
     _accumulate(
-        coeffs.matrix,
+        coeffs.matrix.astype(np.uint8, copy=False),  # 0 or 1 (checked): one kernel for every key
         coeffs.constraint,
         coeffs.signal,
         np.ascontiguousarray(coeffs.value, dtype=np.uint64),
+        np.ascontiguousarray(index),
         w,
         out,
         _bounds(coeffs.constraint, domain_size),
@@ -404,8 +481,9 @@ def evaluate_at(r1cs: R1CS, tau: int) -> QAPEvaluation:
     out = np.zeros((3, r1cs.n_wires, 4), dtype=np.uint64)
     if matrix.shape[0] and int(signal.max()) >= r1cs.n_wires:
         raise QAPError(f"a constraint uses wire {int(signal.max())} of an R1CS with {r1cs.n_wires} wires")
+    table, ids = _distinct_montgomery(values)
     _accumulate(
-        matrix, signal, constraint, _montgomery_array(values), basis, out, _bounds(signal, r1cs.n_wires)
+        matrix.astype(np.uint8), signal, constraint, table, ids, basis, out, _bounds(signal, r1cs.n_wires)
     )
     a, b, c = (from_montgomery(out[m], R) for m in range(3))
     return QAPEvaluation(a=a, b=b, c=c, domain_size=n)
