@@ -332,8 +332,10 @@ class PeerConfig(Section):
     """Asset ids (0x + 64 hex digits) the peer may send value in, or ["*"] for any; [] refuses value."""
     allowed_targets: tuple[Annotated[str, AfterValidator(_check_target)], ...] = (ANY,)
     """Addresses on this chain the peer's messages may call, or ["*"] for any."""
-    rate_limit_per_minute: Annotated[StrictInt, Field(gt=0)] = 600
-    """The most messages accepted from this peer in one minute."""
+    rate_limit_per_minute: Annotated[StrictInt, Field(gt=0)] = 6000
+    """The most messages accepted from this peer in one minute (default 6000, 100 a second: about what a
+    chain of 30M-gas blocks a second executes; more are postponed and pushed again by the peer, so a
+    lower limit also caps the throughput from that peer)."""
     force_after_seconds: Annotated[float, Field(gt=0)] = 21_600.0
     """Seconds after this chain sent a message to the peer without the peer reporting it executed
     before the daemon forces it through the L1 priority queue (default 6 h). At least

@@ -256,7 +256,7 @@ def test_peers_through_the_api(env: Env) -> None:
                 "chain_id": 902,
                 "allowed_assets": ["*"],
                 "allowed_targets": ["*"],
-                "rate_limit_per_minute": 600,
+                "rate_limit_per_minute": 6000,
                 "force_after_seconds": 21600.0,
                 "swap_desk": None,
             }

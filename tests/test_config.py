@@ -112,7 +112,7 @@ def test_defaults(tmp_path: Path) -> None:
     bank_c = loaded.peers[1]
     assert bank_c.allowed_assets == ()
     assert bank_c.allowed_targets == ("*",)
-    assert bank_c.rate_limit_per_minute == 600
+    assert bank_c.rate_limit_per_minute == 6000
     assert loaded.admin.host == "127.0.0.1"
     assert loaded.admin.port == 8701
     rows = dict(config.summary(loaded))
