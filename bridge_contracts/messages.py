@@ -14,6 +14,7 @@ Outbox sends (`Outbox.sendBounce`) to take back the value of a message its Inbox
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,10 @@ class Message:
         )
 
     def leaf(self) -> int:
+        return self._leaf
+
+    @functools.cached_property
+    def _leaf(self) -> int:  # a Poseidon hash in Python (about a millisecond): computed once per message
         return self.preimage().leaf()
 
     def leaf_fields(self) -> tuple[int, int, bytes, int, int]:
