@@ -48,7 +48,7 @@ $(NPM_STAMP): bridge_contracts/package.json bridge_contracts/package-lock.json
 
 # The prover's kernels compiled into numba's disk cache now, with progress (a minute or two on a fresh
 # machine), not in the first proof of `make demo`; again when their sources change.
-$(WARM_STAMP): $(PY_STAMP) $(wildcard proofs/bn254/*.py) proofs/groth16/qap.py
+$(WARM_STAMP): $(PY_STAMP) $(wildcard proofs/bn254/*.py) proofs/groth16/qap.py proofs/r1cs/compiled.py
 	$(BIN)/python -m proofs.groth16 warm
 	touch $@
 

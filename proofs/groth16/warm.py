@@ -3,8 +3,9 @@
 numba compiles a kernel for this machine's CPU the first time it runs and keeps it on disk (see
 proofs/bn254/__init__.py for where): on a fresh machine the setup's and the prover's kernels take a
 minute or two, which the first proof (a user's first `make demo`) would otherwise spend. `warm()` runs
-the setup's and the prover's work on a circuit of a few constraints, step by step, so that every kernel
-is compiled with the argument types the real work passes it, and shows which step and which function it
+the setup's and the prover's work on a circuit of a few constraints, step by step, and the batch
+circuit's compiled witness (proofs/r1cs/compiled.py) on a batch of one message, so that every kernel is
+compiled with the argument types the real work passes it, and shows which step and which function it
 is at. With the cache filled it takes seconds: each kernel is only loaded. `make setup` runs it once
 (`python -m proofs.groth16 warm`) and again when the kernels' sources change.
 """
@@ -26,12 +27,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from proofs.bn254 import field
 from proofs.bn254.field import P
 from proofs.bn254.msm import batch_mul_g1, batch_mul_g2, msm_g1, msm_g2
+from proofs.circuits.batch import Batch, BatchCircuit
 from proofs.field import R
 from proofs.formats import zkey
 from proofs.groth16 import qap, setup
 from proofs.groth16.keys import read_proving_key
 from proofs.groth16.prover import prove
 from proofs.groth16.verifier import verify
+from proofs.message import LeafPreimage
 from proofs.r1cs.builder import Builder
 
 Step = tuple[str, Callable[[], object]]
@@ -66,6 +69,9 @@ def steps(workdir: Path) -> list[Step]:
         if not verify(pk.vk, r1cs.public_values(witness), prove(pk, witness)):
             raise WarmError("the warm-up's proof does not verify: the kernels are broken on this machine")
 
+    def batch_witness() -> None:
+        BatchCircuit(8).public_and_witness(Batch(1, 0, 0, (LeafPreimage(2, 0, 0, 0),)))
+
     return [
         ("Montgomery form", lambda: field.from_montgomery(field.to_montgomery(scalars, P), R)),
         ("fixed-base products in G1", lambda: batch_mul_g1(setup.G1_GENERATOR, scalars)),
@@ -77,6 +83,7 @@ def steps(workdir: Path) -> list[Step]:
         ("H values (NTTs)", h_values),
         ("a development setup", development_setup),
         ("a proof from the key file", proof),
+        ("the batch circuit's compiled witness", batch_witness),
     ]
 
 
