@@ -304,7 +304,8 @@ def test_the_kernels_load_from_the_disk_cache_in_a_new_process(dev_key: tuple[Pr
 
 def test_warm_compiles_every_kernel_the_setup_and_a_proof_need() -> None:
     """`python -m proofs.groth16 warm` (run by `make setup`) fills numba's cache: run again, it compiles
-    nothing, and its last steps are a whole development setup and a proof read from the key file."""
+    nothing, and its last steps are a whole development setup, a proof read from the key file and the
+    batch circuit's compiled witness."""
     for _ in range(2):
         done = subprocess.run(
             [sys.executable, "-m", "proofs.groth16", "warm"],
@@ -313,5 +314,6 @@ def test_warm_compiles_every_kernel_the_setup_and_a_proof_need() -> None:
             timeout=280,
             check=True,
         )
-        assert "kernels 10/10: a proof from the key file" in done.stderr, done.stderr
+        assert "kernels 10/11: a proof from the key file" in done.stderr, done.stderr
+        assert "kernels 11/11: the batch circuit's compiled witness" in done.stderr, done.stderr
     assert "kernels ready in" in done.stderr and ": 0 functions compiled" in done.stderr, done.stderr

@@ -153,19 +153,9 @@ def _table(data: bytes, count: int, shape: tuple[int, ...], source: str, what: s
 # --- reading ------------------------------------------------------------------------------------------
 
 
-def from_bytes(data: bytes, source: str = "<bytes>") -> ProvingKey:
-    """The proving key in a Groth16 .zkey file's bytes; `source` names it in errors."""
-    _, sections = unpack_sections(data, MAGIC, VERSION, source)
-
-    header = unique_section(sections, HEADER, source)
-    if len(header) != 4:
-        raise FormatError(f"{source}: the header section has {len(header)} bytes, not 4")
-    (protocol,) = struct.unpack("<I", header)
-    if protocol != GROTH16_PROTOCOL:
-        name = _PROTOCOLS.get(protocol, "unknown")
-        raise FormatError(f"{source}: the key is for protocol {protocol} ({name}), not Groth16 (1)")
-
-    g16 = unique_section(sections, GROTH16_HEADER, source)
+def groth16_header(g16: bytes, source: str) -> tuple[int, int, int, dict[str, G1Point | G2Point]]:
+    """The Groth16 header section's (n_vars, n_public, domain_size, points by name), checked: BN254's
+    fields, counts that fit, a power-of-two domain, points on their curves."""
     n8q = struct.unpack_from("<I", g16)[0] if len(g16) >= 4 else None
     if n8q != N8:
         raise FormatError(f"{source}: the base field takes {n8q} bytes, not BN254's {N8}")
@@ -200,17 +190,37 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> ProvingKey:
         what = f"the header's {name}"
         points[name] = _read_g1(chunk, source, what) if size == G1_BYTES else _read_g2(chunk, source, what)
         pos += size
+    return n_vars, n_public, domain_size, points
 
-    ic_data = unique_section(sections, IC, source)
+
+def ic_points(ic_data: bytes, n_public: int, source: str) -> tuple[G1Point, ...]:
+    """The IC section's n_public + 1 points, checked."""
     if len(ic_data) != (n_public + 1) * G1_BYTES:
         raise FormatError(
             f"{source}: the IC section has {len(ic_data)} bytes; {n_public + 1} points take "
             f"{(n_public + 1) * G1_BYTES}"
         )
-    ic = tuple(
+    return tuple(
         _read_g1(ic_data[i * G1_BYTES : (i + 1) * G1_BYTES], source, f"IC point {i}")
         for i in range(n_public + 1)
     )
+
+
+def from_bytes(data: bytes, source: str = "<bytes>") -> ProvingKey:
+    """The proving key in a Groth16 .zkey file's bytes; `source` names it in errors."""
+    _, sections = unpack_sections(data, MAGIC, VERSION, source)
+
+    header = unique_section(sections, HEADER, source)
+    if len(header) != 4:
+        raise FormatError(f"{source}: the header section has {len(header)} bytes, not 4")
+    (protocol,) = struct.unpack("<I", header)
+    if protocol != GROTH16_PROTOCOL:
+        name = _PROTOCOLS.get(protocol, "unknown")
+        raise FormatError(f"{source}: the key is for protocol {protocol} ({name}), not Groth16 (1)")
+
+    g16 = unique_section(sections, GROTH16_HEADER, source)
+    n_vars, n_public, domain_size, points = groth16_header(g16, source)
+    ic = ic_points(unique_section(sections, IC, source), n_public, source)
 
     vk = VerifyingKey(
         alpha_1=points["alpha_1"],  # type: ignore[arg-type]

@@ -292,60 +292,10 @@ class _KeyReader:
         )
 
     def _groth16_header(self) -> tuple[int, int, int, dict[str, G1Point | G2Point]]:
-        from proofs.formats import FormatError  # noqa: PLC0415
-
-        zkey, source = self.zkey, self.source
-        g16 = bytes(self.section(zkey.GROTH16_HEADER))
-        n8q = struct.unpack_from("<I", g16)[0] if len(g16) >= 4 else None
-        if n8q != zkey.N8:
-            raise FormatError(f"{source}: the base field takes {n8q} bytes, not BN254's {zkey.N8}")
-        if len(g16) != zkey._HEADER_SIZE:
-            raise FormatError(f"{source}: the Groth16 header has {len(g16)} bytes, not {zkey._HEADER_SIZE}")
-        n8 = zkey.N8
-        q = int.from_bytes(g16[4 : 4 + n8], "little")
-        (n8r,) = struct.unpack_from("<I", g16, 4 + n8)
-        r = int.from_bytes(g16[8 + n8 : 8 + 2 * n8], "little")
-        if q != P or n8r != n8 or r != _R:
-            raise FormatError(
-                f"{source}: the curve is not BN254 (base field prime {q}, scalar field prime {r} "
-                f"of {n8r} bytes; BN254 has {P} and {_R})"
-            )
-        pos = 8 + 2 * n8
-        n_vars, n_public, domain_size = zkey._COUNTS.unpack_from(g16, pos)
-        pos += zkey._COUNTS.size
-        if not n_public + 1 <= n_vars:
-            raise FormatError(f"{source}: {n_public} public inputs need more than {n_vars} wires")
-        if domain_size < 2 or domain_size & (domain_size - 1) or domain_size > zkey._MAX_DOMAIN:
-            raise FormatError(f"{source}: the domain size {domain_size} is not a power of two in [2, 2^28]")
-        points: dict[str, G1Point | G2Point] = {}
-        for name, size in (
-            ("alpha_1", zkey.G1_BYTES),
-            ("beta_1", zkey.G1_BYTES),
-            ("beta_2", zkey.G2_BYTES),
-            ("gamma_2", zkey.G2_BYTES),
-            ("delta_1", zkey.G1_BYTES),
-            ("delta_2", zkey.G2_BYTES),
-        ):
-            chunk, what = g16[pos : pos + size], f"the header's {name}"
-            g1 = size == zkey.G1_BYTES
-            points[name] = zkey._read_g1(chunk, source, what) if g1 else zkey._read_g2(chunk, source, what)
-            pos += size
-        return n_vars, n_public, domain_size, points
+        return self.zkey.groth16_header(bytes(self.section(self.zkey.GROTH16_HEADER)), self.source)
 
     def _ic(self, n_public: int) -> tuple[G1Point, ...]:
-        from proofs.formats import FormatError  # noqa: PLC0415
-
-        zkey, source, size = self.zkey, self.source, self.zkey.G1_BYTES
-        data = bytes(self.section(zkey.IC))
-        if len(data) != (n_public + 1) * size:
-            raise FormatError(
-                f"{source}: the IC section has {len(data)} bytes; {n_public + 1} points take "
-                f"{(n_public + 1) * size}"
-            )
-        return tuple(
-            zkey._read_g1(data[i * size : (i + 1) * size], source, f"IC point {i}")
-            for i in range(n_public + 1)
-        )
+        return self.zkey.ic_points(bytes(self.section(self.zkey.IC)), n_public, self.source)
 
     def _table(self, kind: int, count: int, shape: tuple[int, ...], what: str) -> np.ndarray:
         table: np.ndarray = self.zkey._table(cast(bytes, self.section(kind)), count, shape, self.source, what)
