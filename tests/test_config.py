@@ -95,7 +95,9 @@ def test_example_configs_load(name: str, chain_id: int, peer: str, account: int)
     assert "id 900" in rows["l1"]
     assert rows[f"peer {peer}"].startswith(f"chain {901 if peer == 'bank-a' else 902};")
     assert "assets: any" in rows[f"peer {peer}"]
-    assert rows["batch"].startswith("capacities 8, 64, 256; closes when full, when the prover is idle, or at 5 s")
+    assert rows["batch"].startswith(
+        "capacities 8, 64, 256; closes when full, when the prover is idle, or at 5 s"
+    )
     assert rows["store"] == str(CONFIGS / f"{name}.sqlite")
     assert rows["bus"] == "embedded broker (127.0.0.1:1883)"
     assert rows["admin"].startswith("127.0.0.1:870")
