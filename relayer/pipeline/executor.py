@@ -176,9 +176,10 @@ class Executor:
         if final is None:
             return
         confirmed, undone = [], []
+        transactions: dict[str, bool | None] = {}  # each round's transaction is read once a pass
         try:
             for m in ctx.store.unconfirmed(final):
-                verdict = await self._still_there(m, final)
+                verdict = await self._still_there(m, final, transactions)
                 if verdict is True:
                     confirmed.append(m.id)
                 elif verdict is False:
@@ -197,24 +198,35 @@ class Executor:
                 ctx.store.requeue_priority(cursor, f"reorganised away (the Inbox's cursor is {cursor})")
             ctx.wakeups.wake("executor")
 
-    async def _still_there(self, m: StoredMessage, final: int) -> bool | None:
+    async def _still_there(
+        self, m: StoredMessage, final: int, transactions: dict[str, bool | None]
+    ) -> bool | None:
         """True when m's execution or bounce is final in the chain; False when the chain lost it;
-        None when its transaction is in a block that is not final yet."""
+        None when its transaction is in a block that is not final yet. `transactions`: what is
+        known of each transaction already (a round's messages share one)."""
         ctx = self.ctx
         if m.exec_tx is not None:
-            try:
-                receipt = await asyncio.to_thread(ctx.l2.w3.eth.get_transaction_receipt, m.exec_tx)  # type: ignore[arg-type]
-            except TransactionNotFound:
-                return False
-            if receipt["blockNumber"] > final:
-                return None  # mined again in a later block: wait for it
-            block = await asyncio.to_thread(ctx.l2.w3.eth.get_block, receipt["blockNumber"])
-            if bytes(block["hash"]) != bytes(receipt["blockHash"]) or receipt["status"] != 1:
-                return False
+            if m.exec_tx not in transactions:
+                transactions[m.exec_tx] = await self._transaction_final(m.exec_tx, final)
+            if transactions[m.exec_tx] is not True:
+                return transactions[m.exec_tx]
         message_id = m.message.id()
         done = await ctx.call(ctx.inbox.functions.executed(message_id))
         bounced = await ctx.call(ctx.inbox.functions.bounced(message_id))
         return bool(done) and bounced == (m.status == InStatus.BOUNCED)
+
+    async def _transaction_final(self, tx: str, final: int) -> bool | None:
+        """True when transaction `tx` succeeded in a block of the chain as it is, at or below `final`;
+        False when the chain lost it (or it failed); None when its block is not final yet."""
+        w3 = self.ctx.l2.w3
+        try:
+            receipt = await asyncio.to_thread(w3.eth.get_transaction_receipt, tx)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        if receipt["blockNumber"] > final:
+            return None  # mined again in a later block: wait for it
+        block = await asyncio.to_thread(w3.eth.get_block, receipt["blockNumber"])
+        return bytes(block["hash"]) == bytes(receipt["blockHash"]) and receipt["status"] == 1
 
     async def step(self) -> float | None:
         ctx, moment, poll = self.ctx, now(), self.ctx.config.l1.poll_seconds
