@@ -364,6 +364,9 @@ class BatchConfig(Section):
     to 1024: one proving key each, and a verifier on L1 for each."""
     max_wait_seconds: StrictFloat = Field(default=5.0, gt=0, le=3600)
     """The longest a message waits for its batch to close while the prover is busy."""
+    close_when_idle: bool = True
+    """Close a batch as soon as the prover is idle (the lowest latency). false: a batch waits to be
+    full or max_wait_seconds old (fewer, fuller batches: less L1 gas per message, more latency)."""
     provers: Annotated[StrictInt, Field(ge=1, le=64)] = 1
     """Batches proven at once, each in a prover process of its own holding the proving keys. One
     prover uses every core; more pay off only with cores to spare."""

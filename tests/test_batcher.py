@@ -53,7 +53,8 @@ class Harness:
     chain_id: int = 901
     config: SimpleNamespace = field(
         default_factory=lambda: SimpleNamespace(
-            batch=SimpleNamespace(max_wait_seconds=MAX_WAIT), l1=SimpleNamespace(poll_seconds=1.0)
+            batch=SimpleNamespace(max_wait_seconds=MAX_WAIT, close_when_idle=True),
+            l1=SimpleNamespace(poll_seconds=1.0),
         )
     )
     metrics: Metrics = field(default_factory=Metrics)

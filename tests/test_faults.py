@@ -310,8 +310,9 @@ def test_a_deep_reorganisation_halts_before_anything_settles_and_a_rewind_spends
     ledger_before = _ledger(net, token, "bank-a")
     batches_before = hub_chain(net.hub(), chain_a).next_batch
 
-    def slow_batches(config: dict[str, Any]) -> None:
+    def slow_batches(config: dict[str, Any]) -> None:  # the message waits for its batch
         config["batch"]["max_wait_seconds"] = 10.0
+        config["batch"]["close_when_idle"] = False
 
     with reconfigured(net, "bank-a", slow_batches):
         try:

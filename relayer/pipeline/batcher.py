@@ -5,8 +5,9 @@ closes when it is full: the largest configured capacity is, or the next message 
 a fifth (destination, asset) pair (the circuit has four value slots); or when the prover is idle and
 at most one proven batch waits for L1 (nothing is gained by waiting: a lone message does not wait
 for company, proving overlaps the previous batch's commit, and under load batches fill while the
-prover and L1 are busy); or `batch.max_wait_seconds` after its oldest message arrived. It is proven
-with the smallest capacity that holds it.
+prover and L1 are busy; `batch.close_when_idle = false` turns this off); or
+`batch.max_wait_seconds` after its oldest message arrived. It is proven with the smallest capacity
+that holds it.
 
 Closing is one store step (`Store.close_batch`: the batch, its capacity and its messages' move to
 "batched"), written before proving starts; a batch found "proving" after a restart is proven again
@@ -173,6 +174,8 @@ class Batcher:
         """Nothing proving, and at most one proven batch waiting for L1: the next proof then overlaps
         that batch's commit, and when L1 is the slower, messages gather into larger batches instead of
         queueing up small ones behind it."""
+        if not self.ctx.config.batch.close_when_idle:
+            return False
         waiting = self.ctx.store.batches(status=[BatchStatus.PROVEN, BatchStatus.COMMITTING])
         return not self._proving and len(waiting) <= 1
 
