@@ -29,6 +29,7 @@ from proofs.r1cs import R1CS, Builder, CircuitError, ConstraintFailed, Row, Witn
 from proofs.r1cs.builder import Constraint, _Input, _MulStep
 from proofs.r1cs.compiled import WitnessProgram
 from tests.snarkjs import small_circuit, small_witness
+from tests.test_r1cs import _product_circuit
 
 Inputs = Mapping[str, int | Sequence[int]]
 
@@ -253,16 +254,6 @@ def test_a_small_circuit_fails_alike_beyond_its_range() -> None:
     inputs = _gadget_inputs(5, 6, 7)
     assert_alike(gadget_circuit(), {**inputs, "xyz": [2**16, 6, 7]})  # x beyond 16 bits
     assert_alike(gadget_circuit(), {**inputs, "out": 1})
-
-
-def _product_circuit() -> R1CS:
-    b = Builder("product")
-    out = b.public("out")
-    x, y, z = b.private_array("xyz", 3)
-    with b.scope("multiply"):
-        xy = b.mul(x, y, label="x·y")
-        b.enforce(xy, z, out, label="x·y·z = out")
-    return b.build()
 
 
 @pytest.mark.parametrize(
