@@ -193,6 +193,16 @@ def groth16_header(g16: bytes, source: str) -> tuple[int, int, int, dict[str, G1
     return n_vars, n_public, domain_size, points
 
 
+def check_contributions(contributions: bytes, source: str) -> bytes:
+    """The contributions section, checked to hold at least its circuit hash and count."""
+    if len(contributions) < len(_NO_CONTRIBUTIONS):
+        raise FormatError(
+            f"{source}: the contributions section has {len(contributions)} bytes, less than the "
+            f"{len(_NO_CONTRIBUTIONS)} of its circuit hash and count"
+        )
+    return contributions
+
+
 def ic_points(ic_data: bytes, n_public: int, source: str) -> tuple[G1Point, ...]:
     """The IC section's n_public + 1 points, checked."""
     if len(ic_data) != (n_public + 1) * G1_BYTES:
@@ -233,12 +243,7 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> ProvingKey:
     if vk.development:
         unique_section(sections, DEVELOPMENT_SECTION, source)
 
-    contributions = unique_section(sections, CONTRIBUTIONS, source)
-    if len(contributions) < len(_NO_CONTRIBUTIONS):
-        raise FormatError(
-            f"{source}: the contributions section has {len(contributions)} bytes, less than the "
-            f"{len(_NO_CONTRIBUTIONS)} of its circuit hash and count"
-        )
+    contributions = check_contributions(unique_section(sections, CONTRIBUTIONS, source), source)
 
     return ProvingKey(
         vk=vk,

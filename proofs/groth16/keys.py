@@ -270,12 +270,7 @@ class _KeyReader:
         )
         if vk.development:
             self.section(zkey.DEVELOPMENT_SECTION)
-        contributions = bytes(self.section(zkey.CONTRIBUTIONS))
-        if len(contributions) < len(zkey._NO_CONTRIBUTIONS):
-            raise FormatError(
-                f"{source}: the contributions section has {len(contributions)} bytes, less than the "
-                f"{len(zkey._NO_CONTRIBUTIONS)} of its circuit hash and count"
-            )
+        contributions = zkey.check_contributions(bytes(self.section(zkey.CONTRIBUTIONS)), source)
         return ProvingKey(
             vk=vk,
             n_vars=n_vars,
